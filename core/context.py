@@ -1,0 +1,196 @@
+"""Context assembly: the system prompt, what providers add, and history within a budget.
+
+Providers are independent, so they run concurrently, each under its own timeout; one that
+fails or is slow is logged and skipped rather than failing the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from core.knowledge import Passage
+from core.messages import InboundMessage
+from core.model import ChatMessage
+from core.ports import ConversationStore, ProfileStore, TokenCounter
+from core.threads import Conversation, Turn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TurnInput:
+    item_id: int
+    message: InboundMessage
+    conversation: Conversation
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ContextPart:
+    notes: tuple[str, ...] = ()
+    history: tuple[Turn, ...] = ()
+    passages: tuple[Passage, ...] = ()
+
+
+class ContextProvider(Protocol):
+    name: str
+
+    async def provide(self, turn: TurnInput) -> ContextPart: ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AssembledContext:
+    system: ChatMessage
+    history: tuple[ChatMessage, ...]
+    user: ChatMessage
+    passages: tuple[Passage, ...]
+    dropped_turns: int
+
+    @property
+    def messages(self) -> tuple[ChatMessage, ...]:
+        return (self.system, *self.history, self.user)
+
+
+class HistoryProvider:
+    """The thread's earlier turns (not those of the message being answered)."""
+
+    name = "history"
+
+    def __init__(self, store: ConversationStore, *, max_turns: int = 100) -> None:
+        self._store = store
+        self._max_turns = max_turns
+
+    async def provide(self, turn: TurnInput) -> ContextPart:
+        turns = await self._store.recent_turns(turn.conversation.id, self._max_turns)
+        return ContextPart(history=tuple(t for t in turns if t.inbox_item_id != turn.item_id))
+
+
+class ProfileProvider:
+    """Who the model is talking to, from the profile the channels filled in."""
+
+    name = "profile"
+
+    def __init__(self, profiles: ProfileStore) -> None:
+        self._profiles = profiles
+
+    async def provide(self, turn: TurnInput) -> ContextPart:
+        sender = turn.message.sender
+        profile = await self._profiles.get(sender.id)
+        name = (profile.name if profile else None) or sender.name
+        facts = [f"name: {name}"] if name else []
+        if profile is not None:
+            facts += [
+                f"{label}: {value}"
+                for label, value in (
+                    ("job title", profile.title),
+                    ("department", profile.department),
+                    ("time zone", profile.time_zone),
+                )
+                if value
+            ]
+            if profile.time_zone:
+                facts.append(f"their local time: {_local_time(profile.time_zone, turn)}")
+            facts += [f"preference {k}: {v}" for k, v in sorted(profile.preferences.items())]
+        if not facts:
+            return ContextPart()
+        return ContextPart(notes=("You are talking to a person with " + "; ".join(facts) + ".",))
+
+
+def _local_time(zone: str, turn: TurnInput) -> str:
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "unknown"
+    sent = turn.message.sent_at if turn.message.sent_at.tzinfo else datetime.now(UTC)
+    return sent.astimezone(tz).strftime("%A %Y-%m-%d %H:%M")
+
+
+class ContextAssembler:
+    def __init__(
+        self,
+        *,
+        system_prompt: str,
+        providers: Sequence[ContextProvider],
+        counter: TokenCounter,
+        budget_tokens: int,
+        provider_timeout: float = 2.0,
+    ) -> None:
+        self._system_prompt = system_prompt
+        self._providers = tuple(providers)
+        self._counter = counter
+        self._budget = budget_tokens
+        self._timeout = provider_timeout
+
+    async def assemble(self, turn: TurnInput) -> AssembledContext:
+        parts = await asyncio.gather(*(self._run(p, turn) for p in self._providers))
+        notes = [note for part in parts for note in part.notes]
+        history = [t for part in parts for t in part.history]
+        passages = tuple(p for part in parts for p in part.passages)
+        system = ChatMessage(role="system", content=self._system_text(notes, passages))
+        user = ChatMessage(role="user", content=turn.message.text)
+        room = self._budget - self._counter.count_message(system) - self._counter.count_message(user)
+        kept, dropped = trim_history(history, room, self._counter)
+        if dropped:
+            log.debug("context for message %s dropped %d old turns", turn.message.id, dropped)
+        return AssembledContext(
+            system=system,
+            history=tuple(t.as_message() for t in kept),
+            user=user,
+            passages=passages,
+            dropped_turns=dropped,
+        )
+
+    async def _run(self, provider: ContextProvider, turn: TurnInput) -> ContextPart:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await provider.provide(turn)
+        except Exception:
+            log.warning(
+                "context provider %s failed for message %s; answering without it",
+                provider.name,
+                turn.message.id,
+                exc_info=True,
+            )
+            return ContextPart()
+
+    def _system_text(self, notes: Sequence[str], passages: Sequence[Passage]) -> str:
+        sections = [self._system_prompt, *notes]
+        if passages:
+            numbered = "\n\n".join(
+                f"[{n}] {p.title}{f' ({p.url})' if p.url else ''}\n{p.text}"
+                for n, p in enumerate(passages, start=1)
+            )
+            sections.append(
+                "Passages from the organisation's knowledge base. Cite the ones you use as "
+                "[n]; say so when they do not answer the question.\n\n" + numbered
+            )
+        return "\n\n".join(sections)
+
+
+def trim_history(
+    turns: Sequence[Turn], room: int, counter: TokenCounter
+) -> tuple[list[Turn], int]:
+    """Keep the newest whole exchanges (a user turn and the turns that answer it) that fit
+    in `room` tokens. An exchange is kept or dropped whole so a tool call never loses its
+    result; turns before the first user turn (a window cut mid-exchange) are dropped."""
+    exchanges: list[list[Turn]] = []
+    for t in turns:
+        if t.role == "user" or not exchanges:
+            exchanges.append([])
+        exchanges[-1].append(t)
+    if exchanges and exchanges[0][0].role != "user":
+        exchanges.pop(0)
+    kept: list[list[Turn]] = []
+    for exchange in reversed(exchanges):
+        cost = sum(t.tokens or counter.count_message(t.as_message()) for t in exchange)
+        if cost > room:
+            break
+        room -= cost
+        kept.append(exchange)
+    flat = [t for exchange in reversed(kept) for t in exchange]
+    return flat, len(turns) - len(flat)

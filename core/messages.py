@@ -1,0 +1,84 @@
+"""The one message type every channel translates into, and what a reply cites."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConversationRef:
+    """Where a message came from and where its answer goes.
+
+    `channel` is the adapter ("slack", "teams", "web", "cli"); `tenant` the workspace,
+    Azure tenant or installation; `conversation` the platform's conversation id; `thread`
+    the thread root inside it, when the platform has threads.
+    """
+
+    channel: str
+    tenant: str
+    conversation: str
+    thread: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Sender:
+    """The verified author of a message. `id` is channel-scoped: `channel:tenant:user`."""
+
+    id: str
+    name: str | None = None
+    email: str | None = None
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Attachment:
+    name: str
+    content_type: str | None = None
+    url: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InboundMessage:
+    """One message from a person, as every adapter hands it to the inbox.
+
+    `id` is the platform's message id, unique within (channel, tenant); a second delivery
+    with the same id is refused by the inbox. `channel_data` carries raw platform fields
+    that only the originating adapter reads (for example a Teams conversation reference).
+    """
+
+    id: str
+    conversation: ConversationRef
+    sender: Sender
+    text: str
+    sent_at: datetime
+    is_direct: bool
+    attachments: tuple[Attachment, ...] = ()
+    channel_data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Citation:
+    """A source the answer used, numbered as the model cites it (`[n]`)."""
+
+    index: int
+    title: str
+    url: str | None = None
+    snippet: str | None = None
+
+
+_inbound = TypeAdapter(InboundMessage)
+
+
+def message_to_json(message: InboundMessage) -> dict[str, Any]:
+    """JSON-safe form for durable storage (the inbox keeps it to retry after a crash)."""
+    data: dict[str, Any] = _inbound.dump_python(message, mode="json")
+    return data
+
+
+def message_from_json(data: dict[str, Any]) -> InboundMessage:
+    return _inbound.validate_python(data)

@@ -1,0 +1,111 @@
+"""The ports the core depends on. Adapters implement them; `bots/` chooses which."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from typing import Protocol
+
+from core.inbox import InboxItem, RecordOutcome
+from core.knowledge import Audience, Passage
+from core.messages import ConversationRef, InboundMessage
+from core.model import ChatMessage, ChatRequest, ModelEvent
+from core.profiles import Profile
+from core.replies import ReplyEvent
+from core.threads import Conversation, NewTurn, Turn
+
+
+class ConversationStore(Protocol):
+    async def get_or_create(self, ref: ConversationRef, *, owner: str | None) -> Conversation: ...
+
+    async def get(self, conversation_id: str) -> Conversation | None: ...
+
+    async def latest(self, *, channel: str, owner: str) -> Conversation | None:
+        """The most recently active conversation of `owner` on `channel`."""
+        ...
+
+    async def recent_turns(self, conversation_id: str, limit: int) -> list[Turn]:
+        """The last `limit` turns, oldest first; costs O(limit) whatever the thread's size."""
+        ...
+
+    async def turns_for_item(self, inbox_item_id: int) -> list[Turn]:
+        """Turns written while answering one inbox item, oldest first."""
+        ...
+
+    async def add_turns(self, conversation_id: str, turns: Sequence[NewTurn]) -> list[Turn]:
+        """Append turns atomically: all of them or none."""
+        ...
+
+
+class Inbox(Protocol):
+    async def record(
+        self, message: InboundMessage, *, owner: str | None = None, lease: timedelta | None = None
+    ) -> RecordOutcome:
+        """Store a message durably, refusing a second delivery of the same
+        (channel, tenant, message id) atomically; a redelivery of a failed one re-queues it.
+        With `owner` and `lease` the stored item is claimed by the caller at once (channels
+        that answer within the request, like the web API, must not race the worker)."""
+        ...
+
+    async def claim(self, *, owner: str, lease: timedelta, limit: int) -> list[InboxItem]:
+        """Claim pending items and items whose lease expired (their process died)."""
+        ...
+
+    async def claim_item(self, item_id: int, *, owner: str, lease: timedelta) -> InboxItem | None:
+        """Claim one item now, if it is pending or its lease expired."""
+        ...
+
+    async def renew(self, item_id: int, *, owner: str, lease: timedelta) -> bool: ...
+
+    async def complete(self, item_id: int, *, owner: str) -> None: ...
+
+    async def release(self, item_id: int, *, owner: str) -> None:
+        """Give an unfinished claim back (graceful shutdown) so another worker takes it."""
+        ...
+
+    async def fail(self, item_id: int, *, owner: str, error: str) -> None:
+        """Mark failed: kept, and retried when the same message is delivered again."""
+        ...
+
+    async def get(self, item_id: int) -> InboxItem | None: ...
+
+
+class ProfileStore(Protocol):
+    async def get(self, sender_id: str) -> Profile | None: ...
+
+    async def upsert(self, profile: Profile) -> Profile:
+        """Merge what a channel knows into the stored profile and return the result."""
+        ...
+
+
+class ChatModel(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ModelEvent]:
+        """Stream one response. Raises `ModelError` (or `ModelTimeout`) on failure."""
+        ...
+
+
+class TokenCounter(Protocol):
+    def count(self, text: str) -> int: ...
+
+    def count_message(self, message: ChatMessage) -> int: ...
+
+
+class Retriever(Protocol):
+    async def search(self, query: str, *, audience: Audience, limit: int) -> list[Passage]:
+        """Passages relevant to `query` that everyone in `audience` may read."""
+        ...
+
+
+class Replier(Protocol):
+    """Bound to one conversation (and thread); renders reply events for its platform."""
+
+    async def send(self, event: ReplyEvent) -> None: ...
+
+
+class ReplierFactory(Protocol):
+    def replier_for(self, item: InboxItem) -> Replier:
+        """Rebuild a replier from a stored message, e.g. when retrying after a crash."""
+        ...

@@ -1,0 +1,59 @@
+"""What the orchestrator tells a `Replier` while it answers; each channel renders these.
+
+Text is CommonMark. A turn sends any number of `Status`, `TextDelta` and `ToolProgress`
+events, then exactly one `ReplyDone` or `ReplyFailed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from core.messages import Citation
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Status:
+    """A short "working" indicator ("Thinking…", "Looking up your profile…")."""
+
+    text: str
+    kind: Literal["status"] = "status"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TextDelta:
+    text: str
+    kind: Literal["delta"] = "delta"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolProgress:
+    call_id: str
+    tool: str
+    title: str
+    state: Literal["running", "done", "failed"]
+    kind: Literal["tool"] = "tool"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReplyDone:
+    """The complete answer. `text` is everything the deltas carried, so a channel that
+    could not stream (or lost its stream) can still deliver the whole answer once."""
+
+    text: str
+    citations: tuple[Citation, ...] = ()
+    turn_id: int | None = None
+    feedback: bool = True
+    kind: Literal["done"] = "done"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReplyFailed:
+    """A short apology for the person; never exception text. `reference` ties it to the log."""
+
+    text: str
+    reference: str
+    kind: Literal["failed"] = "failed"
+
+
+ReplyEvent = Status | TextDelta | ToolProgress | ReplyDone | ReplyFailed

@@ -1,0 +1,54 @@
+"""Conversations and the turns stored in them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.messages import Citation, ConversationRef
+from core.model import ChatMessage, Role, ToolCall
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Conversation:
+    """A thread as we store it. `owner` is the sender id for private threads (DM, web,
+    terminal) and None for shared ones (a Slack channel thread, a Teams channel)."""
+
+    id: str
+    ref: ConversationRef
+    owner: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewTurn:
+    role: Role
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tokens: int = 0
+    citations: tuple[Citation, ...] = ()
+    inbox_item_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Turn:
+    id: int
+    conversation_id: str
+    role: Role
+    content: str
+    tool_calls: tuple[ToolCall, ...]
+    tool_call_id: str | None
+    tokens: int
+    citations: tuple[Citation, ...]
+    inbox_item_id: int | None
+    created_at: datetime
+
+    def as_message(self) -> ChatMessage:
+        return ChatMessage(
+            role=self.role,
+            content=self.content,
+            tool_calls=self.tool_calls,
+            tool_call_id=self.tool_call_id,
+        )

@@ -1,0 +1,67 @@
+"""Test-wide rules: no connection leaves this machine, and no test calls a real service."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+class NetworkGuardError(OSError):
+    pass
+
+
+def _check(address: object) -> None:
+    if isinstance(address, (str, bytes)):  # AF_UNIX path
+        return
+    host = address[0] if isinstance(address, tuple) else address
+    try:
+        loopback = ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise NetworkGuardError(f"tests may only connect to loopback, not {host!r}")
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    _check(address)
+    return _real_connect(self, address)  # type: ignore[arg-type]
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    _check(address)
+    return _real_connect_ex(self, address)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_only() -> Iterator[None]:
+    """Fails any test that opens a connection beyond loopback (asyncio, aiohttp, httpx,
+    asyncpg and requests all connect through `socket.socket.connect`)."""
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.socket.connect = _real_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _no_real_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings must come from each test, never from the developer's shell or `.env`."""
+    for name in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "SWITCHBOARD_MODEL",
+        "DATABASE_URL",
+        "QDRANT_URL",
+        "QDRANT_API_KEY",
+        "DATA_DIR",
+        "PORT",
+    ):
+        monkeypatch.delenv(name, raising=False)
