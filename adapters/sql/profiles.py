@@ -1,0 +1,63 @@
+"""`ProfileStore` on SQL: one row per sender, merged as channels learn more."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.sql.engine import insert, transaction, uninterrupted
+from adapters.sql.tables import profiles
+from adapters.sql.types import utcnow
+from core.profiles import Profile
+
+_FIELDS = ("name", "email", "title", "department", "time_zone", "preferences")
+
+
+class SqlProfileStore:
+    def __init__(self, engine: AsyncEngine, *, now: Callable[[], datetime] = utcnow) -> None:
+        self._engine = engine
+        self._now = now
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    @uninterrupted
+    async def get(self, sender_id: str) -> Profile | None:
+        query = select(profiles).where(profiles.c.id == sender_id)
+        async with transaction(self._engine, f"reading profile {sender_id}") as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return None if row is None else _profile(row)
+
+    @uninterrupted
+    async def upsert(self, profile: Profile) -> Profile:
+        now = self._now()
+        stmt = (
+            insert(self._engine, profiles)
+            .values({**_values(profile), "id": profile.id, "updated_at": now})
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        # The row lock (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises anyway) makes
+        # concurrent upserts merge one after the other instead of losing fields.
+        stored = select(profiles).where(profiles.c.id == profile.id).with_for_update()
+        async with transaction(self._engine, f"saving profile {profile.id}") as conn:
+            if (await conn.execute(stmt)).rowcount == 1:
+                return profile
+            merged = _profile((await conn.execute(stored)).one()).merged(profile)
+            await conn.execute(
+                update(profiles)
+                .where(profiles.c.id == profile.id)
+                .values({**_values(merged), "updated_at": now})
+            )
+        return merged
+
+
+def _values(profile: Profile) -> dict[str, Any]:
+    return {name: getattr(profile, name) for name in _FIELDS}
+
+
+def _profile(row: Row[Any]) -> Profile:
+    return Profile(id=row.id, **{name: getattr(row, name) for name in _FIELDS})
+

@@ -1,0 +1,100 @@
+"""The schema as SQLAlchemy Core tables. Migrations create it; keep both in step
+(`test_migrations_create_exactly_the_declared_schema` compares them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from adapters.sql.types import BigId, NullableJSON, UtcDateTime
+
+# Deterministic constraint names, so later migrations can drop or alter them by name.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("channel", String(32), nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("external_id", String(512), nullable=False),
+    # '' means "no thread": NULLs are distinct in a unique constraint and would let
+    # two rows exist for the same unthreaded conversation.
+    Column("thread_id", String(256), nullable=False, server_default=""),
+    Column("owner", String(256), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("channel", "tenant", "external_id", "thread_id"),
+    Index(None, "channel", "owner", "updated_at"),
+)
+
+turns = Table(
+    "turns",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "conversation_id",
+        String(32),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("tool_calls", NullableJSON, nullable=True),
+    Column("tool_call_id", String(128), nullable=True),
+    Column("tokens", Integer, nullable=False, server_default="0"),
+    Column("citations", NullableJSON, nullable=True),
+    Column("inbox_item_id", BigId, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    # "Last N turns" walks this index backwards: O(N) whatever the thread's length.
+    Index(None, "conversation_id", "id"),
+    Index(None, "inbox_item_id"),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("channel", String(32), nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("message_key", String(512), nullable=False),
+    Column("payload", NullableJSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("last_error", String(256), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("channel", "tenant", "message_key"),
+    Index(None, "status", "lease_until"),
+)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("id", String(256), primary_key=True),
+    Column("name", String(256), nullable=True),
+    Column("email", String(320), nullable=True),
+    Column("title", String(256), nullable=True),
+    Column("department", String(256), nullable=True),
+    Column("time_zone", String(64), nullable=True),
+    Column("preferences", NullableJSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

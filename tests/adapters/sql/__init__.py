@@ -1,0 +1,1 @@
+"""The SQL adapter against SQLite and, when reachable, PostgreSQL."""
