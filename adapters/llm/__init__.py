@@ -1,0 +1,1 @@
+"""Language models: an OpenAI-compatible chat model, the offline responder, token counters."""

@@ -1,0 +1,236 @@
+"""A real HTTP server speaking the OpenAI chat completions wire format, scripted by tests.
+
+    async with FakeOpenAI() as fake:
+        fake.script(Reply("Hello there"), CallTools(calls=[("get_user_info", {"id": "U1"})]))
+        client = AsyncOpenAI(api_key="k", base_url=fake.base_url)
+
+With nothing scripted it answers "echo: <last user message>", so it doubles as an instant model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+
+@dataclass(frozen=True)
+class Reply:
+    """`text` streamed `chunk_size` characters at a time. With a `gate`, the stream pauses
+    after the first piece until the test sets it (set it before the fake closes)."""
+
+    text: str
+    chunk_size: int = 4
+    gate: asyncio.Event | None = None
+
+
+@dataclass(frozen=True)
+class CallTools:
+    """Optional text, then the calls' deltas: arguments in `fragment`-character pieces,
+    parallel calls interleaved by index."""
+
+    calls: list[tuple[str, dict[str, Any]]]
+    text: str = ""
+    chunk_size: int = 4
+    fragment: int = 5
+    with_ids: bool = True  # some OpenAI-compatible servers send no call ids
+
+
+@dataclass(frozen=True)
+class Fail:
+    status: int = 500
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Answer only after `seconds` (or never, until the fake closes); then `then` or an echo."""
+
+    seconds: float
+    then: Reply | CallTools | None = None
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A 200 stream whose only event is `event`: by default not even JSON."""
+
+    event: str = "{not json"
+
+
+Step = Reply | CallTools | Fail | Hang | Malformed
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    json: Any
+
+
+class FakeOpenAI:
+    def __init__(self, *, model: str = "fake-model") -> None:
+        self.model = model
+        self.requests: list[RecordedRequest] = []
+        self._steps: deque[Step] = deque()
+        self._seen = asyncio.Condition()
+        self._closing = asyncio.Event()
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def script(self, *steps: Step) -> None:
+        self._steps.extend(steps)
+
+    async def wait_for_requests(self, n: int, timeout: float = 5.0) -> list[RecordedRequest]:
+        async with self._seen:
+            await asyncio.wait_for(self._seen.wait_for(lambda: len(self.requests) >= n), timeout)
+        return self.requests[:n]
+
+    async def __aenter__(self) -> FakeOpenAI:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()  # releases any Hang still waiting
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _record(self, request: web.Request) -> Any:
+        body = await request.json() if request.can_read_body else None
+        async with self._seen:
+            self.requests.append(
+                RecordedRequest(request.method, request.path, CIMultiDict(request.headers), body)
+            )
+            self._seen.notify_all()
+        return body
+
+    async def _models(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        model = {"id": self.model, "object": "model", "created": 0, "owned_by": "fake"}
+        return web.json_response({"object": "list", "data": [model]})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        step = self._steps.popleft() if self._steps else None
+        if isinstance(step, Hang):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), step.seconds)
+            step = step.then
+        match step:
+            case Fail(status=status, body=error, headers=headers):
+                error = error or {"error": {"message": "fake failure", "type": "server_error",
+                                            "param": None, "code": None}}
+                return web.json_response(error, status=status, headers=headers)
+            case Malformed(event=event):
+                return await self._sse(request, [event, "[DONE]"])
+            case Reply() | CallTools():
+                answer = step
+            case _:
+                answer = Reply(f"echo: {_last_user_text(body['messages'])}")
+        if body.get("stream"):
+            gate = answer.gate if isinstance(answer, Reply) else None
+            return await self._sse(request, self._chunks(body, answer), gate=gate)
+        return web.json_response(self._completion(body, answer))
+
+    def _chunks(self, body: Any, answer: Reply | CallTools) -> list[str]:
+        base = {"id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": body["model"], "system_fingerprint": None}
+        with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            usage = {"usage": None} if with_usage else {}
+            return json.dumps({**base, "choices": [choice], **usage})
+
+        chunks = [chunk({"role": "assistant", "content": ""})]
+        chunks += [chunk({"content": piece}) for piece in _pieces(answer.text, answer.chunk_size)]
+        if isinstance(answer, CallTools):
+            chunks += [chunk({"tool_calls": [delta]}) for delta in _tool_call_deltas(answer)]
+        chunks.append(chunk({}, _finish_reason(answer)))
+        if with_usage:
+            chunks.append(json.dumps({**base, "choices": [], "usage": _usage(body, answer)}))
+        return [*chunks, "[DONE]"]
+
+    def _completion(self, body: Any, answer: Reply | CallTools) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": answer.text or None,
+                                   "refusal": None}
+        if isinstance(answer, CallTools):
+            message["tool_calls"] = [
+                {"id": f"call_fake{i}", "type": "function",
+                 "function": {"name": name, "arguments": json.dumps(args)}}
+                for i, (name, args) in enumerate(answer.calls)
+            ]
+        choice = {"index": 0, "message": message, "logprobs": None,
+                  "finish_reason": _finish_reason(answer)}
+        return {"id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion",
+                "created": int(time.time()), "model": body["model"], "choices": [choice],
+                "usage": _usage(body, answer)}
+
+    async def _sse(
+        self, request: web.Request, events: list[str], *, gate: asyncio.Event | None = None
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for n, event in enumerate(events):
+            if n == 2 and gate is not None:  # after the role chunk and the first text
+                await gate.wait()
+            await response.write(f"data: {event}\n\n".encode())
+        await response.write_eof()
+        return response
+
+
+def _finish_reason(answer: Reply | CallTools) -> str:
+    return "tool_calls" if isinstance(answer, CallTools) else "stop"
+
+
+def _usage(body: Any, answer: Reply | CallTools) -> dict[str, int]:
+    prompt = len(json.dumps(body["messages"])) // 4
+    completion = len(answer.text.split()) + len(getattr(answer, "calls", ()))
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
+
+
+def _pieces(text: str, size: int) -> Iterator[str]:
+    return (text[i : i + size] for i in range(0, len(text), max(size, 1)))
+
+
+def _tool_call_deltas(step: CallTools) -> Iterator[dict[str, Any]]:
+    """Each call's first delta carries id and name; its arguments follow in fragments.
+    Calls are interleaved round-robin by index, which streaming clients must tolerate."""
+    per_call = []
+    for index, (name, args) in enumerate(step.calls):
+        first: dict[str, Any] = {"index": index, "type": "function",
+                                 "function": {"name": name, "arguments": ""}}
+        if step.with_ids:
+            first["id"] = f"call_fake{index}"
+        rest = [{"index": index, "function": {"arguments": piece}}
+                for piece in _pieces(json.dumps(args), step.fragment)]
+        per_call.append([first, *rest])
+    for row in itertools.zip_longest(*per_call):
+        yield from (delta for delta in row if delta is not None)
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    content = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
+    if isinstance(content, list):  # content parts
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content or ""
