@@ -69,6 +69,10 @@ class Inbox(Protocol):
 
     async def get(self, item_id: int) -> InboxItem | None: ...
 
+    async def find(self, *, channel: str, tenant: str, message_id: str) -> InboxItem | None:
+        """The item of a message already delivered, if any."""
+        ...
+
 
 class ProfileStore(Protocol):
     async def get(self, sender_id: str) -> Profile | None: ...

@@ -117,6 +117,15 @@ class SqlInbox:
             row = (await conn.execute(select(inbox).where(inbox.c.id == item_id))).one_or_none()
         return None if row is None else _item(row)
 
+    @uninterrupted
+    async def find(self, *, channel: str, tenant: str, message_id: str) -> InboxItem | None:
+        query = select(inbox).where(
+            inbox.c.channel == channel, inbox.c.tenant == tenant, inbox.c.message_key == message_id
+        )
+        async with transaction(self._engine, f"finding message {message_id}") as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return None if row is None else _item(row)
+
     async def _finish(self, item_id: int, owner: str, action: str, values: dict[str, Any]) -> None:
         if not await self._if_held(item_id, owner, action, values, self._now()):
             # Its lease expired and another worker took it over: that one answers.

@@ -291,3 +291,9 @@ async def test_a_cancelled_caller_leaves_no_transaction_behind(
         async with asyncio.timeout(3):
             assert not isinstance(await inbox.record(message(f"m{yields}")), Requeued)
             assert await other_process.get(10**9) is None
+
+
+async def test_find_looks_a_delivered_message_up_by_its_platform_key(inbox: SqlInbox) -> None:
+    item = await recorded(inbox, message())
+    assert await inbox.find(channel="slack", tenant="T1", message_id="1700.0001") == item
+    assert await inbox.find(channel="slack", tenant="T2", message_id="1700.0001") is None

@@ -1,0 +1,1 @@
+"""Knowledge storage in Qdrant: the embedded Qdrant Edge shard, or a Qdrant server."""
