@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 
@@ -10,6 +12,11 @@ import pytest
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
+
+
+POSTGRES_URL = os.environ.get(
+    "SWITCHBOARD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 
 
 class NetworkGuardError(OSError):
@@ -54,6 +61,11 @@ def _loopback_only() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _no_real_services(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings must come from each test, never from the developer's shell or `.env`."""
+    from bots.settings import Settings
+
+    monkeypatch.setitem(Settings.model_config, "env_file", None)
+    for name in [n for n in os.environ if n.startswith("SWITCHBOARD_") and "_TEST_" not in n]:
+        monkeypatch.delenv(name)
     for name in (
         "OPENAI_API_KEY",
         "OPENAI_BASE_URL",
@@ -63,5 +75,30 @@ def _no_real_services(monkeypatch: pytest.MonkeyPatch) -> None:
         "QDRANT_API_KEY",
         "DATA_DIR",
         "PORT",
+        "HOST",
+        "TIKTOKEN_CACHE_DIR",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_unreachable(_loopback_only: None) -> str | None:
+    """Why PostgreSQL tests are skipped, or None when the server answers within ~2 s."""
+    from sqlalchemy import make_url, text
+
+    from adapters.sql.engine import create_engine
+
+    async def probe() -> None:
+        engine = create_engine(POSTGRES_URL, connect_args={"timeout": 2})
+        try:
+            async with asyncio.timeout(2.5), engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(probe())
+    except Exception as e:  # any failure means "not here": skip, don't error
+        where = make_url(POSTGRES_URL).render_as_string(hide_password=True)
+        return f"PostgreSQL not reachable at {where}: {type(e).__name__}: {e}"
+    return None

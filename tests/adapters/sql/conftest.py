@@ -3,8 +3,6 @@ of its own (dropped afterwards) when SWITCHBOARD_TEST_POSTGRES_URL's server answ
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -13,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql import migrate
@@ -21,10 +18,8 @@ from adapters.sql.conversations import SqlConversationStore
 from adapters.sql.engine import create_engine, sqlite_url
 from adapters.sql.inbox import SqlInbox
 from adapters.sql.profiles import SqlProfileStore
+from tests.conftest import POSTGRES_URL
 
-POSTGRES_URL = os.environ.get(
-    "SWITCHBOARD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 
 
 @dataclass
@@ -56,26 +51,6 @@ class Clock:
 
     def advance(self, delta: timedelta) -> None:
         self.current += delta
-
-
-@pytest.fixture(scope="session")
-def postgres_unreachable(_loopback_only: None) -> str | None:
-    """Why PostgreSQL tests are skipped, or None when the server answers within ~2 s."""
-
-    async def probe() -> None:
-        engine = create_engine(POSTGRES_URL, connect_args={"timeout": 2})
-        try:
-            async with asyncio.timeout(2.5), engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        finally:
-            await engine.dispose()
-
-    try:
-        asyncio.run(probe())
-    except Exception as e:  # any failure means "not here": skip, don't error
-        where = make_url(POSTGRES_URL).render_as_string(hide_password=True)
-        return f"PostgreSQL not reachable at {where}: {type(e).__name__}: {e}"
-    return None
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -1,0 +1,1 @@
+"""The runnable assistant: settings, bot profile, composition root, server and CLI."""

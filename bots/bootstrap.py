@@ -1,0 +1,172 @@
+"""The composition root: the only place that chooses implementations.
+
+Entry points (the server, the terminal chat, doctor) call `bootstrap()`; tests call it too,
+with substitutes for what they fake (the model), so they run the real wiring.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.llm.offline import OfflineChatModel
+from adapters.llm.openai_model import create_chat_model
+from adapters.llm.tokens import token_counter_for
+from adapters.qdrant.edge import EdgeKnowledgeIndex
+from adapters.qdrant.server import ServerKnowledgeIndex
+from adapters.sql import migrate
+from adapters.sql.conversations import SqlConversationStore
+from adapters.sql.engine import create_engine
+from adapters.sql.inbox import SqlInbox
+from adapters.sql.profiles import SqlProfileStore
+from bots.profile import BotProfile, default_profile
+from bots.settings import Settings
+from core.context import ContextAssembler, HistoryProvider, ProfileProvider
+from core.errors import ConfigurationError
+from core.orchestrator import Orchestrator
+from core.ports import ChatModel
+from core.tools import ToolRegistry, ToolServices
+from core.user_info import get_user_info
+from core.worker import ChannelRepliers, Worker
+
+log = logging.getLogger(__name__)
+
+
+class KnowledgeIndex(Protocol):
+    async def ping(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Switchboard:
+    """Everything a channel needs, built once per process."""
+
+    settings: Settings
+    profile: BotProfile
+    engine: AsyncEngine
+    conversations: SqlConversationStore
+    inbox: SqlInbox
+    profiles: SqlProfileStore
+    model: ChatModel
+    knowledge: KnowledgeIndex | None
+    repliers: ChannelRepliers
+    orchestrator: Orchestrator
+    worker: Worker
+
+    async def check_database(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def check_knowledge(self) -> None:
+        if self.knowledge is None:
+            raise ConfigurationError(["the knowledge index is not open in this process"])
+        await self.knowledge.ping()
+
+
+@asynccontextmanager
+async def bootstrap(
+    settings: Settings,
+    *,
+    model: ChatModel | None = None,
+    open_knowledge: bool = True,
+) -> AsyncIterator[Switchboard]:
+    """Build the assistant's services and close them in reverse order on exit.
+
+    The embedded database is migrated here; PostgreSQL must be migrated by
+    `switchboard db upgrade` (the Procfile's release phase) before processes start.
+    """
+    async with AsyncExitStack() as stack:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.sqlalchemy_url)
+        stack.push_async_callback(engine.dispose)
+        await _prepare_schema(engine, settings)
+
+        if model is None:
+            model = _chat_model(settings)
+            aclose = getattr(model, "aclose", None)
+            if aclose is not None:
+                stack.push_async_callback(aclose)
+        knowledge = open_knowledge_index(settings) if open_knowledge else None
+        if knowledge is not None:
+            stack.push_async_callback(knowledge.aclose)
+
+        conversations = SqlConversationStore(engine)
+        inbox = SqlInbox(engine)
+        profiles = SqlProfileStore(engine)
+        profile = default_profile(settings.bot_name)
+        counter = token_counter_for(model.name)
+        assembler = ContextAssembler(
+            system_prompt=profile.system_prompt,
+            providers=[HistoryProvider(conversations), ProfileProvider(profiles)],
+            counter=counter,
+            budget_tokens=settings.context_tokens,
+        )
+        orchestrator = Orchestrator(
+            conversations=conversations,
+            assembler=assembler,
+            model=model,
+            tools=ToolRegistry([get_user_info]),
+            services=ToolServices(profiles=profiles),
+            counter=counter,
+            max_tool_rounds=settings.max_tool_rounds,
+        )
+        repliers = ChannelRepliers({})
+        worker = Worker(
+            inbox=inbox,
+            orchestrator=orchestrator,
+            repliers=repliers,
+            concurrency=settings.workers,
+        )
+        yield Switchboard(
+            settings=settings,
+            profile=profile,
+            engine=engine,
+            conversations=conversations,
+            inbox=inbox,
+            profiles=profiles,
+            model=model,
+            knowledge=knowledge,
+            repliers=repliers,
+            orchestrator=orchestrator,
+            worker=worker,
+        )
+
+
+async def _prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
+    if settings.database_is_embedded:
+        await migrate.upgrade(engine)
+    elif not await migrate.is_current(engine):
+        raise ConfigurationError(
+            [f"the database at {settings.describe_database()} is not migrated: "
+             "run `switchboard db upgrade` first"]
+        )
+
+
+def _chat_model(settings: Settings) -> ChatModel:
+    if not settings.model_configured:
+        log.warning("no language model configured (OPENAI_API_KEY / OPENAI_BASE_URL): offline mode")
+        return OfflineChatModel()
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return create_chat_model(
+        model=settings.model,
+        api_key=key,
+        base_url=settings.openai_base_url,
+        timeout=settings.model_timeout,
+        max_retries=settings.model_retries,
+    )
+
+
+def open_knowledge_index(settings: Settings) -> KnowledgeIndex:
+    if settings.qdrant_url is None:
+        return EdgeKnowledgeIndex.open(settings.qdrant_path)
+    key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+    return ServerKnowledgeIndex(settings.qdrant_url, key)

@@ -1,0 +1,78 @@
+"""`switchboard serve`: the aiohttp app factory, one cleanup context per resource."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from adapters.web.auth import WebAuth
+from adapters.web.replier import HistoryOnlyRepliers
+from adapters.web.routes import WEB_CHANNEL, WebChannel, add_web_routes
+from bots.bootstrap import Switchboard, bootstrap
+from bots.settings import Settings
+from core.ports import ChatModel
+
+log = logging.getLogger(__name__)
+
+SWITCHBOARD = web.AppKey("switchboard", Switchboard)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def create_app(settings: Settings, *, model: ChatModel | None = None) -> web.Application:
+    """Build the app; services start with the app and stop with it, in reverse order."""
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    add_web_routes(app)
+    app.cleanup_ctx.append(_services(settings, model))
+    app.cleanup_ctx.append(_web_channel)
+    app.cleanup_ctx.append(_worker)
+    return app
+
+
+def _services(settings: Settings, model: ChatModel | None) -> CleanupContext:
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        async with bootstrap(settings, model=model) as sb:
+            app[SWITCHBOARD] = sb
+            yield
+
+    return services
+
+
+async def _web_channel(app: web.Application) -> AsyncIterator[None]:
+    sb = app[SWITCHBOARD]
+    sb.repliers.register("web", HistoryOnlyRepliers())
+    app[WEB_CHANNEL] = WebChannel(
+        name=sb.profile.name,
+        conversations=sb.conversations,
+        inbox=sb.inbox,
+        profiles=sb.profiles,
+        worker=sb.worker,
+        auth=WebAuth(sb.settings.api_key_users, local_user=getpass.getuser()),
+        probes={"database": sb.check_database, "qdrant": sb.check_knowledge},
+    )
+    yield
+
+
+async def _worker(app: web.Application) -> AsyncIterator[None]:
+    """The background worker answers what channels queue and what a crash left behind."""
+    task = asyncio.create_task(app[SWITCHBOARD].worker.run(), name="inbox-worker")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def serve(settings: Settings) -> None:
+    log.info("serving on http://%s:%d", settings.host, settings.port)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log_format='%a "%r" %s %b %Tfs',
+    )

@@ -1,0 +1,169 @@
+"""Settings: read once from the environment (and an optional `.env`) at start-up.
+
+Every problem is reported at once, and secrets never appear in `repr`, logs or errors.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigurationError
+
+DEFAULT_MODEL = "gpt-4.1-mini"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "switchboard"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir, validation_alias="DATA_DIR")
+    database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
+    qdrant_url: str | None = Field(None, validation_alias="QDRANT_URL")
+    qdrant_api_key: SecretStr | None = Field(None, validation_alias="QDRANT_API_KEY")
+
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+    model: str = Field(DEFAULT_MODEL, validation_alias="SWITCHBOARD_MODEL")
+    model_timeout: float = Field(60.0, gt=0, validation_alias="SWITCHBOARD_MODEL_TIMEOUT")
+    model_retries: int = Field(2, ge=0, le=10, validation_alias="SWITCHBOARD_MODEL_RETRIES")
+    context_tokens: int = Field(8000, ge=500, validation_alias="SWITCHBOARD_CONTEXT_TOKENS")
+    max_tool_rounds: int = Field(5, ge=1, le=20, validation_alias="SWITCHBOARD_MAX_TOOL_ROUNDS")
+
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "SWITCHBOARD_HOST"))
+    port: int = Field(3978, ge=1, le=65535, validation_alias="PORT")
+    max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="SWITCHBOARD_MAX_BODY_BYTES")
+    api_keys: SecretStr | None = Field(None, validation_alias="SWITCHBOARD_API_KEYS")
+    workers: int = Field(16, ge=1, le=1024, validation_alias="SWITCHBOARD_WORKERS")
+    bot_name: str = Field("Switchboard", min_length=1, validation_alias="SWITCHBOARD_BOT_NAME")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias="SWITCHBOARD_LOG_LEVEL"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = value.get_secret_value().split(":", 1)[0]
+            if scheme not in ("sqlite", "sqlite+aiosqlite", "postgresql+asyncpg", "postgresql", "postgres"):
+                raise ValueError(
+                    "use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db"
+                )
+        return value
+
+    @field_validator("openai_base_url", "qdrant_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_format(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_api_keys(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _qdrant_key_needs_url(self) -> Settings:
+        if self.qdrant_api_key is not None and self.qdrant_url is None:
+            raise ValueError("QDRANT_API_KEY is set but QDRANT_URL is not")
+        return self
+
+    # ----- derived values -----
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL; the engine maps plain `postgresql://` to the asyncpg driver."""
+        if self.database_url is None:
+            return f"sqlite+aiosqlite:///{self.data_dir / 'switchboard.db'}"
+        return self.database_url.get_secret_value()
+
+    @property
+    def database_is_embedded(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def model_configured(self) -> bool:
+        return self.openai_api_key is not None or self.openai_base_url is not None
+
+    @property
+    def api_key_users(self) -> dict[str, str]:
+        """API key → the user it authenticates (`SWITCHBOARD_API_KEYS=alice:key1,bob:key2`)."""
+        return parse_api_keys(self.api_keys.get_secret_value()) if self.api_keys else {}
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log filter that masks them."""
+        values = [
+            s.get_secret_value()
+            for s in (self.openai_api_key, self.qdrant_api_key)
+            if s is not None
+        ]
+        values += list(self.api_key_users)
+        password = urlsplit(self.sqlalchemy_url).password
+        if password:
+            values.append(password)
+        return [v for v in values if len(v) >= 4]
+
+    def describe_database(self) -> str:
+        parts = urlsplit(self.sqlalchemy_url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return parts._replace(netloc=netloc).geturl()
+        return self.sqlalchemy_url
+
+
+def parse_api_keys(raw: str) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in raw.split(","))):
+        user, sep, key = entry.partition(":")
+        if not sep or not user.strip() or len(key.strip()) < 16:
+            raise ValueError("use user:key pairs separated by commas, keys of 16+ characters")
+        keys[key.strip()] = user.strip()
+    return keys
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, turning pydantic's errors into one `ConfigurationError` listing
+    every problem by its environment variable name (and never echoing a value)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors(include_input=False, include_url=False):
+            name = str(err["loc"][0]) if err["loc"] else "settings"
+            field = Settings.model_fields.get(name)
+            alias = field.validation_alias if field else None
+            env = alias if isinstance(alias, str) else name.upper()
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{env}: {message}")
+        raise ConfigurationError(problems) from None

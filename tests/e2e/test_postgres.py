@@ -1,0 +1,60 @@
+"""Production shape: PostgreSQL migrated by `switchboard db upgrade`, two server processes
+sharing it (skipped when PostgreSQL is not reachable)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import make_url
+
+from adapters.sql.engine import create_engine
+from bots.database import upgrade
+from core.errors import ConfigurationError
+from tests.conftest import POSTGRES_URL
+from tests.e2e.conftest import MakeSettings, serving
+from tests.fakes.openai_server import FakeOpenAI, Reply
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def database_url(postgres_unreachable: str | None) -> AsyncIterator[str]:
+    if postgres_unreachable:
+        pytest.skip(postgres_unreachable)
+    name = f"sb_e2e_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.dispose()
+
+
+async def test_two_processes_share_one_postgresql_database(
+    database_url: str, make_settings: MakeSettings, llm: FakeOpenAI
+) -> None:
+    # Each process needs its own knowledge index: the embedded shard is single-process.
+    settings = make_settings(database_url=database_url)
+    with pytest.raises(ConfigurationError, match="switchboard db upgrade"):
+        async with serving(settings):
+            pass
+
+    assert (await upgrade(settings)).endswith("is at revision 0001")
+    other = make_settings(database_url=database_url, data_dir=settings.data_dir.with_name("other"))
+    llm.script(Reply("Stored in PostgreSQL."), Reply("Continued elsewhere."))
+    async with serving(settings) as first, serving(other) as second:
+        body = await (await first.post("/api/v1/chat", json={"message": "hi"})).json()
+        cid = body["conversation_id"]
+        follow_up = await second.post(
+            "/api/v1/chat", json={"message": "still there?", "conversation_id": cid}
+        )
+        assert (await follow_up.json())["reply"] == "Continued elsewhere."
+        history = await (await first.get(f"/api/v1/conversations/{cid}")).json()
+    assert [t["content"] for t in history["turns"]] == [
+        "hi", "Stored in PostgreSQL.", "still there?", "Continued elsewhere."
+    ]

@@ -1,0 +1,208 @@
+"""One turn end to end through the real composition root, with a scripted model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bots.bootstrap import Switchboard, bootstrap
+from bots.settings import load_settings
+from core.errors import ModelError
+from core.inbox import Duplicate, InboxItem, Recorded, Requeued
+from core.messages import ConversationRef, InboundMessage, Sender
+from core.profiles import Profile
+from core.replies import ReplyDone, ReplyFailed, Status, ToolProgress
+from tests.fakes.scripted import RecordingReplier, ScriptedChatModel, calls, says
+
+ADA = Sender(id="test:t1:ada", name="Ada Lovelace", email="ada@example.com")
+
+
+def message(text: str, *, mid: str = "m1", thread: str = "th1") -> InboundMessage:
+    return InboundMessage(
+        id=mid,
+        conversation=ConversationRef(channel="test", tenant="t1", conversation="dm", thread=thread),
+        sender=ADA,
+        text=text,
+        sent_at=datetime.now(UTC),
+        is_direct=True,
+    )
+
+
+@pytest.fixture
+def model() -> ScriptedChatModel:
+    return ScriptedChatModel()
+
+
+@pytest.fixture
+async def sb(tmp_path: Path, model: ScriptedChatModel) -> AsyncIterator[Switchboard]:
+    settings = load_settings(data_dir=tmp_path, max_tool_rounds=2)
+    async with bootstrap(settings, model=model, open_knowledge=False) as services:
+        yield services
+
+
+async def answer(sb: Switchboard, msg: InboundMessage) -> RecordingReplier:
+    replier = RecordingReplier()
+    await sb.worker.answer_now(msg, replier)
+    return replier
+
+
+async def test_plain_answer_streams_then_persists_and_completes(
+    sb: Switchboard, model: ScriptedChatModel
+) -> None:
+    model.steps = [says("Hello ", "Ada.")]
+    replier = await answer(sb, message("hi"))
+    assert replier.kinds() == ["status", "delta", "delta", "done"]
+    done = replier.events[-1]
+    assert isinstance(done, ReplyDone) and done.text == "Hello Ada."
+    conv = await sb.conversations.latest(channel="test", owner=ADA.id)
+    assert conv is not None
+    turns = await sb.conversations.recent_turns(conv.id, 10)
+    assert [(t.role, t.content) for t in turns] == [("user", "hi"), ("assistant", "Hello Ada.")]
+    assert done.turn_id == turns[-1].id
+    item = await sb.inbox.get(turns[0].inbox_item_id or 0)
+    assert item is not None and item.status == "done"
+
+
+async def test_tool_call_round_trip_acts_as_the_verified_sender(
+    sb: Switchboard, model: ScriptedChatModel
+) -> None:
+    await sb.profiles.upsert(Profile(id=ADA.id, title="Analyst", department="Engines"))
+    model.steps = [calls(("get_user_info", "{}")), says("You work in Engines.")]
+    replier = await answer(sb, message("where do I work?"))
+
+    assert Status(text="Looking up your profile…") in replier.events
+    progress = [e for e in replier.events if isinstance(e, ToolProgress)]
+    assert [p.state for p in progress] == ["running", "done"]
+    second = model.requests[1].messages
+    assert second[-2].tool_calls[0].name == "get_user_info"
+    result = json.loads(second[-1].content)
+    assert result["id"] == ADA.id and result["department"] == "Engines"
+    assert replier.events[-1] == ReplyDone(
+        text="You work in Engines.", turn_id=replier.events[-1].turn_id  # type: ignore[union-attr]
+    )
+    conv = await sb.conversations.latest(channel="test", owner=ADA.id)
+    turns = await sb.conversations.recent_turns(conv.id, 10)  # type: ignore[union-attr]
+    assert [t.role for t in turns] == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_model_cannot_name_another_user_for_a_tool(
+    sb: Switchboard, model: ScriptedChatModel
+) -> None:
+    model.steps = [calls(("get_user_info", '{"user_id": "test:t1:grace"}')), says("I can't.")]
+    await answer(sb, message("show me Grace's profile"))
+    tool_result = model.requests[1].messages[-1].content
+    assert tool_result == (
+        "Invalid arguments for get_user_info: user_id: Extra inputs are not permitted."
+    )
+
+
+async def test_model_failure_apologises_keeps_the_message_and_a_redelivery_retries(
+    sb: Switchboard, model: ScriptedChatModel
+) -> None:
+    model.steps = [ModelError("upstream 500"), says("Now it works.")]
+    first = await answer(sb, message("hello?"))
+    failed = first.events[-1]
+    assert isinstance(failed, ReplyFailed)
+    assert failed.text == ModelError.user_message and "500" not in failed.text
+
+    conv = await sb.conversations.latest(channel="test", owner=ADA.id)
+    turns = await sb.conversations.recent_turns(conv.id, 10)  # type: ignore[union-attr]
+    assert [(t.role, t.content) for t in turns] == [("user", "hello?")]
+    item = await sb.inbox.get(turns[0].inbox_item_id or 0)
+    assert item is not None and item.status == "failed"
+
+    second = await answer(sb, message("hello?"))
+    assert second.events[-1].kind == "done"
+    turns = await sb.conversations.recent_turns(conv.id, 10)  # type: ignore[union-attr]
+    assert [t.role for t in turns] == ["user", "assistant"]  # the user turn is not doubled
+
+
+async def test_the_same_message_is_answered_once(sb: Switchboard, model: ScriptedChatModel) -> None:
+    model.steps = [says("Once.")]
+    await answer(sb, message("hi"))
+    replier = RecordingReplier()
+    outcome = await sb.worker.answer_now(message("hi"), replier)
+    assert isinstance(outcome, Duplicate) and outcome.status == "done"
+    assert replier.events == [] and len(model.requests) == 1
+
+
+async def test_tool_rounds_are_bounded_and_the_last_round_offers_no_tools(
+    sb: Switchboard, model: ScriptedChatModel
+) -> None:
+    model.steps = [calls(("get_user_info", "{}")), calls(("get_user_info", "{}")), says("Done.")]
+    replier = await answer(sb, message("loop forever"))
+    assert [bool(r.tools) for r in model.requests] == [True, True, False]
+    assert replier.events[-1].kind == "done"
+
+
+async def test_history_and_profile_reach_the_model(sb: Switchboard, model: ScriptedChatModel) -> None:
+    await sb.profiles.upsert(Profile(id=ADA.id, name="Ada", time_zone="Europe/London"))
+    model.steps = [says("First."), says("Second.")]
+    await answer(sb, message("one", mid="m1"))
+    await answer(sb, message("two", mid="m2"))
+    sent = model.requests[1].messages
+    assert [(m.role, m.content) for m in sent[1:]] == [
+        ("user", "one"), ("assistant", "First."), ("user", "two")
+    ]
+    assert "Europe/London" in sent[0].content and "name: Ada" in sent[0].content
+
+
+async def test_a_message_answered_before_a_crash_is_not_answered_again(
+    sb: Switchboard, model: ScriptedChatModel
+) -> None:
+    model.steps = [says("Answered.")]
+    outcome = await sb.inbox.record(message("hi"), owner="w1", lease=timedelta(minutes=1))
+    assert isinstance(outcome, Recorded)
+    # The turn completes but the process dies before marking the item done.
+    await sb.orchestrator.answer(outcome.item, RecordingReplier())
+    replier = RecordingReplier()
+    assert await sb.orchestrator.answer(outcome.item, replier) is None
+    assert replier.events == [] and len(model.requests) == 1
+
+
+async def test_work_left_by_a_crashed_process_is_claimed_and_answered(
+    sb: Switchboard, model: ScriptedChatModel
+) -> None:
+    model.steps = [says("Recovered.")]
+    await sb.inbox.record(message("are you there?"))
+    # A process claimed it and died: its lease has already expired.
+    [dead] = await sb.inbox.claim(owner="dead-process", lease=timedelta(0), limit=1)
+    replier = RecordingReplier()
+    sb.repliers.register("test", _Fixed(replier))
+    worker = asyncio.create_task(sb.worker.run())
+    try:
+        await asyncio.wait_for(replier.finished.wait(), timeout=10)
+    finally:
+        worker.cancel()
+    assert replier.events[-1].kind == "done"
+    item = await sb.inbox.get(dead.id)
+    assert item is not None and item.status == "done" and item.attempts == 2
+
+
+async def test_a_message_that_keeps_failing_gets_a_final_apology(
+    sb: Switchboard, model: ScriptedChatModel
+) -> None:
+    await sb.inbox.record(message("cursed"))
+    for n in range(3):
+        await sb.inbox.claim(owner=f"dead-{n}", lease=timedelta(0), limit=1)
+    [item] = await sb.inbox.claim(owner=sb.worker.owner, lease=timedelta(minutes=1), limit=1)
+    replier = RecordingReplier()
+    await sb.worker.process(item, replier)
+    assert replier.kinds() == ["failed"] and model.requests == []
+    stored = await sb.inbox.get(item.id)
+    assert stored is not None and stored.status == "failed"
+    outcome = await sb.inbox.record(message("cursed"))
+    assert isinstance(outcome, Requeued)
+
+
+class _Fixed:
+    def __init__(self, replier: RecordingReplier) -> None:
+        self._replier = replier
+
+    def replier_for(self, item: InboxItem) -> RecordingReplier:
+        return self._replier

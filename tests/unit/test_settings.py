@@ -1,0 +1,62 @@
+"""Settings are validated at start-up, every problem at once, secrets never shown."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from bots.logs import RedactSecrets
+from bots.settings import load_settings
+from core.errors import ConfigurationError
+
+
+def test_embedded_defaults_need_no_configuration(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.sqlalchemy_url == f"sqlite+aiosqlite:///{tmp_path / 'switchboard.db'}"
+    assert settings.qdrant_path == tmp_path / "qdrant"
+    assert not settings.model_configured
+    assert settings.port == 3978 and settings.host == "127.0.0.1"
+
+
+def test_every_problem_is_listed_at_once_by_variable_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "eighty")
+    monkeypatch.setenv("DATABASE_URL", "mysql://root:pw@db/switchboard")
+    monkeypatch.setenv("OPENAI_BASE_URL", "localhost:11434")
+    monkeypatch.setenv("SWITCHBOARD_API_KEYS", "alice")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    names = [p.split(":")[0] for p in caught.value.problems]
+    assert sorted(names) == ["DATABASE_URL", "OPENAI_BASE_URL", "PORT", "SWITCHBOARD_API_KEYS"]
+    assert "pw" not in str(caught.value)
+
+
+def test_secrets_are_redacted_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-abcdef123456")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://sb:s3cret-pw@db.internal/sb")
+    settings = load_settings()
+    assert "sk-live-abcdef123456" not in repr(settings)
+    assert "s3cret-pw" not in repr(settings)
+    assert settings.describe_database() == "postgresql://sb:***@db.internal/sb"
+
+
+def test_api_keys_map_keys_to_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_API_KEYS", "alice:0123456789abcdef, bob:fedcba9876543210")
+    assert load_settings().api_key_users == {"0123456789abcdef": "alice", "fedcba9876543210": "bob"}
+
+
+def test_secrets_never_reach_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-abcdef123456")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://sb:s3cret-pw@db.internal/sb")
+    redact = RedactSecrets(load_settings().secrets())
+    try:
+        raise RuntimeError("connect to postgresql://sb:s3cret-pw@db.internal failed")
+    except RuntimeError as e:
+        record = logging.LogRecord(
+            "t", logging.ERROR, __file__, 1, "key %s rejected", ("sk-live-abcdef123456",), (type(e), e, e.__traceback__)
+        )
+    redact.filter(record)
+    formatted = logging.Formatter().format(record)
+    assert "sk-live-abcdef123456" not in formatted and "s3cret-pw" not in formatted
+    assert "key *** rejected" in formatted
