@@ -52,7 +52,9 @@ class Orchestrator:
         message = item.message
         owner = message.sender.id if message.is_direct else None
         conversation = await self._conversations.get_or_create(message.conversation, owner=owner)
-        earlier = await self._conversations.turns_for_item(item.id)
+        # Only a retry can find turns of its own: an earlier attempt stored the message,
+        # and perhaps an answer it could not mark done before its process died.
+        earlier = await self._conversations.turns_for_item(item.id) if item.attempts > 1 else []
         if any(t.role == "assistant" and not t.tool_calls for t in earlier):
             log.info("message %s was already answered; not answering twice", message.id)
             return None

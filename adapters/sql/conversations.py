@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Row, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sql.engine import insert, transaction, uninterrupted
+from adapters.sql.engine import insert, single_statement, transaction, uninterrupted
 from adapters.sql.tables import conversations
 from adapters.sql.tables import turns as turns_table
 from adapters.sql.types import utcnow
@@ -37,16 +37,22 @@ class SqlConversationStore:
         stmt = insert(self._engine, conversations).values(
             id=uuid.uuid4().hex, owner=owner, created_at=now, updated_at=now, **key
         ).on_conflict_do_nothing(index_elements=list(key))
-        where = [conversations.c[name] == value for name, value in key.items()]
-        async with transaction(self._engine, "creating a conversation") as conn:
-            await conn.execute(stmt)
-            row = (await conn.execute(select(conversations).where(*where))).one()
+        find = select(conversations).where(
+            *(conversations.c[name] == value for name, value in key.items())
+        )
+        # Nearly every message is in a thread that exists: look before inserting.
+        async with single_statement(self._engine, "reading a conversation") as conn:
+            row = (await conn.execute(find)).one_or_none()
+        if row is None:
+            async with transaction(self._engine, "creating a conversation") as conn:
+                await conn.execute(stmt)
+                row = (await conn.execute(find)).one()
         return _conversation(row)
 
     @uninterrupted
     async def get(self, conversation_id: str) -> Conversation | None:
         query = select(conversations).where(conversations.c.id == conversation_id)
-        async with transaction(self._engine, "reading a conversation") as conn:
+        async with single_statement(self._engine, "reading a conversation") as conn:
             row = (await conn.execute(query)).one_or_none()
         return None if row is None else _conversation(row)
 
@@ -58,13 +64,13 @@ class SqlConversationStore:
             .order_by(conversations.c.updated_at.desc())
             .limit(1)
         )
-        async with transaction(self._engine, "finding the latest conversation") as conn:
+        async with single_statement(self._engine, "finding the latest conversation") as conn:
             row = (await conn.execute(query)).one_or_none()
         return None if row is None else _conversation(row)
 
     @uninterrupted
     async def recent_turns(self, conversation_id: str, limit: int) -> list[Turn]:
-        async with transaction(self._engine, "reading recent turns") as conn:
+        async with single_statement(self._engine, "reading recent turns") as conn:
             rows = (await conn.execute(recent_turns_query(conversation_id, limit))).all()
         return [_turn(row) for row in reversed(rows)]
 
@@ -72,7 +78,7 @@ class SqlConversationStore:
     async def turns_for_item(self, inbox_item_id: int) -> list[Turn]:
         by_item = turns_table.c.inbox_item_id == inbox_item_id
         query = select(turns_table).where(by_item).order_by(turns_table.c.id)
-        async with transaction(self._engine, "reading an item's turns") as conn:
+        async with single_statement(self._engine, "reading an item's turns") as conn:
             rows = (await conn.execute(query)).all()
         return [_turn(row) for row in rows]
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Update, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sql.engine import insert, transaction, uninterrupted
+from adapters.sql.engine import insert, single_statement, transaction, uninterrupted
 from adapters.sql.tables import inbox
 from adapters.sql.types import utcnow
 from core.inbox import Duplicate, InboxItem, RecordOutcome, Recorded, Requeued
@@ -39,7 +39,7 @@ class SqlInbox:
         now = self._now()
         key = {"channel": message.conversation.channel, "tenant": message.conversation.tenant,
                "message_key": message.id}
-        claim = _claimed(owner, lease, now) if owner and lease else None
+        claim = _claimed(owner, lease, now) if owner is not None and lease is not None else None
         first = {**claim, "attempts": 1} if claim else {"status": "pending", "attempts": 0}
         stmt = (
             insert(self._engine, inbox)
@@ -49,10 +49,11 @@ class SqlInbox:
             .returning(inbox)
         )
         find = select(inbox).where(*(inbox.c[name] == value for name, value in key.items()))
-        async with transaction(self._engine, f"recording message {message.id}") as conn:
+        async with single_statement(self._engine, f"recording message {message.id}") as conn:
             row = (await conn.execute(stmt)).one_or_none()
-            if row is not None:
-                return Recorded(item=_item(row))
+        if row is not None:
+            return Recorded(item=_item(row))
+        async with transaction(self._engine, f"recording message {message.id} again") as conn:
             existing = (await conn.execute(find)).one()
             if existing.status == "failed":
                 # Conditional, so two redeliveries racing re-queue the item once.
@@ -81,7 +82,7 @@ class SqlInbox:
 
     @uninterrupted
     async def claim_item(self, item_id: int, *, owner: str, lease: timedelta) -> InboxItem | None:
-        async with transaction(self._engine, f"claiming item {item_id}") as conn:
+        async with single_statement(self._engine, f"claiming item {item_id}") as conn:
             return await self._claim(conn, item_id, owner, lease, self._now())
 
     async def _claim(
@@ -102,8 +103,9 @@ class SqlInbox:
 
     @uninterrupted
     async def release(self, item_id: int, *, owner: str) -> None:
-        # A graceful shutdown is not a failed attempt: give the attempt back.
-        values = {"status": "pending", "attempts": inbox.c.attempts - 1, **_NO_LEASE}
+        # The attempt stays counted: it may have got as far as storing an answer, and a
+        # later attempt must look for that before answering again.
+        values = {"status": "pending", **_NO_LEASE}
         await self._finish(item_id, owner, "release", values)
 
     @uninterrupted
@@ -113,7 +115,7 @@ class SqlInbox:
 
     @uninterrupted
     async def get(self, item_id: int) -> InboxItem | None:
-        async with transaction(self._engine, f"reading item {item_id}") as conn:
+        async with single_statement(self._engine, f"reading item {item_id}") as conn:
             row = (await conn.execute(select(inbox).where(inbox.c.id == item_id))).one_or_none()
         return None if row is None else _item(row)
 
@@ -122,7 +124,7 @@ class SqlInbox:
         query = select(inbox).where(
             inbox.c.channel == channel, inbox.c.tenant == tenant, inbox.c.message_key == message_id
         )
-        async with transaction(self._engine, f"finding message {message_id}") as conn:
+        async with single_statement(self._engine, f"finding message {message_id}") as conn:
             row = (await conn.execute(query)).one_or_none()
         return None if row is None else _item(row)
 
@@ -136,7 +138,7 @@ class SqlInbox:
         self, item_id: int, owner: str, action: str, values: dict[str, Any], now: datetime
     ) -> bool:
         held = and_(inbox.c.status == "processing", inbox.c.lease_owner == owner)
-        async with transaction(self._engine, f"{action} item {item_id}") as conn:
+        async with single_statement(self._engine, f"{action} item {item_id}") as conn:
             return (await conn.execute(_set(item_id, held, values, now))).rowcount == 1
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sql.engine import insert, transaction, uninterrupted
+from adapters.sql.engine import insert, single_statement, transaction, uninterrupted
 from adapters.sql.tables import profiles
 from adapters.sql.types import utcnow
 from core.profiles import Profile
@@ -27,7 +27,7 @@ class SqlProfileStore:
     @uninterrupted
     async def get(self, sender_id: str) -> Profile | None:
         query = select(profiles).where(profiles.c.id == sender_id)
-        async with transaction(self._engine, f"reading profile {sender_id}") as conn:
+        async with single_statement(self._engine, f"reading profile {sender_id}") as conn:
             row = (await conn.execute(query)).one_or_none()
         return None if row is None else _profile(row)
 

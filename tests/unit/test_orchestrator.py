@@ -156,12 +156,15 @@ async def test_a_message_answered_before_a_crash_is_not_answered_again(
     sb: Switchboard, model: ScriptedChatModel
 ) -> None:
     model.steps = [says("Answered.")]
-    outcome = await sb.inbox.record(message("hi"), owner="w1", lease=timedelta(minutes=1))
+    outcome = await sb.inbox.record(message("hi"), owner="dead", lease=timedelta(0))
     assert isinstance(outcome, Recorded)
-    # The turn completes but the process dies before marking the item done.
+    # The turn completes but the process dies before marking the item done...
     await sb.orchestrator.answer(outcome.item, RecordingReplier())
+    # ...so once the lease has expired, another worker claims it.
+    retry = await sb.inbox.claim_item(outcome.item.id, owner="w2", lease=timedelta(minutes=1))
+    assert retry is not None and retry.attempts == 2
     replier = RecordingReplier()
-    assert await sb.orchestrator.answer(outcome.item, replier) is None
+    assert await sb.orchestrator.answer(retry, replier) is None
     assert replier.events == [] and len(model.requests) == 1
 
 

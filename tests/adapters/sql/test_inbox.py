@@ -254,16 +254,17 @@ async def test_fail_keeps_the_error_cut_to_the_column(inbox: SqlInbox) -> None:
     assert await inbox.claim(owner="worker-2", lease=LEASE, limit=10) == []
 
 
-async def test_release_gives_the_item_back_without_counting_an_attempt(inbox: SqlInbox) -> None:
+async def test_release_gives_the_item_back_keeping_the_attempt_counted(inbox: SqlInbox) -> None:
     item = await recorded(inbox, message(), owner="worker-1", lease=LEASE)
 
     await inbox.release(item.id, owner="worker-1")
 
     released = await inbox.get(item.id)
     assert released is not None
-    assert (released.status, released.attempts, released.lease_until) == ("pending", 0, None)
+    assert (released.status, released.attempts, released.lease_until) == ("pending", 1, None)
+    # The next claim is a retry (attempts 2): it looks for an answer stored before.
     [again] = await inbox.claim(owner="worker-2", lease=LEASE, limit=10)
-    assert again.attempts == 1
+    assert again.attempts == 2
 
 
 async def test_unknown_items_are_none(inbox: SqlInbox) -> None:
@@ -297,3 +298,9 @@ async def test_find_looks_a_delivered_message_up_by_its_platform_key(inbox: SqlI
     item = await recorded(inbox, message())
     assert await inbox.find(channel="slack", tenant="T1", message_id="1700.0001") == item
     assert await inbox.find(channel="slack", tenant="T2", message_id="1700.0001") is None
+
+
+async def test_recording_with_a_zero_lease_still_claims(inbox: SqlInbox) -> None:
+    # timedelta(0) is falsy: the claim must not depend on truthiness.
+    item = await recorded(inbox, message(), owner="worker-1", lease=timedelta(0))
+    assert (item.status, item.attempts) == ("processing", 1)
