@@ -1,0 +1,98 @@
+"""Providers run concurrently under a timeout each; a failing one is skipped; the system
+prompt and the newest message are always sent, whatever the budget."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.llm.tokens import EstimatingTokenCounter
+from core.context import ContextAssembler, ContextPart, TurnInput
+from core.messages import ConversationRef, InboundMessage, Sender
+from core.threads import Conversation
+
+REF = ConversationRef(channel="test", tenant="t", conversation="c")
+
+
+def turn_input(text: str = "What is our leave policy?") -> TurnInput:
+    now = datetime.now(UTC)
+    return TurnInput(
+        item_id=1,
+        message=InboundMessage(
+            id="m1", conversation=REF, sender=Sender(id="test:t:ada"), text=text,
+            sent_at=now, is_direct=True,
+        ),
+        conversation=Conversation(id="c1", ref=REF, owner=None, created_at=now, updated_at=now),
+    )
+
+
+class Note:
+    def __init__(self, name: str, note: str, started: list[str] | None = None,
+                 gate: asyncio.Event | None = None) -> None:
+        self.name, self._note, self._started, self._gate = name, note, started, gate
+
+    async def provide(self, turn: TurnInput) -> ContextPart:
+        if self._started is not None:
+            self._started.append(self.name)
+        if self._gate is not None:
+            await self._gate.wait()
+        return ContextPart(notes=(self._note,))
+
+
+class Broken:
+    name = "broken"
+
+    async def provide(self, turn: TurnInput) -> ContextPart:
+        raise RuntimeError("directory service down")
+
+
+class Stuck:
+    name = "stuck"
+
+    async def provide(self, turn: TurnInput) -> ContextPart:
+        await asyncio.Event().wait()
+        return ContextPart()
+
+
+def assembler(*providers: object, budget: int = 8000, timeout: float = 2.0) -> ContextAssembler:
+    return ContextAssembler(
+        system_prompt="You are Switchboard.",
+        providers=providers,  # type: ignore[arg-type]
+        counter=EstimatingTokenCounter(),
+        budget_tokens=budget,
+        provider_timeout=timeout,
+    )
+
+
+async def test_a_failing_or_slow_provider_is_skipped_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        context = await assembler(
+            Broken(), Stuck(), Note("profile", "Ada works in Engines."), timeout=0.1
+        ).assemble(turn_input())
+    assert context.system.content == "You are Switchboard.\n\nAda works in Engines."
+    failed = {r.getMessage().split()[2] for r in caplog.records}
+    assert failed == {"broken", "stuck"}
+
+
+async def test_providers_run_concurrently() -> None:
+    started: list[str] = []
+    gate = asyncio.Event()
+    a, b = Note("a", "A.", started, gate), Note("b", "B.", started, gate)
+    task = asyncio.create_task(assembler(a, b).assemble(turn_input()))
+    while len(started) < 2:  # both are waiting on the gate at once
+        await asyncio.sleep(0)
+    gate.set()
+    context = await task
+    assert context.system.content.endswith("A.\n\nB.")
+
+
+async def test_system_prompt_and_newest_message_survive_any_budget() -> None:
+    long_question = "Please explain " + "in great detail " * 500
+    context = await assembler(budget=10).assemble(turn_input(long_question))
+    assert context.messages[0].content == "You are Switchboard."
+    assert context.messages[-1].content == long_question
