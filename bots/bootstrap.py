@@ -146,8 +146,10 @@ async def _prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
         await migrate.upgrade(engine)
     elif not await migrate.is_current(engine):
         raise ConfigurationError(
-            [f"the database at {settings.describe_database()} is not migrated: "
-             "run `switchboard db upgrade` first"]
+            [
+                f"the database at {settings.describe_database()} is not migrated: "
+                "run `switchboard db upgrade` first"
+            ]
         )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Mapping
 from datetime import timedelta
 
 from core.errors import SwitchboardError
-from core.inbox import Duplicate, InboxItem, RecordOutcome, Recorded, Requeued
+from core.inbox import Duplicate, InboxItem, Recorded, RecordOutcome, Requeued
 from core.messages import InboundMessage
 from core.orchestrator import Orchestrator
 from core.ports import Inbox, Replier, ReplierFactory

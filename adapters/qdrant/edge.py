@@ -33,8 +33,10 @@ class EdgeKnowledgeIndex:
                 shard = edge.EdgeShard.create(str(path), config)
         except Exception as e:
             raise ConfigurationError(
-                [f"cannot open the embedded Qdrant shard at {path}: {e} "
-                 "(is another Switchboard process using this DATA_DIR? Several processes need QDRANT_URL)"]
+                [
+                    f"cannot open the embedded Qdrant shard at {path}: {e} (is another "
+                    "Switchboard process using this DATA_DIR? Several processes need QDRANT_URL)"
+                ]
             ) from e
         return cls(shard, path)
 

@@ -55,8 +55,10 @@ def _parse(url: str) -> URL:
     driver = _DRIVERS.get(parsed.drivername)
     if driver is None:
         raise ConfigurationError(
-            [f"DATABASE_URL scheme {parsed.drivername!r} is not supported: use "
-             "sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db"]
+            [
+                f"DATABASE_URL scheme {parsed.drivername!r} is not supported: use "
+                "sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db"
+            ]
         )
     return parsed.set(drivername=driver)
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from adapters.sql.engine import insert, single_statement, transaction, uninterrupted
 from adapters.sql.tables import inbox
 from adapters.sql.types import utcnow
-from core.inbox import Duplicate, InboxItem, RecordOutcome, Recorded, Requeued
+from core.inbox import Duplicate, InboxItem, Recorded, RecordOutcome, Requeued
 from core.messages import InboundMessage, message_from_json, message_to_json
 
 log = logging.getLogger(__name__)

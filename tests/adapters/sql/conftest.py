@@ -21,7 +21,6 @@ from adapters.sql.profiles import SqlProfileStore
 from tests.conftest import POSTGRES_URL
 
 
-
 @dataclass
 class Database:
     """One empty database; `engine()` opens another engine on it, as another process would."""
