@@ -65,8 +65,10 @@ async def _database(settings: Settings) -> Check:
         try:
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-            if settings.database_is_embedded or await migrate.is_current(engine):
-                return ", schema current" if await migrate.is_current(engine) else ", migrated on start"
+            if await migrate.is_current(engine):
+                return ", schema current"
+            if settings.database_is_embedded:
+                return ", migrated on start"
             raise ConfigurationError(["schema is not current: run `switchboard db upgrade`"])
         finally:
             await engine.dispose()

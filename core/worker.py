@@ -152,21 +152,21 @@ class Worker:
             exc_info=error,
         )
         text = error.user_message if isinstance(error, SwitchboardError) else SwitchboardError.user_message
-        try:
-            await replier.send(ReplyFailed(text=text, reference=reference))
-        except Exception:
-            log.exception("could not deliver the apology for message %s", item.message.id)
-        await self._settle(
-            self._inbox.fail(item.id, owner=self.owner, error=f"{type(error).__name__} ({reference})")
-        )
+        await self._fail(item, replier, ReplyFailed(text=text, reference=reference),
+                         error=f"{type(error).__name__} ({reference})")
 
     async def _give_up(self, item: InboxItem, replier: Replier) -> None:
         log.error("message %s failed %d times; giving up", item.message.id, item.attempts - 1)
+        apology = ReplyFailed(text=GAVE_UP, reference=f"item-{item.id}")
+        await self._fail(item, replier, apology, error="too many attempts")
+
+    async def _fail(self, item: InboxItem, replier: Replier, apology: ReplyFailed, *, error: str) -> None:
+        """Tell the person (never silent), then mark the item failed: retried on redelivery."""
         try:
-            await replier.send(ReplyFailed(text=GAVE_UP, reference=f"item-{item.id}"))
+            await replier.send(apology)
         except Exception:
             log.exception("could not deliver the apology for message %s", item.message.id)
-        await self._settle(self._inbox.fail(item.id, owner=self.owner, error="too many attempts"))
+        await self._settle(self._inbox.fail(item.id, owner=self.owner, error=error))
 
     async def _settle(self, update: Awaitable[None]) -> None:
         try:
