@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.sql.engine import DRIVERS
 from core.errors import ConfigurationError
 
 DEFAULT_MODEL = "gpt-4.1-mini"
@@ -67,7 +68,7 @@ class Settings(BaseSettings):
     def _known_database(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             scheme = value.get_secret_value().split(":", 1)[0]
-            if scheme not in ("sqlite", "sqlite+aiosqlite", "postgresql+asyncpg", "postgresql", "postgres"):
+            if scheme not in DRIVERS:
                 raise ValueError(
                     "use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db"
                 )

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 _SINGLE_STATEMENT = "switchboard_single_statement"
 
-_DRIVERS = {
+# URL schemes accepted in DATABASE_URL, and the async driver each one runs on.
+DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "sqlite+aiosqlite": "sqlite+aiosqlite",
     "postgres": "postgresql+asyncpg",
@@ -52,7 +53,7 @@ def _parse(url: str) -> URL:
         parsed = make_url(url)
     except ArgumentError as e:
         raise ConfigurationError([f"DATABASE_URL is not a database URL: {e}"]) from e
-    driver = _DRIVERS.get(parsed.drivername)
+    driver = DRIVERS.get(parsed.drivername)
     if driver is None:
         raise ConfigurationError(
             [
