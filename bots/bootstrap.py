@@ -22,15 +22,23 @@ from adapters.qdrant.edge import EdgeKnowledgeIndex
 from adapters.qdrant.server import ServerKnowledgeIndex
 from adapters.sql import migrate
 from adapters.sql.conversations import SqlConversationStore
-from adapters.sql.engine import create_engine
+from adapters.sql.deliveries import SqlDeliveryLog
+from adapters.sql.engine import create_engine, drain
+from adapters.sql.feedback import SqlFeedbackStore
 from adapters.sql.inbox import SqlInbox
 from adapters.sql.profiles import SqlProfileStore
 from bots.profile import BotProfile, default_profile
 from bots.settings import Settings
-from core.context import ContextAssembler, HistoryProvider, ProfileProvider
+from core.context import (
+    ContextAssembler,
+    ContextProvider,
+    HistoryProvider,
+    KnowledgeProvider,
+    ProfileProvider,
+)
 from core.errors import ConfigurationError
 from core.orchestrator import Orchestrator
-from core.ports import ChatModel
+from core.ports import ChatModel, Retriever
 from core.tools import ToolRegistry, ToolServices
 from core.user_info import get_user_info
 from core.worker import ChannelRepliers, Worker
@@ -56,6 +64,8 @@ class Switchboard:
     conversations: SqlConversationStore
     inbox: SqlInbox
     profiles: SqlProfileStore
+    deliveries: SqlDeliveryLog
+    feedback: SqlFeedbackStore
     model: ChatModel
     knowledge: KnowledgeIndex | None
     repliers: ChannelRepliers
@@ -77,6 +87,7 @@ async def bootstrap(
     settings: Settings,
     *,
     model: ChatModel | None = None,
+    retriever: Retriever | None = None,
     open_knowledge: bool = True,
 ) -> AsyncIterator[Switchboard]:
     """Build the assistant's services and close them in reverse order on exit.
@@ -102,11 +113,14 @@ async def bootstrap(
         conversations = SqlConversationStore(engine)
         inbox = SqlInbox(engine)
         profiles = SqlProfileStore(engine)
+        deliveries = SqlDeliveryLog(engine)
+        feedback = SqlFeedbackStore(engine)
+        stack.push_async_callback(drain, conversations, inbox, profiles, deliveries, feedback)
         profile = default_profile(settings.bot_name)
         counter = token_counter_for(model.name)
         assembler = ContextAssembler(
             system_prompt=profile.system_prompt,
-            providers=[HistoryProvider(conversations), ProfileProvider(profiles)],
+            providers=_providers(conversations, profiles, retriever),
             counter=counter,
             budget_tokens=settings.context_tokens,
         )
@@ -133,12 +147,23 @@ async def bootstrap(
             conversations=conversations,
             inbox=inbox,
             profiles=profiles,
+            deliveries=deliveries,
+            feedback=feedback,
             model=model,
             knowledge=knowledge,
             repliers=repliers,
             orchestrator=orchestrator,
             worker=worker,
         )
+
+
+def _providers(
+    conversations: SqlConversationStore, profiles: SqlProfileStore, retriever: Retriever | None
+) -> list[ContextProvider]:
+    providers: list[ContextProvider] = [HistoryProvider(conversations), ProfileProvider(profiles)]
+    if retriever is not None:
+        providers.append(KnowledgeProvider(retriever))
+    return providers
 
 
 async def _prepare_schema(engine: AsyncEngine, settings: Settings) -> None:

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.knowledge import Passage
+from core.knowledge import Audience, Passage
 from core.messages import InboundMessage
 from core.model import ChatMessage
-from core.ports import ConversationStore, ProfileStore, TokenCounter
+from core.ports import ConversationStore, ProfileStore, Retriever, TokenCounter
 from core.threads import Conversation, Turn
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,34 @@ class ProfileProvider:
         if not facts:
             return ContextPart()
         return ContextPart(notes=("You are talking to a person with " + "; ".join(facts) + ".",))
+
+
+class KnowledgeProvider:
+    """Passages relevant to the message that everyone who will see the answer may read."""
+
+    name = "knowledge"
+
+    def __init__(self, retriever: Retriever, *, limit: int = 5) -> None:
+        self._retriever = retriever
+        self._limit = limit
+
+    async def provide(self, turn: TurnInput) -> ContextPart:
+        audience = audience_of(turn.message)
+        passages = await self._retriever.search(
+            turn.message.text, audience=audience, limit=self._limit
+        )
+        return ContextPart(passages=tuple(passages))
+
+
+def audience_of(message: InboundMessage) -> Audience:
+    """A private conversation is read by its sender; a channel by everyone in it, so only
+    what the channel may see counts, however much the sender could see elsewhere."""
+    if message.is_direct:
+        sender = message.sender
+        principals = {sender.id, *sender.groups} | ({sender.email} if sender.email else set())
+        return Audience(kind="person", principals=frozenset(principals))
+    ref = message.conversation
+    return Audience(kind="channel", principals=frozenset({f"{ref.channel}:{ref.tenant}:{ref.conversation}"}))
 
 
 def _local_time(zone: str, turn: TurnInput) -> str:

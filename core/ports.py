@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from core.feedback import Feedback
 from core.inbox import InboxItem, RecordOutcome
 from core.knowledge import Audience, Passage
 from core.messages import ConversationRef, InboundMessage
@@ -19,6 +20,10 @@ class ConversationStore(Protocol):
     async def get_or_create(self, ref: ConversationRef, *, owner: str | None) -> Conversation: ...
 
     async def get(self, conversation_id: str) -> Conversation | None: ...
+
+    async def find(self, ref: ConversationRef) -> Conversation | None:
+        """The stored conversation for a platform thread, if we have ever answered in it."""
+        ...
 
     async def latest(self, *, channel: str, owner: str) -> Conversation | None:
         """The most recently active conversation of `owner` on `channel`."""
@@ -71,6 +76,25 @@ class Inbox(Protocol):
 
     async def find(self, *, channel: str, tenant: str, message_id: str) -> InboxItem | None:
         """The item of a message already delivered, if any."""
+        ...
+
+
+class DeliveryLog(Protocol):
+    """Platform delivery ids seen recently (Slack's event_id), to drop retries early."""
+
+    async def first_delivery(self, channel: str, key: str) -> bool:
+        """Record `key`; False if it was recorded before."""
+        ...
+
+    async def forget_before(self, when: datetime) -> int:
+        """Drop keys recorded before `when` (platforms stop retrying long before)."""
+        ...
+
+
+class FeedbackStore(Protocol):
+    async def record(self, feedback: Feedback) -> bool:
+        """Store (or change) a rater's rating of a turn. False, and nothing stored, when
+        the turn is not an answer in `feedback.where`."""
         ...
 
 

@@ -30,8 +30,7 @@ class SqlConversationStore:
 
     @uninterrupted
     async def get_or_create(self, ref: ConversationRef, *, owner: str | None) -> Conversation:
-        key = {"channel": ref.channel, "tenant": ref.tenant,
-               "external_id": ref.conversation, "thread_id": ref.thread or ""}
+        key = _key(ref)
         now = self._now()
         # Insert-or-nothing then read: concurrent callers all end up reading the one row.
         stmt = insert(self._engine, conversations).values(
@@ -53,6 +52,15 @@ class SqlConversationStore:
     async def get(self, conversation_id: str) -> Conversation | None:
         query = select(conversations).where(conversations.c.id == conversation_id)
         async with single_statement(self._engine, "reading a conversation") as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return None if row is None else _conversation(row)
+
+    @uninterrupted
+    async def find(self, ref: ConversationRef) -> Conversation | None:
+        query = select(conversations).where(
+            *(conversations.c[name] == value for name, value in _key(ref).items())
+        )
+        async with single_statement(self._engine, "finding a conversation") as conn:
             row = (await conn.execute(query)).one_or_none()
         return None if row is None else _conversation(row)
 
@@ -130,6 +138,11 @@ def _turn_values(conversation_id: str, turn: NewTurn, now: datetime) -> dict[str
         "inbox_item_id": turn.inbox_item_id,
         "created_at": now,
     }
+
+
+def _key(ref: ConversationRef) -> dict[str, str]:
+    return {"channel": ref.channel, "tenant": ref.tenant,
+            "external_id": ref.conversation, "thread_id": ref.thread or ""}
 
 
 def _conversation(row: Row[Any]) -> Conversation:

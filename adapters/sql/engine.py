@@ -162,6 +162,14 @@ def uninterrupted(
     return run
 
 
+async def drain(*stores: _Store, timeout: float = 10.0) -> None:
+    """Wait for store operations still running after their callers were cancelled, so
+    the engine is disposed only once every transaction has ended."""
+    pending = {task for store in stores for task in store._inflight}
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+
+
 def _log_orphaned_failure(task: asyncio.Task[Any]) -> None:
     # Its caller was cancelled and nobody else will look at the outcome.
     if not task.cancelled() and (error := task.exception()) is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.sql import migrate
 from bots.chat import run_chat
 from bots.cli import main
 from bots.settings import load_settings
@@ -80,5 +81,5 @@ def test_db_upgrade_migrates_and_reports_the_revision(
 ) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "new"))
     assert main(["db", "upgrade"]) == 0
-    assert capsys.readouterr().out.strip().endswith("is at revision 0001")
+    assert capsys.readouterr().out.strip().endswith(f"is at revision {migrate.HEAD}")
     assert (tmp_path / "new" / "switchboard.db").exists()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import make_url
 
+from adapters.sql import migrate
 from adapters.sql.engine import create_engine
 from bots.database import upgrade
 from core.errors import ConfigurationError
@@ -44,7 +45,7 @@ async def test_two_processes_share_one_postgresql_database(
         async with serving(settings):
             pass
 
-    assert (await upgrade(settings)).endswith("is at revision 0001")
+    assert (await upgrade(settings)).endswith(f"is at revision {migrate.HEAD}")
     other = make_settings(database_url=database_url, data_dir=settings.data_dir.with_name("other"))
     llm.script(Reply("Stored in PostgreSQL."), Reply("Continued elsewhere."))
     async with serving(settings) as first, serving(other) as second:
