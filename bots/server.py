@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from adapters.slack.http import add_slack_routes
 from adapters.web.auth import WebAuth
 from adapters.web.replier import HistoryOnlyRepliers
 from adapters.web.routes import WEB_CHANNEL, WebChannel, add_web_routes
 from bots.bootstrap import Switchboard, bootstrap
 from bots.settings import Settings
-from core.ports import ChatModel
+from bots.slack import slack_channel
+from core.ports import ChatModel, Retriever
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +26,26 @@ SWITCHBOARD = web.AppKey("switchboard", Switchboard)
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
-def create_app(settings: Settings, *, model: ChatModel | None = None) -> web.Application:
+def create_app(
+    settings: Settings, *, model: ChatModel | None = None, retriever: Retriever | None = None
+) -> web.Application:
     """Build the app; services start with the app and stop with it, in reverse order."""
     app = web.Application(client_max_size=settings.max_body_bytes)
     add_web_routes(app)
-    app.cleanup_ctx.append(_services(settings, model))
+    app.cleanup_ctx.append(_services(settings, model, retriever))
     app.cleanup_ctx.append(_web_channel)
+    if settings.slack_enabled:
+        add_slack_routes(app)
+        app.cleanup_ctx.append(_slack_channel)
     app.cleanup_ctx.append(_worker)
     return app
 
 
-def _services(settings: Settings, model: ChatModel | None) -> CleanupContext:
+def _services(
+    settings: Settings, model: ChatModel | None, retriever: Retriever | None
+) -> CleanupContext:
     async def services(app: web.Application) -> AsyncIterator[None]:
-        async with bootstrap(settings, model=model) as sb:
+        async with bootstrap(settings, model=model, retriever=retriever) as sb:
             app[SWITCHBOARD] = sb
             yield
 
@@ -56,6 +65,11 @@ async def _web_channel(app: web.Application) -> AsyncIterator[None]:
         probes={"database": sb.check_database, "qdrant": sb.check_knowledge},
     )
     yield
+
+
+async def _slack_channel(app: web.Application) -> AsyncIterator[None]:
+    async with slack_channel(app[SWITCHBOARD], app):
+        yield
 
 
 async def _worker(app: web.Application) -> AsyncIterator[None]:

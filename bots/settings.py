@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -63,6 +64,16 @@ class Settings(BaseSettings):
         "INFO", validation_alias="SWITCHBOARD_LOG_LEVEL"
     )
 
+    slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+    slack_client_id: str | None = Field(None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(None, validation_alias="SLACK_CLIENT_SECRET")
+    slack_allowed_channels: str = Field("", validation_alias="SLACK_ALLOWED_CHANNELS")
+    slack_allowed_users: str = Field("", validation_alias="SLACK_ALLOWED_USERS")
+    slack_answer_bots: bool = Field(False, validation_alias="SLACK_ANSWER_BOTS")
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: SecretStr | None) -> SecretStr | None:
@@ -74,7 +85,7 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("openai_base_url", "qdrant_url")
+    @field_validator("openai_base_url", "qdrant_url", "slack_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None:
@@ -90,10 +101,38 @@ class Settings(BaseSettings):
             parse_api_keys(value.get_secret_value())
         return value
 
+    @field_validator("slack_bot_token", "slack_app_token")
+    @classmethod
+    def _slack_token_kind(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        prefix = "xoxb-" if info.field_name == "slack_bot_token" else "xapp-"
+        if value is not None and not value.get_secret_value().startswith(prefix):
+            raise ValueError(f"must be a Slack token starting with {prefix}")
+        return value
+
     @model_validator(mode="after")
     def _qdrant_key_needs_url(self) -> Settings:
         if self.qdrant_api_key is not None and self.qdrant_url is None:
             raise ValueError("QDRANT_API_KEY is set but QDRANT_URL is not")
+        return self
+
+    @model_validator(mode="after")
+    def _slack_complete(self) -> Settings:
+        if (self.slack_client_id is None) != (self.slack_client_secret is None):
+            raise ValueError("set both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET, or neither")
+        if self.slack_bot_token is not None and self.slack_client_id is not None:
+            raise ValueError(
+                "set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID/SLACK_CLIENT_SECRET "
+                "(OAuth, many workspaces), not both"
+            )
+        if self.slack_enabled and self.slack_bot_token is None and self.slack_client_id is None:
+            raise ValueError("SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not")
+        if self.slack_enabled and self.slack_signing_secret is None and (
+            self.slack_app_token is None or self.slack_client_id is not None
+        ):
+            raise ValueError(
+                "SLACK_SIGNING_SECRET is required to verify requests from Slack "
+                "(only a Socket Mode app with SLACK_APP_TOKEN can do without it)"
+            )
         return self
 
     # ----- derived values -----
@@ -122,11 +161,27 @@ class Settings(BaseSettings):
         """API key → the user it authenticates (`SWITCHBOARD_API_KEYS=alice:key1,bob:key2`)."""
         return parse_api_keys(self.api_keys.get_secret_value()) if self.api_keys else {}
 
+    @property
+    def slack_enabled(self) -> bool:
+        tokens = (self.slack_bot_token, self.slack_client_id, self.slack_app_token)
+        return any(v is not None for v in tokens)
+
+    @property
+    def slack_allowed_channel_ids(self) -> frozenset[str]:
+        return _id_set(self.slack_allowed_channels)
+
+    @property
+    def slack_allowed_user_ids(self) -> frozenset[str]:
+        return _id_set(self.slack_allowed_users)
+
     def secrets(self) -> list[str]:
         """Every secret value, for the log filter that masks them."""
         values = [
             s.get_secret_value()
-            for s in (self.openai_api_key, self.qdrant_api_key)
+            for s in (
+                self.openai_api_key, self.qdrant_api_key, self.slack_bot_token,
+                self.slack_signing_secret, self.slack_app_token, self.slack_client_secret,
+            )
             if s is not None
         ]
         values += list(self.api_key_users)
@@ -141,6 +196,10 @@ class Settings(BaseSettings):
             netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
             return parts._replace(netloc=netloc).geturl()
         return self.sqlalchemy_url
+
+
+def _id_set(raw: str) -> frozenset[str]:
+    return frozenset(filter(None, (part.strip() for part in raw.split(","))))
 
 
 def parse_api_keys(raw: str) -> dict[str, str]:

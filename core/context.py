@@ -126,7 +126,8 @@ def audience_of(message: InboundMessage) -> Audience:
         principals = {sender.id, *sender.groups} | ({sender.email} if sender.email else set())
         return Audience(kind="person", principals=frozenset(principals))
     ref = message.conversation
-    return Audience(kind="channel", principals=frozenset({f"{ref.channel}:{ref.tenant}:{ref.conversation}"}))
+    channel = f"{ref.channel}:{ref.tenant}:{ref.conversation}"
+    return Audience(kind="channel", principals=frozenset({channel}))
 
 
 def _local_time(zone: str, turn: TurnInput) -> str:

@@ -45,9 +45,10 @@ def make_settings(tmp_path: Path, llm: FakeOpenAI) -> MakeSettings:
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    """`switchboard serve`'s app, started and stopped as `web.run_app` would."""
-    async with TestServer(create_app(settings), host="127.0.0.1") as server:
+async def serving(settings: Settings, **substitutes: Any) -> AsyncIterator[TestClient[Any, Any]]:
+    """`switchboard serve`'s app, started and stopped as `web.run_app` would; `substitutes`
+    go to `create_app` (a retriever, say)."""
+    async with TestServer(create_app(settings, **substitutes), host="127.0.0.1") as server:
         async with TestClient(server) as client:
             yield client
 

@@ -60,3 +60,41 @@ def test_secrets_never_reach_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
     formatted = logging.Formatter().format(record)
     assert "sk-live-abcdef123456" not in formatted and "s3cret-pw" not in formatted
     assert "key *** rejected" in formatted
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET is required"),
+        ({"SLACK_BOT_TOKEN": "xoxp-user-token", "SLACK_SIGNING_SECRET": "s"}, "xoxb-"),
+        ({"SLACK_APP_TOKEN": "xapp-1"}, "SLACK_BOT_TOKEN is not"),
+        ({"SLACK_CLIENT_ID": "1.2", "SLACK_SIGNING_SECRET": "s"}, "both SLACK_CLIENT_ID"),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_CLIENT_ID": "1.2",
+             "SLACK_CLIENT_SECRET": "c", "SLACK_SIGNING_SECRET": "s"},
+            "not both",
+        ),
+    ],
+)
+def test_an_incomplete_slack_setup_is_refused_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], problem: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=problem):
+        load_settings()
+
+
+def test_socket_mode_needs_no_signing_secret_and_slack_secrets_are_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret-bot-token")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-secret-app-token")
+    monkeypatch.setenv("SLACK_ALLOWED_CHANNELS", "C1, C2,")
+
+    settings = load_settings()
+
+    assert settings.slack_enabled
+    assert settings.slack_allowed_channel_ids == {"C1", "C2"}
+    assert {"xoxb-secret-bot-token", "xapp-secret-app-token"} <= set(settings.secrets())
+    assert "secret-bot-token" not in repr(settings) and "secret-app" not in repr(settings)

@@ -61,7 +61,8 @@ async def test_rating_again_changes_the_rating(
     turn = await answer_in(conversations, THREAD)
 
     assert await store.record(Feedback(turn_id=turn, rater="slack:T1:U1", rating="up", where=THREAD))
-    assert await store.record(Feedback(turn_id=turn, rater="slack:T1:U1", rating="down", where=THREAD))
+    down = Feedback(turn_id=turn, rater="slack:T1:U1", rating="down", where=THREAD)
+    assert await store.record(down)
     assert await store.record(Feedback(turn_id=turn, rater="slack:T1:U2", rating="up", where=THREAD))
 
     assert await store.ratings(turn) == {"slack:T1:U1": "down", "slack:T1:U2": "up"}

@@ -1,0 +1,1 @@
+"""The Slack channel: Events API in, Web API out, and Slack's own text formats."""

@@ -1,0 +1,277 @@
+"""The Slack channel: a Bolt `AsyncApp` whose listeners turn events into inbox items.
+
+Every listener runs before the acknowledgement (`process_before_response`), so Slack
+hears "200" only once the message is durably in the inbox; answering happens in the
+worker. The same listeners serve HTTP (`/slack/events`) and Socket Mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import blocks
+from adapters.slack.clients import SlackClients, Workspace
+from adapters.slack.config import BOT_SCOPES, SlackConfig
+from adapters.slack.markup import mentioned_users
+from adapters.slack.translate import (
+    ANSWERED_SUBTYPES,
+    message_id,
+    sender_id,
+    tenant_of,
+    thread_ref,
+    to_inbound,
+)
+from adapters.slack.users import SlackUsers
+from core.feedback import Feedback
+from core.inbox import Duplicate
+from core.messages import Sender
+from core.ports import ConversationStore, DeliveryLog, FeedbackStore, Inbox
+
+log = logging.getLogger(__name__)
+
+REFUSAL = "Sorry, I'm not available here. Please ask an admin if you need me in this channel."
+FEEDBACK_THANKS = "Thanks for the feedback!"
+_MAX_NAMED_MENTIONS = 10
+
+
+def oauth_settings(config: SlackConfig, engine: Any) -> AsyncOAuthSettings:
+    """Multi-workspace install: installations and OAuth states in our SQL database,
+    in the tables migration 0002 created for slack_sdk's SQLAlchemy stores."""
+    assert config.client_id is not None and config.client_secret is not None
+    return AsyncOAuthSettings(
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        scopes=list(BOT_SCOPES),
+        authorization_url=config.authorize_url,
+        installation_store=AsyncSQLAlchemyInstallationStore(config.client_id, engine),
+        installation_store_bot_only=True,
+        state_store=AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine),
+    )
+
+
+class SlackChannel:
+    def __init__(
+        self,
+        *,
+        config: SlackConfig,
+        clients: SlackClients,
+        users: SlackUsers,
+        inbox: Inbox,
+        conversations: ConversationStore,
+        deliveries: DeliveryLog,
+        feedback: FeedbackStore,
+        notify: Callable[[], None],
+        oauth: AsyncOAuthSettings | None = None,
+    ) -> None:
+        self.config = config
+        self._clients = clients
+        self._users = users
+        self._inbox = inbox
+        self._conversations = conversations
+        self._deliveries = deliveries
+        self._feedback = feedback
+        self._notify = notify
+        self.app = AsyncApp(
+            signing_secret=config.signing_secret,
+            # Socket Mode has no signatures: the connection itself is authenticated.
+            request_verification_enabled=config.signing_secret is not None,
+            token=config.bot_token,
+            client=clients.shared,
+            oauth_settings=oauth,
+            installation_store=oauth.installation_store if oauth else None,
+            process_before_response=True,
+            name=config.bot_name,
+        )
+        self.app.event("app_mention")(self._on_mention)
+        self.app.event("message")(self._on_message)
+        self.app.event("app_home_opened")(self._on_home_opened)
+        self.app.action(blocks.FEEDBACK_ACTION)(self._on_feedback)
+        self.app.command("/switchboard")(self._on_command)
+
+    # ----- messages -----
+
+    async def _on_mention(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await self._accept(body, event, context)
+
+    async def _on_message(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        if self._ignored(event, context):
+            return
+        if event.get("channel_type") == "im" or self._mentions_bot(event, context):
+            # A mention in a channel the bot reads also arrives as app_mention; both
+            # carry the same message id and the inbox keeps the first.
+            await self._accept(body, event, context)
+        elif event.get("thread_ts") and await self._answers_thread(event, context):
+            await self._accept(body, event, context)
+
+    def _ignored(self, event: Mapping[str, Any], context: AsyncBoltContext) -> bool:
+        if event.get("subtype") not in ANSWERED_SUBTYPES or not event.get("user"):
+            return True
+        if event["user"] == context.bot_user_id:
+            return True
+        if event.get("bot_id") or event.get("bot_profile"):
+            return event.get("bot_id") == context.bot_id or not self.config.answer_bots
+        return False
+
+    def _mentions_bot(self, event: Mapping[str, Any], context: AsyncBoltContext) -> bool:
+        return bool(context.bot_user_id) and context.bot_user_id in mentioned_users(
+            event.get("text") or ""
+        )
+
+    async def _answers_thread(self, event: Mapping[str, Any], context: AsyncBoltContext) -> bool:
+        """A follow-up needs no mention in a thread the bot already answers."""
+        tenant = tenant_of(context.team_id, context.enterprise_id)
+        ref = thread_ref(tenant, event["channel"], event["thread_ts"])
+        return await self._conversations.find(ref) is not None
+
+    async def _accept(
+        self, body: Mapping[str, Any], event: Mapping[str, Any], context: AsyncBoltContext
+    ) -> None:
+        if self._ignored(event, context):
+            return
+        tenant = tenant_of(context.team_id, context.enterprise_id)
+        key = message_id(event["channel"], event["ts"])
+        if not await self._first_delivery(body, tenant):
+            # A retry. Drop it unless its answer failed (a redelivery retries it) or its
+            # first delivery died before reaching the inbox.
+            item = await self._inbox.find(channel="slack", tenant=tenant, message_id=key)
+            if item is not None and item.status != "failed":
+                return
+        client = context.client or self._clients.shared
+        if not self._allowed(event):
+            await self._refuse(client, event)
+            return
+        workspace = Workspace(
+            team_id=context.team_id,
+            enterprise_id=context.enterprise_id,
+            is_enterprise_install=bool(context.is_enterprise_install),
+        )
+        sender, names = await self._people(client, tenant, event, context)
+        message = to_inbound(
+            event, workspace=workspace, bot_user_id=context.bot_user_id,
+            sender=sender, user_names=names,
+        )
+        outcome = await self._inbox.record(message)
+        if not isinstance(outcome, Duplicate):
+            self._notify()
+
+    async def _first_delivery(self, body: Mapping[str, Any], tenant: str) -> bool:
+        event_id = body.get("event_id")
+        if not event_id:
+            return True
+        return await self._deliveries.first_delivery("slack", f"{tenant}/{event_id}")
+
+    def _allowed(self, event: Mapping[str, Any]) -> bool:
+        users, channels = self.config.allowed_users, self.config.allowed_channels
+        if users and event["user"] not in users:
+            return False
+        in_channel = event.get("channel_type") != "im"
+        return not (channels and in_channel and event["channel"] not in channels)
+
+    async def _refuse(self, client: AsyncWebClient, event: Mapping[str, Any]) -> None:
+        log.info("refused a message from %s in %s (not on the allow-lists)",
+                 event["user"], event["channel"])
+        try:
+            async with asyncio.timeout(2):
+                await client.chat_postEphemeral(
+                    channel=event["channel"], user=event["user"], text=REFUSAL,
+                    thread_ts=event.get("thread_ts"),
+                )
+        except (SlackApiError, SlackClientError, TimeoutError) as e:
+            log.warning("could not send the refusal: %s", type(e).__name__)
+
+    async def _people(
+        self,
+        client: AsyncWebClient,
+        tenant: str,
+        event: Mapping[str, Any],
+        context: AsyncBoltContext,
+    ) -> tuple[Sender, dict[str, str]]:
+        """The sender (name and email from users.info) and the names of people mentioned."""
+        user = event["user"]
+        others = [
+            u for u in mentioned_users(event.get("text") or "")
+            if u not in (user, context.bot_user_id)
+        ][:_MAX_NAMED_MENTIONS]
+        found = await asyncio.gather(*(self._users.get(client, tenant, u) for u in [user, *others]))
+        names = {u.id: u.name for u in found if u is not None}
+        me = found[0]
+        sender = Sender(
+            id=sender_id(tenant, user),
+            name=me.name if me else None,
+            email=me.email if me else None,
+        )
+        return sender, names
+
+    # ----- App Home, feedback, the slash command -----
+
+    async def _on_home_opened(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext,
+        client: AsyncWebClient,
+    ) -> None:
+        tenant = tenant_of(context.team_id, context.enterprise_id)
+        if not await self._first_delivery(body, tenant):
+            return
+        try:
+            if event.get("tab") == "messages":
+                await client.assistant_threads_setSuggestedPrompts(
+                    channel_id=event["channel"], title="Try asking",
+                    prompts=list(blocks.SUGGESTED_PROMPTS),
+                )
+            else:
+                await client.views_publish(
+                    user_id=event["user"], view=blocks.home_view(self.config.bot_name)
+                )
+        except SlackApiError as e:
+            log.warning("could not show the %s tab: %s", event.get("tab"), e.response.get("error"))
+
+    async def _on_feedback(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext,
+        client: AsyncWebClient,
+    ) -> None:
+        await ack()
+        parsed = blocks.parse_feedback(str(action.get("value", "")))
+        message = body.get("message") or {}
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+        if parsed is None or not channel or not message.get("ts"):
+            log.warning("ignored a feedback click without a usable value or message")
+            return
+        rating, turn_id = parsed
+        tenant = tenant_of(context.team_id, context.enterprise_id)
+        user = body["user"]["id"]
+        stored = await self._feedback.record(
+            Feedback(
+                turn_id=turn_id,
+                rater=sender_id(tenant, user),
+                rating="up" if rating == "up" else "down",
+                where=thread_ref(tenant, channel, message.get("thread_ts") or message["ts"]),
+            )
+        )
+        if not stored:
+            log.warning("feedback on turn %s from %s does not match its thread", turn_id, user)
+            return
+        try:
+            await client.chat_postEphemeral(
+                channel=channel, user=user, text=FEEDBACK_THANKS,
+                thread_ts=message.get("thread_ts") or message["ts"],
+            )
+        except SlackApiError as e:
+            log.info("could not thank for feedback: %s", e.response.get("error"))
+
+    async def _on_command(self, ack: Any) -> None:
+        await ack(text=blocks.help_text(self.config.bot_name), response_type="ephemeral")

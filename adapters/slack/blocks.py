@@ -1,0 +1,101 @@
+"""Block Kit pieces: sources and feedback under an answer, the Home tab, the help text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from adapters.slack.mrkdwn import to_mrkdwn
+from core.messages import Citation
+
+FEEDBACK_ACTION = "feedback"
+Block = dict[str, Any]
+
+SUGGESTED_PROMPTS = (
+    {"title": "What can you do?", "message": "What can you help me with?"},
+    {"title": "Connect Slack", "message": "How do I connect Switchboard to Slack?"},
+    {"title": "Summarise this thread", "message": "Summarise this thread in a few bullet points."},
+)
+
+
+def answer_footer(
+    citations: Sequence[Citation], turn_id: int | None, *, feedback: bool
+) -> list[Block]:
+    """What goes under a finished answer: its sources, then 👍/👎 (when it can be rated)."""
+    blocks: list[Block] = []
+    if citations:
+        blocks.append(sources_block(citations))
+    if feedback and turn_id is not None:
+        blocks.append(feedback_block(turn_id))
+    return blocks
+
+
+def sources_block(citations: Sequence[Citation]) -> Block:
+    # A context block takes at most 10 elements; one mrkdwn element keeps every source.
+    lines = [
+        f"[{c.index}] " + (to_mrkdwn(f"[{c.title}]({c.url})") if c.url else to_mrkdwn(c.title))
+        for c in citations
+    ]
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": ("*Sources*\n" + "\n".join(lines))[:3000]}],
+    }
+
+
+def feedback_block(turn_id: int) -> Block:
+    def button(text: str, rating: str) -> Block:
+        return {
+            "text": {"type": "plain_text", "text": text},
+            "accessibility_label": f"{text}: rate this answer",
+            "value": f"{rating}:{turn_id}",
+        }
+
+    return {
+        "type": "context_actions",
+        "elements": [
+            {
+                "type": "feedback_buttons",
+                "action_id": FEEDBACK_ACTION,
+                "positive_button": button("Good answer", "up"),
+                "negative_button": button("Bad answer", "down"),
+            }
+        ],
+    }
+
+
+def parse_feedback(value: str) -> tuple[str, int] | None:
+    rating, _, turn = value.partition(":")
+    if rating not in ("up", "down") or not turn.isdigit():
+        return None
+    return rating, int(turn)
+
+
+def help_text(name: str) -> str:
+    return (
+        f"*{name}* answers questions from your organisation's documents, with sources.\n"
+        f"• Mention @{name} in a channel: I answer in a thread, and follow-ups in that "
+        "thread need no mention.\n"
+        f"• Send me a direct message, or open my Messages tab.\n"
+        "• Rate an answer with 👍 or 👎 so it gets better."
+    )
+
+
+def home_view(name: str) -> Block:
+    return {
+        "type": "home",
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": f"{name}"[:150]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": help_text(name)}},
+            {"type": "divider"},
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": "Answers only use documents that everyone who can see "
+                        "them may read.",
+                    }
+                ],
+            },
+        ],
+    }

@@ -1,0 +1,277 @@
+"""`SlackReplier`: status while working, the answer streamed into the thread, sources and
+👍/👎 when it stops — and the whole answer delivered by `chat.postMessage`/`chat.update`
+when streaming is unavailable or the stream expires (`message_not_in_streaming_state`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.blocks import answer_footer
+from adapters.slack.clients import ChannelPacer, SlackClients
+from adapters.slack.mrkdwn import split_message, to_mrkdwn
+from adapters.slack.translate import SlackTarget, target_of
+from core.inbox import InboxItem
+from core.replies import ReplyDone, ReplyEvent, ReplyFailed, Status, TextDelta, ToolProgress
+
+log = logging.getLogger(__name__)
+
+STREAM_CAP = 11_000  # characters streamed into one message (Slack takes ≤ 12,000 per call)
+CLOSING_ZONE = 8_000  # past this, stream whole paragraphs only
+MESSAGE_LIMIT = 3_500  # Markdown per plain message: mrkdwn's escapes must stay under 4,000
+FLUSH_CHARS = 200
+FLUSH_SECONDS = 0.25
+UPDATE_SECONDS = 1.0  # chat.update at most this often while falling back
+NO_ANSWER = "Sorry, I have no answer to that."
+_TASK_STATE = {"running": "in_progress", "done": "complete", "failed": "error"}
+
+
+class SlackRepliers:
+    def __init__(self, clients: SlackClients, pacer: ChannelPacer) -> None:
+        self._clients = clients
+        self._pacer = pacer
+
+    def replier_for(self, item: InboxItem) -> SlackReplier:
+        return SlackReplier(target_of(item.message), self._clients, self._pacer)
+
+
+class SlackReplier:
+    def __init__(
+        self,
+        target: SlackTarget,
+        clients: SlackClients,
+        pacer: ChannelPacer,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._target = target
+        self._clients = clients
+        self._pacer = pacer
+        self._clock = clock
+        self._client: AsyncWebClient | None = None
+        self._status = ""
+        self._text = ""
+        self._streamed = 0  # characters of _text sent into the stream
+        self._stream_ts: str | None = None
+        self._streaming = True  # False once streaming failed: post and update instead
+        self._shown_ts: str | None = None  # the message showing the answer when not streaming
+        self._last_flush = float("-inf")
+        self._tasks: dict[str, dict[str, str]] = {}
+        self._unsent_tasks: list[str] = []
+
+    async def send(self, event: ReplyEvent) -> None:
+        match event:
+            case Status(text=text):
+                await self._set_status(text)
+            case TextDelta(text=text):
+                self._text += text
+                await self._progress()
+            case ToolProgress():
+                await self._task(event)
+            case ReplyDone():
+                await self._finish(event)
+            case ReplyFailed():
+                await self._fail(event)
+
+    async def _api(self) -> AsyncWebClient:
+        if self._client is None:
+            self._client = await self._clients.for_workspace(self._target.workspace)
+        return self._client
+
+    # ----- status and tasks -----
+
+    async def _set_status(self, text: str) -> None:
+        if text == self._status:
+            return
+        self._status = text
+        t = self._target
+        try:
+            async with asyncio.timeout(5):
+                await (await self._api()).assistant_threads_setStatus(
+                    channel_id=t.channel, thread_ts=t.thread_ts, status="is working on it…",
+                    loading_messages=[text],
+                )
+        except (SlackApiError, SlackClientError, TimeoutError) as e:
+            # Only a nicety: the answer itself must not wait on it.
+            log.info("could not set the status in %s: %s", t.channel, _error(e))
+
+    async def _task(self, event: ToolProgress) -> None:
+        self._tasks[event.call_id] = {
+            "type": "task_update", "id": event.call_id, "title": event.title,
+            "status": _TASK_STATE[event.state],
+        }
+        if event.call_id not in self._unsent_tasks:
+            self._unsent_tasks.append(event.call_id)
+        # Tools usually run before any text: their states go with the stream's first
+        # chunk rather than opening the stream early (it would expire during long tools).
+        if self._stream_ts is not None and self._streaming:
+            await self._append("")
+
+    def _task_chunks(self) -> list[dict[str, str]]:
+        chunks = [self._tasks[call_id] for call_id in self._unsent_tasks]
+        self._unsent_tasks.clear()
+        return chunks
+
+    # ----- streaming -----
+
+    async def _progress(self) -> None:
+        if not self._streaming:
+            await self._update_shown()
+            return
+        due = self._clock() - self._last_flush >= FLUSH_SECONDS
+        if due or len(self._text) - self._streamed >= FLUSH_CHARS:
+            await self._append(self._next_piece())
+
+    def _next_piece(self) -> str:
+        """Text not yet streamed. Near the cap, only whole paragraphs go into the stream,
+        so the message can end between paragraphs and the rest follow in new ones."""
+        end = len(self._text)
+        if end > CLOSING_ZONE:
+            # Until a paragraph ends within the cap, hold back; what never fits is posted
+            # after the stream stops.
+            cut = self._text.rfind("\n\n", self._streamed + 1, min(end, STREAM_CAP))
+            end = max(cut, self._streamed)
+        return self._text[self._streamed : end]
+
+    async def _append(self, piece: str) -> None:
+        chunks: list[dict[str, str]] = [*self._task_chunks()]
+        if piece:
+            chunks.append({"type": "markdown_text", "text": piece})
+        if not chunks:
+            return
+        t = self._target
+        self._last_flush = self._clock()
+        try:
+            client = await self._api()
+            if self._stream_ts is None:
+                response = await client.chat_startStream(
+                    channel=t.channel, thread_ts=t.thread_ts, chunks=chunks,
+                    recipient_user_id=t.user, recipient_team_id=t.user_team,
+                )
+                self._stream_ts = response["ts"]
+            else:
+                await client.chat_appendStream(channel=t.channel, ts=self._stream_ts, chunks=chunks)
+        except SlackApiError as e:
+            self._stop_streaming(e)
+            await self._update_shown()
+            return
+        self._streamed += len(piece)
+
+    def _stop_streaming(self, error: SlackApiError) -> None:
+        where = "expired" if self._stream_ts else "is unavailable"
+        log.info("Slack stream in %s %s (%s); posting instead", self._target.channel, where,
+                 _error(error))
+        self._streaming = False
+        # An expired stream's message keeps what it showed; it becomes the first message.
+        self._shown_ts = self._stream_ts
+        self._last_flush = float("-inf")
+
+    # ----- posting and updating instead of streaming -----
+
+    async def _update_shown(self) -> None:
+        """While falling back: keep one message showing the answer so far, updated at
+        most once a second (chat.update is rate limited like posting)."""
+        if not self._text or self._clock() - self._last_flush < UPDATE_SECONDS:
+            return
+        self._last_flush = self._clock()
+        first = split_message(self._text, MESSAGE_LIMIT)[0]
+        await self._show(first, blocks=None)
+
+    async def _show(self, markdown: str, *, blocks: list[dict[str, Any]] | None) -> None:
+        client, t = await self._api(), self._target
+        text = to_mrkdwn(markdown)
+        if self._shown_ts is None:
+            await self._pacer.wait(t.channel)
+            response = await client.chat_postMessage(
+                channel=t.channel, thread_ts=t.thread_ts, text=text, blocks=blocks
+            )
+            self._shown_ts = response["ts"]
+        else:
+            await client.chat_update(channel=t.channel, ts=self._shown_ts, text=text, blocks=blocks)
+
+    async def _post(self, markdown: str, *, blocks: list[dict[str, Any]] | None) -> None:
+        client, t = await self._api(), self._target
+        await self._pacer.wait(t.channel)
+        await client.chat_postMessage(
+            channel=t.channel, thread_ts=t.thread_ts, text=to_mrkdwn(markdown), blocks=blocks
+        )
+
+    # ----- the end of a turn -----
+
+    async def _finish(self, done: ReplyDone) -> None:
+        self._text = done.text if done.text.strip() else NO_ANSWER
+        footer = answer_footer(done.citations, done.turn_id, feedback=done.feedback)
+        if self._streaming:
+            await self._finish_stream(footer)
+        if not self._streaming:
+            await self._deliver_all(footer)
+
+    async def _finish_stream(self, footer: list[dict[str, Any]]) -> None:
+        piece = self._next_piece()
+        rest = self._text[self._streamed + len(piece) :]
+        chunks = [*self._task_chunks()]
+        if piece:
+            chunks.append({"type": "markdown_text", "text": piece})
+        t = self._target
+        try:
+            client = await self._api()
+            if self._stream_ts is None:
+                response = await client.chat_startStream(
+                    channel=t.channel, thread_ts=t.thread_ts, chunks=chunks,
+                    recipient_user_id=t.user, recipient_team_id=t.user_team,
+                )
+                self._stream_ts, chunks = response["ts"], []
+            await client.chat_stopStream(
+                channel=t.channel, ts=self._stream_ts, chunks=chunks,
+                blocks=None if rest.strip() else footer or None,
+            )
+        except SlackApiError as e:
+            self._stop_streaming(e)
+            return
+        self._streamed += len(piece)
+        # Past one message's cap, the rest follows as ordinary thread messages.
+        parts = split_message(rest, MESSAGE_LIMIT)
+        for n, part in enumerate(parts, start=1):
+            await self._post(part, blocks=_with_body(part, footer) if n == len(parts) else None)
+
+    async def _deliver_all(self, footer: list[dict[str, Any]]) -> None:
+        """The whole answer as thread messages split on paragraphs, the first one being
+        the message already showing part of it (an expired stream or a posted draft)."""
+        parts = split_message(self._text, MESSAGE_LIMIT)
+        for n, part in enumerate(parts, start=1):
+            blocks = _with_body(part, footer) if n == len(parts) and footer else None
+            if n == 1:
+                await self._show(part, blocks=blocks)
+            else:
+                await self._post(part, blocks=blocks)
+
+    async def _fail(self, failed: ReplyFailed) -> None:
+        apology = f"{failed.text} (reference {failed.reference})"
+        if self._stream_ts is not None and self._streaming:
+            try:
+                await (await self._api()).chat_stopStream(
+                    channel=self._target.channel, ts=self._stream_ts,
+                    chunks=[{"type": "markdown_text", "text": f"\n\n_{apology}_"}],
+                )
+                return
+            except SlackApiError as e:
+                log.info("could not end the stream with the apology: %s", _error(e))
+        await self._post(apology, blocks=None)
+
+
+def _with_body(markdown: str, footer: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # With blocks, `text` only feeds notifications: the body must be a block too.
+    return [{"type": "markdown", "text": markdown}, *footer]
+
+
+def _error(e: Exception) -> str:
+    if isinstance(e, SlackApiError):
+        return str(e.response.get("error", "error"))
+    return type(e).__name__

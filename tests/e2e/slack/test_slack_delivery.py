@@ -1,0 +1,139 @@
+"""The answer always arrives: apologies, expired or unavailable streams, rate limits,
+long answers, feedback clicks and allow-lists."""
+
+from __future__ import annotations
+
+import copy
+import json
+import urllib.parse
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from tests.e2e.conftest import services, serving
+from tests.e2e.slack.conftest import SlackSettings, fixture, mention, post_event, settled
+from tests.fakes.openai_server import Fail, FakeOpenAI, Reply
+from tests.fakes.slack_api import FakeSlack, RateLimited
+
+ROOT = "1700000002.000100"
+
+
+async def test_a_model_failure_leaves_an_apology_in_the_thread_and_stays_retryable(
+    app: TestClient[Any, Any], slack: FakeSlack, llm: FakeOpenAI
+) -> None:
+    llm.script(Fail(status=500))
+
+    await post_event(app, mention("hi", ts=ROOT))
+
+    await slack.wait_for_text("C111", ROOT, "Sorry")
+    await settled(app)
+    (apology,) = slack.thread("C111", ROOT)
+    assert "language model" in apology.text and "Traceback" not in apology.text
+    item = await services(app).inbox.find(channel="slack", tenant="T111", message_id=f"C111:{ROOT}")
+    assert item is not None and item.status == "failed"
+
+    # Slack's own retry of the same event is answered this time.
+    await post_event(app, mention("hi", ts=ROOT), headers={"X-Slack-Retry-Num": "1"})
+    await slack.wait_for("chat.stopStream")
+    assert slack.thread("C111", ROOT)[-1].text == "echo: hi"
+
+
+async def test_an_expired_stream_still_delivers_the_whole_answer(
+    app: TestClient[Any, Any], slack: FakeSlack, llm: FakeOpenAI
+) -> None:
+    answer = "\n\n".join(f"Paragraph {n}: " + "words " * 40 for n in range(8))
+    llm.script(Reply(answer, chunk_size=50))
+    slack.expire_streams_after(1)
+
+    await post_event(app, mention("tell me everything", ts=ROOT))
+
+    await slack.wait_for("chat.update")
+    messages = await wait_until_final(slack, ROOT)
+    assert "".join(m.text for m in messages).count("Paragraph") == 8
+    assert all(len(m.text) <= 4000 for m in messages)
+    assert messages[-1].blocks is not None
+    assert messages[-1].blocks[-1]["type"] == "context_actions"
+    assert len(slack.calls_to("chat.startStream")) == 1
+
+
+async def test_without_streaming_the_answer_is_posted_and_updated(
+    app: TestClient[Any, Any], slack: FakeSlack, llm: FakeOpenAI
+) -> None:
+    slack.disable_streaming()
+    llm.script(Reply("A short **answer**."))
+
+    await post_event(app, mention("hi", ts=ROOT))
+
+    messages = await wait_until_final(slack, ROOT)
+    assert [m.text for m in messages] == ["A short *answer*."]
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_a_long_answer_is_split_on_paragraphs_within_slack_limits(
+    app: TestClient[Any, Any], slack: FakeSlack, llm: FakeOpenAI
+) -> None:
+    answer = "\n\n".join(f"Section {n}. " + "text " * 300 for n in range(12))  # ~18,000 chars
+    llm.script(Reply(answer, chunk_size=500))
+
+    await post_event(app, mention("a long one", ts=ROOT))
+
+    messages = await wait_until_final(slack, ROOT)
+    assert len(messages) >= 2
+    assert "".join(m.text for m in messages).count("Section") == 12
+    assert all(m.text.rstrip().endswith("text") for m in messages)  # cut between paragraphs
+
+
+async def test_rate_limited_calls_are_retried_after_retry_after(
+    app: TestClient[Any, Any], slack: FakeSlack
+) -> None:
+    slack.script("chat.startStream", RateLimited(retry_after=1))
+
+    await post_event(app, mention("hi", ts=ROOT))
+
+    await slack.wait_for("chat.stopStream", timeout=10)
+    first, second = slack.calls_to("chat.startStream")
+    assert second.at - first.at >= 1.0
+    assert [m.text for m in slack.thread("C111", ROOT)] == ["echo: hi"]
+
+
+async def test_a_feedback_click_is_stored_with_the_answer_it_rates(
+    app: TestClient[Any, Any], slack: FakeSlack
+) -> None:
+    await post_event(app, mention("rate me", ts=ROOT))
+    (stop,) = await slack.wait_for("chat.stopStream")
+    button = stop.body["blocks"][-1]["elements"][0]["negative_button"]
+    (reply,) = slack.thread("C111", ROOT)
+
+    click = copy.deepcopy(fixture("bolt_block_actions_payload.json"))
+    click["user"]["id"] = "U222"
+    click["actions"][0].update(action_id="feedback", type="feedback_buttons", value=button["value"])
+    click["container"].update(message_ts=reply.ts, is_ephemeral=False)
+    click["message"] = reply.to_slack()
+    form = "payload=" + urllib.parse.quote(json.dumps(click))
+    response = await post_event(app, form, content_type="application/x-www-form-urlencoded")
+
+    assert response.status == 200
+    turn_id = int(button["value"].split(":")[1])
+    assert await services(app).feedback.ratings(turn_id) == {"slack:T111:U222": "down"}
+    await slack.wait_for("chat.postEphemeral")
+
+
+async def test_outside_the_allow_list_a_polite_private_refusal(
+    slack_settings: SlackSettings, slack: FakeSlack, llm: FakeOpenAI
+) -> None:
+    async with serving(slack_settings(slack_allowed_channels="C999")) as app:
+        assert (await post_event(app, mention("hi", ts=ROOT))).status == 200
+
+        (refusal,) = slack.ephemerals
+        assert refusal["user"] == "U222" and "not available" in refusal["text"]
+        assert llm.requests == []
+
+
+async def wait_until_final(slack: FakeSlack, root: str) -> list[Any]:
+    """The thread once its last message carries the feedback buttons."""
+    await slack.wait_for_text(
+        "C111", root,
+        lambda m: bool(m.blocks) and m.blocks[-1].get("type") == "context_actions",
+        timeout=10,
+    )
+    return slack.thread("C111", root)
