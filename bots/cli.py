@@ -26,6 +26,13 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     db_sub.add_parser("upgrade", help="apply the database migrations")
+    slack = sub.add_parser("slack", help="set up the Slack app")
+    slack_sub = slack.add_subparsers(dest="slack_command", required=True, metavar="COMMAND")
+    manifest = slack_sub.add_parser("manifest", help="print the Slack app manifest for your host")
+    manifest.add_argument("--url", help="the public HTTPS base URL, e.g. https://chat.example.com")
+    manifest.add_argument(
+        "--socket-mode", action="store_true", help="Socket Mode: no request URLs, --url optional"
+    )
     return parser
 
 
@@ -65,6 +72,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             from bots.database import upgrade
 
             print(asyncio.run(upgrade(settings)))
+        case "slack":
+            from bots.slack_manifest import render_manifest
+
+            try:
+                sys.stdout.write(render_manifest(args.url, socket_mode=args.socket_mode))
+            except ValueError as e:
+                print(f"switchboard: {e}", file=sys.stderr)
+                return 2
     return 0
 
 
