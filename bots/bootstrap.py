@@ -19,7 +19,6 @@ from adapters.llm.offline import OfflineChatModel
 from adapters.llm.openai_model import create_chat_model
 from adapters.llm.tokens import token_counter_for
 from adapters.qdrant.edge import EdgeKnowledgeIndex
-from adapters.qdrant.server import ServerKnowledgeIndex
 from adapters.sql import migrate
 from adapters.sql.conversations import SqlConversationStore
 from adapters.sql.deliveries import SqlDeliveryLog
@@ -195,5 +194,8 @@ def _chat_model(settings: Settings) -> ChatModel:
 def open_knowledge_index(settings: Settings) -> KnowledgeIndex:
     if settings.qdrant_url is None:
         return EdgeKnowledgeIndex.open(settings.qdrant_path)
+    # qdrant-client (with numpy and grpc) costs ~50 MB: imported only when it is used.
+    from adapters.qdrant.server import ServerKnowledgeIndex
+
     key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
     return ServerKnowledgeIndex(settings.qdrant_url, key)

@@ -10,13 +10,11 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from adapters.slack.http import add_slack_routes
 from adapters.web.auth import WebAuth
 from adapters.web.replier import HistoryOnlyRepliers
 from adapters.web.routes import WEB_CHANNEL, WebChannel, add_web_routes
 from bots.bootstrap import Switchboard, bootstrap
 from bots.settings import Settings
-from bots.slack import slack_channel
 from core.ports import ChatModel, Retriever
 
 log = logging.getLogger(__name__)
@@ -35,6 +33,9 @@ def create_app(
     app.cleanup_ctx.append(_services(settings, model, retriever))
     app.cleanup_ctx.append(_web_channel)
     if settings.slack_enabled:
+        # Slack's SDKs load only when Slack is configured.
+        from adapters.slack.http import add_slack_routes
+
         add_slack_routes(app)
         app.cleanup_ctx.append(_slack_channel)
     app.cleanup_ctx.append(_worker)
@@ -68,6 +69,8 @@ async def _web_channel(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _slack_channel(app: web.Application) -> AsyncIterator[None]:
+    from bots.slack import slack_channel
+
     async with slack_channel(app[SWITCHBOARD], app):
         yield
 

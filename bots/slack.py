@@ -17,6 +17,7 @@ from adapters.slack.config import SlackConfig
 from adapters.slack.http import SLACK_CHANNEL
 from adapters.slack.replier import SlackRepliers
 from adapters.slack.socket import SlackSocket
+from adapters.slack.status import EarlyStatus
 from adapters.slack.translate import sender_id
 from adapters.slack.users import SlackUser, SlackUsers
 from bots.bootstrap import Switchboard
@@ -60,6 +61,7 @@ async def slack_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[
             bot_token=config.bot_token,
             installations=oauth.installation_store if oauth else None,
         )
+        early = EarlyStatus()
         channel = SlackChannel(
             config=config,
             clients=clients,
@@ -69,10 +71,11 @@ async def slack_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[
             deliveries=sb.deliveries,
             feedback=sb.feedback,
             notify=sb.worker.notify,
+            early=early,
             oauth=oauth,
         )
         app[SLACK_CHANNEL] = channel
-        sb.repliers.register("slack", SlackRepliers(clients, ChannelPacer()))
+        sb.repliers.register("slack", SlackRepliers(clients, ChannelPacer(), early))
         socket = SlackSocket(channel, config.app_token) if config.app_token else None
         pruner = asyncio.create_task(_forget_old_deliveries(sb.deliveries), name="slack-pruner")
         try:
@@ -85,6 +88,7 @@ async def slack_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[
                 await pruner
             if socket is not None:
                 await socket.stop()
+            await early.aclose()
 
 
 def _profile_saver(profiles: ProfileStore):  # type: ignore[no-untyped-def]

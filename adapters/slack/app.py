@@ -24,6 +24,7 @@ from adapters.slack import blocks
 from adapters.slack.clients import SlackClients, Workspace
 from adapters.slack.config import BOT_SCOPES, SlackConfig
 from adapters.slack.markup import mentioned_users
+from adapters.slack.status import EarlyStatus
 from adapters.slack.translate import (
     ANSWERED_SUBTYPES,
     message_id,
@@ -72,9 +73,11 @@ class SlackChannel:
         deliveries: DeliveryLog,
         feedback: FeedbackStore,
         notify: Callable[[], None],
+        early: EarlyStatus,
         oauth: AsyncOAuthSettings | None = None,
     ) -> None:
         self.config = config
+        self._early = early
         self._clients = clients
         self._users = users
         self._inbox = inbox
@@ -86,8 +89,7 @@ class SlackChannel:
             signing_secret=config.signing_secret,
             # Socket Mode has no signatures: the connection itself is authenticated.
             request_verification_enabled=config.signing_secret is not None,
-            token=config.bot_token,
-            client=clients.shared,
+            client=clients.shared,  # carries the bot token (Bolt ignores `token` beside it)
             oauth_settings=oauth,
             installation_store=oauth.installation_store if oauth else None,
             process_before_response=True,
@@ -167,6 +169,8 @@ class SlackChannel:
         )
         outcome = await self._inbox.record(message)
         if not isinstance(outcome, Duplicate):
+            thread = message.conversation.thread or event["ts"]
+            self._early.start(message.id, client, event["channel"], thread)
             self._notify()
 
     async def _first_delivery(self, body: Mapping[str, Any], tenant: str) -> bool:

@@ -5,18 +5,18 @@ when streaming is unavailable or the stream expires (`message_not_in_streaming_s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.blocks import answer_footer
 from adapters.slack.clients import ChannelPacer, SlackClients
 from adapters.slack.mrkdwn import split_message, to_mrkdwn
+from adapters.slack.status import THINKING, EarlyStatus, set_status
 from adapters.slack.translate import SlackTarget, target_of
 from core.inbox import InboxItem
 from core.replies import ReplyDone, ReplyEvent, ReplyFailed, Status, TextDelta, ToolProgress
@@ -34,12 +34,16 @@ _TASK_STATE = {"running": "in_progress", "done": "complete", "failed": "error"}
 
 
 class SlackRepliers:
-    def __init__(self, clients: SlackClients, pacer: ChannelPacer) -> None:
+    def __init__(self, clients: SlackClients, pacer: ChannelPacer, early: EarlyStatus) -> None:
         self._clients = clients
         self._pacer = pacer
+        self._early = early
 
     def replier_for(self, item: InboxItem) -> SlackReplier:
-        return SlackReplier(target_of(item.message), self._clients, self._pacer)
+        return SlackReplier(
+            target_of(item.message), self._clients, self._pacer,
+            early=self._early, message_id=item.message.id,
+        )
 
 
 class SlackReplier:
@@ -49,8 +53,12 @@ class SlackReplier:
         clients: SlackClients,
         pacer: ChannelPacer,
         *,
+        early: EarlyStatus | None = None,
+        message_id: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._early = early
+        self._message_id = message_id
         self._target = target
         self._clients = clients
         self._pacer = pacer
@@ -67,6 +75,10 @@ class SlackReplier:
         self._unsent_tasks: list[str] = []
 
     async def send(self, event: ReplyEvent) -> None:
+        if self._early is not None:
+            early, self._early = self._early, None
+            if await early.taken_over(self._message_id):
+                self._status = THINKING
         match event:
             case Status(text=text):
                 await self._set_status(text)
@@ -91,16 +103,7 @@ class SlackReplier:
         if text == self._status:
             return
         self._status = text
-        t = self._target
-        try:
-            async with asyncio.timeout(5):
-                await (await self._api()).assistant_threads_setStatus(
-                    channel_id=t.channel, thread_ts=t.thread_ts, status="is working on it…",
-                    loading_messages=[text],
-                )
-        except (SlackApiError, SlackClientError, TimeoutError) as e:
-            # Only a nicety: the answer itself must not wait on it.
-            log.info("could not set the status in %s: %s", t.channel, _error(e))
+        await set_status(await self._api(), self._target.channel, self._target.thread_ts, text)
 
     async def _task(self, event: ToolProgress) -> None:
         self._tasks[event.call_id] = {
