@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiohttp import web
+from pydantic import SecretStr
 
 from adapters.slack.app import SlackChannel, oauth_settings
 from adapters.slack.clients import ChannelPacer, SlackClients
@@ -19,7 +20,7 @@ from adapters.slack.replier import SlackRepliers
 from adapters.slack.socket import SlackSocket
 from adapters.slack.status import EarlyStatus
 from adapters.slack.translate import sender_id
-from adapters.slack.users import SlackUser, SlackUsers
+from adapters.slack.users import OnFetched, SlackUser, SlackUsers
 from bots.bootstrap import Switchboard
 from bots.settings import Settings
 from core.ports import DeliveryLog, ProfileStore
@@ -32,8 +33,8 @@ DELIVERY_MEMORY = timedelta(days=1)
 
 
 def slack_config(settings: Settings) -> SlackConfig:
-    def secret(value: object) -> str | None:
-        return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
 
     return SlackConfig(
         signing_secret=secret(settings.slack_signing_secret),
@@ -91,7 +92,7 @@ async def slack_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[
             await early.aclose()
 
 
-def _profile_saver(profiles: ProfileStore):  # type: ignore[no-untyped-def]
+def _profile_saver(profiles: ProfileStore) -> OnFetched:
     async def save(user: SlackUser) -> None:
         await profiles.upsert(
             Profile(

@@ -106,7 +106,8 @@ class SlackChannel:
     async def _on_mention(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        await self._accept(body, event, context)
+        if not self._ignored(event, context):
+            await self._accept(body, event, context)
 
     async def _on_message(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
@@ -143,8 +144,7 @@ class SlackChannel:
     async def _accept(
         self, body: Mapping[str, Any], event: Mapping[str, Any], context: AsyncBoltContext
     ) -> None:
-        if self._ignored(event, context):
-            return
+        """Record a message the bot should answer (callers have dropped ignored ones)."""
         tenant = tenant_of(context.team_id, context.enterprise_id)
         key = message_id(event["channel"], event["ts"])
         if not await self._first_delivery(body, tenant):

@@ -143,24 +143,35 @@ class SlackReplier:
             end = max(cut, self._streamed)
         return self._text[self._streamed : end]
 
-    async def _append(self, piece: str) -> None:
-        chunks: list[dict[str, str]] = [*self._task_chunks()]
+    def _chunks(self, piece: str) -> list[dict[str, str]]:
+        """Tool states not yet shown, then the text."""
+        chunks = [*self._task_chunks()]
         if piece:
             chunks.append({"type": "markdown_text", "text": piece})
+        return chunks
+
+    async def _start_stream(self, client: AsyncWebClient, chunks: list[dict[str, str]]) -> str:
+        t = self._target
+        response = await client.chat_startStream(
+            channel=t.channel, thread_ts=t.thread_ts, chunks=chunks,
+            recipient_user_id=t.user, recipient_team_id=t.user_team,
+        )
+        self._stream_ts = str(response["ts"])
+        return self._stream_ts
+
+    async def _append(self, piece: str) -> None:
+        chunks = self._chunks(piece)
         if not chunks:
             return
-        t = self._target
         self._last_flush = self._clock()
         try:
             client = await self._api()
             if self._stream_ts is None:
-                response = await client.chat_startStream(
-                    channel=t.channel, thread_ts=t.thread_ts, chunks=chunks,
-                    recipient_user_id=t.user, recipient_team_id=t.user_team,
-                )
-                self._stream_ts = response["ts"]
+                await self._start_stream(client, chunks)
             else:
-                await client.chat_appendStream(channel=t.channel, ts=self._stream_ts, chunks=chunks)
+                await client.chat_appendStream(
+                    channel=self._target.channel, ts=self._stream_ts, chunks=chunks
+                )
         except SlackApiError as e:
             self._stop_streaming(e)
             await self._update_shown()
@@ -189,22 +200,21 @@ class SlackReplier:
 
     async def _show(self, markdown: str, *, blocks: list[dict[str, Any]] | None) -> None:
         client, t = await self._api(), self._target
-        text = to_mrkdwn(markdown)
         if self._shown_ts is None:
-            await self._pacer.wait(t.channel)
-            response = await client.chat_postMessage(
-                channel=t.channel, thread_ts=t.thread_ts, text=text, blocks=blocks
-            )
-            self._shown_ts = response["ts"]
+            self._shown_ts = await self._post(markdown, blocks=blocks)
         else:
-            await client.chat_update(channel=t.channel, ts=self._shown_ts, text=text, blocks=blocks)
+            await client.chat_update(
+                channel=t.channel, ts=self._shown_ts, text=to_mrkdwn(markdown), blocks=blocks
+            )
 
-    async def _post(self, markdown: str, *, blocks: list[dict[str, Any]] | None) -> None:
+    async def _post(self, markdown: str, *, blocks: list[dict[str, Any]] | None) -> str:
+        """A new thread message, paced per channel; its ts."""
         client, t = await self._api(), self._target
         await self._pacer.wait(t.channel)
-        await client.chat_postMessage(
+        response = await client.chat_postMessage(
             channel=t.channel, thread_ts=t.thread_ts, text=to_mrkdwn(markdown), blocks=blocks
         )
+        return str(response["ts"])
 
     # ----- the end of a turn -----
 
@@ -219,20 +229,14 @@ class SlackReplier:
     async def _finish_stream(self, footer: list[dict[str, Any]]) -> None:
         piece = self._next_piece()
         rest = self._text[self._streamed + len(piece) :]
-        chunks = [*self._task_chunks()]
-        if piece:
-            chunks.append({"type": "markdown_text", "text": piece})
-        t = self._target
+        chunks = self._chunks(piece)
         try:
             client = await self._api()
-            if self._stream_ts is None:
-                response = await client.chat_startStream(
-                    channel=t.channel, thread_ts=t.thread_ts, chunks=chunks,
-                    recipient_user_id=t.user, recipient_team_id=t.user_team,
-                )
-                self._stream_ts, chunks = response["ts"], []
+            ts = self._stream_ts
+            if ts is None:
+                ts, chunks = await self._start_stream(client, chunks), []
             await client.chat_stopStream(
-                channel=t.channel, ts=self._stream_ts, chunks=chunks,
+                channel=self._target.channel, ts=ts, chunks=chunks,
                 blocks=None if rest.strip() else footer or None,
             )
         except SlackApiError as e:

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
+from sqlalchemy import text
 
 from bots.settings import Settings
-from tests.e2e.conftest import MakeSettings, serving
+from tests.e2e.conftest import MakeSettings, services, serving
 from tests.fakes.slack_api import FakeSlack
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "slack"
@@ -111,10 +112,6 @@ async def app(slack_settings: SlackSettings) -> AsyncIterator[TestClient[Any, An
 
 async def settled(app: TestClient[Any, Any]) -> None:
     """Wait until the worker has nothing left pending or in progress."""
-    from sqlalchemy import text
-
-    from tests.e2e.conftest import services
-
     engine = services(app).engine
     for _ in range(500):
         async with engine.connect() as conn:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from adapters.slack.translate import thread_ref
 from core.knowledge import Passage
 from tests.e2e.conftest import services, serving
 from tests.e2e.slack.conftest import (
@@ -82,7 +83,7 @@ async def test_direct_message_is_answered_in_its_thread(
     (reply,) = slack.thread("D111", "1726133700.887259")
     assert reply.text == "echo: A top-level DM, not in a thread"
     conversation = await services(app).conversations.find(
-        mention_ref("D111", "1726133700.887259")
+        thread_ref(TEAM, "D111", "1726133700.887259")
     )
     assert conversation is not None and conversation.owner == "slack:T111:W222"
 
@@ -157,7 +158,8 @@ async def test_other_bots_and_edits_are_ignored(
     await settled(app)
     assert llm.requests == []
     inbox = services(app).inbox
-    assert await inbox.find(channel="slack", tenant=TEAM, message_id="C111:1610261539.000900") is None
+    bot_message = "C111:1610261539.000900"
+    assert await inbox.find(channel="slack", tenant=TEAM, message_id=bot_message) is None
 
 
 async def test_own_messages_are_ignored(
@@ -170,10 +172,4 @@ async def test_own_messages_are_ignored(
 
     await settled(app)
     assert llm.requests == []
-
-
-def mention_ref(channel: str, ts: str) -> Any:
-    from adapters.slack.translate import thread_ref
-
-    return thread_ref(TEAM, channel, ts)
 

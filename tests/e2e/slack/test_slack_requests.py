@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 
 from tests.e2e.conftest import services
-from tests.e2e.slack.conftest import fixture, mention, post_event, sign
+from tests.e2e.slack.conftest import FIXTURES, fixture, mention, post_event, sign
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 
@@ -71,7 +71,7 @@ async def test_a_body_that_is_not_utf8_is_refused_with_400(app: TestClient[Any, 
 
 
 async def test_the_slash_command_answers_privately_with_help(app: TestClient[Any, Any]) -> None:
-    form = fixture_form("bolt_slash_command_body.form.txt").replace(
+    form = (FIXTURES / "bolt_slash_command_body.form.txt").read_text().strip().replace(
         "command=%2Fhello-world", "command=%2Fswitchboard"
     )
 
@@ -104,11 +104,4 @@ async def test_opening_the_messages_tab_suggests_prompts(
     (prompts,) = slack.calls_to("assistant.threads.setSuggestedPrompts")
     assert prompts.body["channel_id"] == "D111"
     assert len(prompts.body["prompts"]) == 3
-
-
-def fixture_form(name: str) -> str:
-    from tests.e2e.slack.conftest import FIXTURES
-
-    return (FIXTURES / name).read_text().strip()
-
 
