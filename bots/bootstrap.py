@@ -26,6 +26,7 @@ from adapters.sql.engine import create_engine, drain
 from adapters.sql.feedback import SqlFeedbackStore
 from adapters.sql.inbox import SqlInbox
 from adapters.sql.profiles import SqlProfileStore
+from adapters.sql.sent_messages import SqlSentMessages
 from bots.profile import BotProfile, default_profile
 from bots.settings import Settings
 from core.context import (
@@ -65,6 +66,7 @@ class Switchboard:
     profiles: SqlProfileStore
     deliveries: SqlDeliveryLog
     feedback: SqlFeedbackStore
+    sent_messages: SqlSentMessages
     model: ChatModel
     knowledge: KnowledgeIndex | None
     repliers: ChannelRepliers
@@ -114,7 +116,10 @@ async def bootstrap(
         profiles = SqlProfileStore(engine)
         deliveries = SqlDeliveryLog(engine)
         feedback = SqlFeedbackStore(engine)
-        stack.push_async_callback(drain, conversations, inbox, profiles, deliveries, feedback)
+        sent_messages = SqlSentMessages(engine)
+        stack.push_async_callback(
+            drain, conversations, inbox, profiles, deliveries, feedback, sent_messages
+        )
         profile = default_profile(settings.bot_name)
         counter = token_counter_for(model.name)
         assembler = ContextAssembler(
@@ -148,6 +153,7 @@ async def bootstrap(
             profiles=profiles,
             deliveries=deliveries,
             feedback=feedback,
+            sent_messages=sent_messages,
             model=model,
             knowledge=knowledge,
             repliers=repliers,

@@ -98,6 +98,15 @@ class FeedbackStore(Protocol):
         ...
 
 
+class SentMessages(Protocol):
+    """Which answer (turn) a message the bot sent carried, for platforms whose feedback
+    names the message rather than the answer."""
+
+    async def remember(self, where: ConversationRef, message_id: str, turn_id: int) -> None: ...
+
+    async def turn_of(self, where: ConversationRef, message_id: str) -> int | None: ...
+
+
 class ProfileStore(Protocol):
     async def get(self, sender_id: str) -> Profile | None: ...
 

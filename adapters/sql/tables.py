@@ -125,6 +125,19 @@ feedback = Table(
     UniqueConstraint("turn_id", "rater"),
 )
 
+# A platform's id of a message the bot sent → the answer (turn) it carried, for platforms
+# whose feedback names the message, not the answer (Teams' `message/submitAction`).
+sent_messages = Table(
+    "sent_messages",
+    metadata,
+    Column("channel", String(32), primary_key=True),
+    Column("tenant", String(128), primary_key=True),
+    Column("conversation", String(512), primary_key=True),
+    Column("message_id", String(256), primary_key=True),
+    Column("turn_id", BigId, ForeignKey("turns.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 # Slack installations (multi-workspace OAuth), in the shape slack_sdk's
 # AsyncSQLAlchemyInstallationStore / AsyncSQLAlchemyOAuthStateStore read and write
 # (`test_slack_tables_match_slack_sdk` keeps them in step with the library).
