@@ -1,0 +1,1 @@
+"""The Microsoft Teams channel: Bot Framework activities in, Teams messages out."""
