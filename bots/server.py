@@ -38,6 +38,12 @@ def create_app(
 
         add_slack_routes(app)
         app.cleanup_ctx.append(_slack_channel)
+    if settings.teams_enabled:
+        # botbuilder loads only when Teams is configured.
+        from adapters.teams.http import add_teams_routes
+
+        add_teams_routes(app)
+        app.cleanup_ctx.append(_teams_channel)
     app.cleanup_ctx.append(_worker)
     return app
 
@@ -72,6 +78,13 @@ async def _slack_channel(app: web.Application) -> AsyncIterator[None]:
     from bots.slack import slack_channel
 
     async with slack_channel(app[SWITCHBOARD], app):
+        yield
+
+
+async def _teams_channel(app: web.Application) -> AsyncIterator[None]:
+    from bots.teams import teams_channel
+
+    async with teams_channel(app[SWITCHBOARD], app):
         yield
 
 

@@ -74,6 +74,36 @@ class Settings(BaseSettings):
     slack_allowed_users: str = Field("", validation_alias="SLACK_ALLOWED_USERS")
     slack_answer_bots: bool = Field(False, validation_alias="SLACK_ANSWER_BOTS")
 
+    # Teams: botbuilder's own names (and the upper-case spelling) so an existing bot's
+    # environment works unchanged.
+    microsoft_app_id: str | None = Field(
+        None, validation_alias=AliasChoices("MicrosoftAppId", "MICROSOFT_APP_ID")
+    )
+    microsoft_app_password: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MicrosoftAppPassword", "MICROSOFT_APP_PASSWORD")
+    )
+    microsoft_app_type: Literal["SingleTenant", "MultiTenant", "UserAssignedMSI"] = Field(
+        "SingleTenant", validation_alias=AliasChoices("MicrosoftAppType", "MICROSOFT_APP_TYPE")
+    )
+    microsoft_app_tenant_id: str | None = Field(
+        None, validation_alias=AliasChoices("MicrosoftAppTenantId", "MICROSOFT_APP_TENANT_ID")
+    )
+    teams_openid_metadata_url: str | None = Field(
+        None, validation_alias="TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL"
+    )
+    teams_token_issuer: str | None = Field(
+        None, validation_alias="TO_BOT_FROM_CHANNEL_TOKEN_ISSUER"
+    )
+    teams_login_url: str | None = Field(None, validation_alias="TO_CHANNEL_FROM_BOT_LOGIN_URL")
+    teams_oauth_scope: str | None = Field(None, validation_alias="TO_CHANNEL_FROM_BOT_OAUTH_SCOPE")
+    teams_channel_service: str | None = Field(None, validation_alias="CHANNEL_SERVICE")
+    teams_validate_authority: bool | None = Field(None, validation_alias="VALIDATE_AUTHORITY")
+    teams_oauth_url: str | None = Field(None, validation_alias="OAUTH_URL")
+    teams_allowed_tenants: str = Field("", validation_alias="TEAMS_ALLOWED_TENANTS")
+    teams_service_url_allowlist: str | None = Field(
+        None, validation_alias="TEAMS_SERVICE_URL_ALLOWLIST"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: SecretStr | None) -> SecretStr | None:
@@ -85,7 +115,10 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("openai_base_url", "qdrant_url", "slack_api_url")
+    @field_validator(
+        "openai_base_url", "qdrant_url", "slack_api_url", "teams_openid_metadata_url",
+        "teams_login_url", "teams_oauth_url",
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None:
@@ -135,6 +168,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _teams_complete(self) -> Settings:
+        if not self.teams_enabled:
+            return self
+        if self.microsoft_app_type != "UserAssignedMSI" and self.microsoft_app_password is None:
+            raise ValueError("MicrosoftAppPassword is required with MicrosoftAppId")
+        if self.microsoft_app_type == "SingleTenant" and not self.microsoft_app_tenant_id:
+            raise ValueError("MicrosoftAppTenantId is required for a SingleTenant app")
+        return self
+
     # ----- derived values -----
 
     @property
@@ -167,6 +210,21 @@ class Settings(BaseSettings):
         return any(v is not None for v in tokens)
 
     @property
+    def teams_enabled(self) -> bool:
+        return bool(self.microsoft_app_id)
+
+    @property
+    def teams_allowed_tenant_ids(self) -> frozenset[str]:
+        return _id_set(self.teams_allowed_tenants)
+
+    @property
+    def teams_service_hosts(self) -> tuple[str, ...] | None:
+        """None: Microsoft's connector hosts (the adapter's default)."""
+        if self.teams_service_url_allowlist is None:
+            return None
+        return tuple(sorted(_id_set(self.teams_service_url_allowlist)))
+
+    @property
     def slack_allowed_channel_ids(self) -> frozenset[str]:
         return _id_set(self.slack_allowed_channels)
 
@@ -181,6 +239,7 @@ class Settings(BaseSettings):
             for s in (
                 self.openai_api_key, self.qdrant_api_key, self.slack_bot_token,
                 self.slack_signing_secret, self.slack_app_token, self.slack_client_secret,
+                self.microsoft_app_password,
             )
             if s is not None
         ]

@@ -10,8 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SDKS = {
     "aiohttp", "aiohttp_sse", "aiosqlite", "alembic", "asyncpg", "botbuilder", "botframework",
-    "httpx", "markdown_it", "openai", "qdrant_client", "qdrant_edge", "requests", "slack_bolt",
-    "slack_sdk", "sqlalchemy", "tiktoken",
+    "httpx", "jwt", "markdown_it", "msal", "msrest", "openai", "qdrant_client", "qdrant_edge",
+    "requests", "slack_bolt", "slack_sdk", "sqlalchemy", "tiktoken",
 }
 
 
@@ -46,4 +46,20 @@ def test_an_adapter_imports_only_core_and_its_own_sdk(path: Path) -> None:
         if name.split(".")[0] == "bots"
         or (name.startswith("adapters.") and name.split(".")[1] != own)
     }
+    assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+BOTBUILDER = {"botbuilder", "botframework", "msal", "msrest"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for d in ("adapters", "bots", "core") for p in modules(d)
+     if not p.is_relative_to(ROOT / "adapters" / "teams")],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_botbuilder_stays_in_the_teams_adapter(path: Path) -> None:
+    """botbuilder-python is archived: keeping it in one package keeps a move to the
+    Microsoft 365 Agents SDK to that package."""
+    bad = {name for name in imports(path) if name.split(".")[0] in BOTBUILDER}
     assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"

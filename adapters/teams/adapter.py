@@ -1,0 +1,175 @@
+"""`POST /api/messages`: botbuilder's `CloudAdapter`, with the parts 4.17.x gets wrong
+replaced — authentication (ours, see `auth`), every authentication failure answered 401
+without running the turn, and invoke bodies returned as they are (4.17.x serializes them
+twice and answers 500)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from botbuilder.core import Bot, InvokeResponse, TurnContext, serializer_helper
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import Activity
+from botframework.connector.auth import (
+    AuthenticateRequestResult,
+    BotFrameworkAuthentication,
+    BotFrameworkAuthenticationFactory,
+    ClaimsIdentity,
+    ConnectorFactory,
+    UserTokenClient,
+)
+
+from adapters.teams.auth import (
+    AuthenticationFailed,
+    ChannelTokenValidator,
+    KeysUnavailable,
+    SigningKeys,
+)
+from adapters.teams.config import TeamsConfig
+from adapters.teams.connector import GuardedConnectorFactory, ServiceHosts
+from adapters.teams.credentials import AppTokens, CachedCredentialsFactory
+
+log = logging.getLogger(__name__)
+
+# The caller id botbuilder records for activities from Azure Bot Service channels.
+CALLER_ID = "urn:botframework:azure"
+RAW_ACTIVITY = "switchboard.raw_activity"
+
+
+class TeamsAuthentication(BotFrameworkAuthentication):  # type: ignore[misc]
+    """Inbound validation and outbound connectors of one app; the rest (the user-token
+    client for `OAUTH_URL`) is botbuilder's, built from the same resolved endpoints."""
+
+    def __init__(
+        self, config: TeamsConfig, session: aiohttp.ClientSession, tokens: AppTokens
+    ) -> None:
+        cloud = config.cloud
+        self.app_id = config.app_id
+        self.credentials = CachedCredentialsFactory(config.app_id, tokens)
+        self.validator = ChannelTokenValidator(
+            SigningKeys(session, cloud.openid_metadata_url),
+            app_id=config.app_id,
+            issuer=cloud.token_issuer,
+        )
+        self._scope = cloud.oauth_scope
+        self._connectors = GuardedConnectorFactory(
+            app_id=config.app_id,
+            scope=cloud.oauth_scope,
+            credentials=self.credentials,
+            hosts=ServiceHosts(config.service_hosts),
+            session=session,
+        )
+        self._inner = BotFrameworkAuthenticationFactory.create(
+            validate_authority=cloud.validate_authority,
+            to_channel_from_bot_login_url=config.authority,
+            to_channel_from_bot_oauth_scope=cloud.oauth_scope,
+            to_bot_from_channel_token_issuer=cloud.token_issuer,
+            oauth_url=cloud.oauth_url,
+            to_bot_from_channel_open_id_metadata_url=cloud.openid_metadata_url,
+            credential_factory=self.credentials,
+        )
+        self._user_tokens: UserTokenClient | None = None
+
+    async def authenticate_request(
+        self, activity: Activity, auth_header: str
+    ) -> AuthenticateRequestResult:
+        """Raises `AuthenticationFailed` (→ 401) or `KeysUnavailable` (→ 503)."""
+        claims = await self.validator.validate(
+            auth_header, channel_id=activity.channel_id or "", service_url=activity.service_url
+        )
+        result = AuthenticateRequestResult()
+        result.claims_identity = ClaimsIdentity(claims, True)
+        result.audience = self._scope
+        result.caller_id = CALLER_ID
+        result.connector_factory = self._connectors
+        return result
+
+    async def authenticate_streaming_request(
+        self, auth_header: str, channel_id_header: str
+    ) -> AuthenticateRequestResult:
+        raise PermissionError("streaming (websocket) connections are not served")
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return self._connectors
+
+    async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> UserTokenClient:
+        if self._user_tokens is None:
+            self._user_tokens = await self._inner.create_user_token_client(claims_identity)
+        return self._user_tokens
+
+    def get_originating_audience(self) -> str:
+        return str(self._scope)
+
+
+class TeamsAdapter(CloudAdapter):  # type: ignore[misc]
+    def __init__(self, authentication: TeamsAuthentication) -> None:
+        super().__init__(authentication)
+        self.authentication = authentication
+
+    async def process(  # type: ignore[override]
+        self, request: web.Request, bot: Bot, ws_response: Any = None
+    ) -> web.Response:
+        body = await _read_body(request)
+        activity = _activity(body)
+        auth_header = request.headers.get("Authorization", "")
+        try:
+            result = await self.authentication.authenticate_request(activity, auth_header)
+        except AuthenticationFailed as e:
+            log.warning("refused a Teams request: %s", e)
+            raise web.HTTPUnauthorized(text="unauthorized") from None
+        except KeysUnavailable as e:
+            log.error("%s", e)
+            raise web.HTTPServiceUnavailable(text="cannot verify the request now") from None
+
+        async def logic(turn_context: TurnContext) -> None:
+            # botbuilder's models drop the fields they do not declare (a mention entity's
+            # `mentioned`, the conversation's `tenantId`): the bot reads the JSON as sent.
+            turn_context.turn_state[RAW_ACTIVITY] = body
+            await bot.on_turn(turn_context)
+
+        invoke_response = await self.process_activity(result, activity, logic)
+        return _http_response(invoke_response)
+
+
+def raw_activity(turn_context: TurnContext) -> dict[str, Any]:
+    """The incoming activity's JSON exactly as the channel sent it."""
+    raw = turn_context.turn_state.get(RAW_ACTIVITY)
+    return raw if isinstance(raw, dict) else dict(turn_context.activity.serialize())
+
+
+async def _read_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="activities are application/json")
+    raw = await request.read()  # 413 beyond the app's client_max_size
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise web.HTTPBadRequest(text="the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="the body is not an activity")
+    return body
+
+
+def _activity(body: dict[str, Any]) -> Activity:
+    try:
+        activity = Activity().deserialize(body)
+    except Exception:  # msrest raises several kinds for a malformed body
+        raise web.HTTPBadRequest(text="the body is not an activity") from None
+    if not activity.type or not isinstance(activity.service_url, str):
+        raise web.HTTPBadRequest(text="an activity needs a type and a serviceUrl")
+    return activity
+
+
+def _http_response(invoke_response: InvokeResponse | None) -> web.Response:
+    if invoke_response is None:
+        return web.Response(status=200)
+    body = invoke_response.body
+    if body is None:
+        return web.Response(status=invoke_response.status)
+    if not isinstance(body, dict | list | str | int | float | bool):
+        body = serializer_helper(body)
+    return web.json_response(body, status=invoke_response.status)

@@ -1,0 +1,202 @@
+"""The Teams bot: what each incoming activity means for Switchboard.
+
+Messages are recorded in the inbox and answered later by the worker (Teams waits ~15 s
+for the HTTP answer and then delivers the same activity again); the bot being added
+gets a welcome; the feedback invoke is stored with the answer it rates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botbuilder.core import ActivityHandler, BotAdapter, InvokeResponse, TurnContext
+from botbuilder.schema import ChannelAccount
+
+from adapters.teams.adapter import raw_activity
+from adapters.teams.commands import COMMANDS
+from adapters.teams.config import TeamsConfig
+from adapters.teams.roster import TeamsRoster
+from adapters.teams.translate import (
+    THREAD_MARK,
+    clean_text,
+    conversation_type,
+    mentions_bot,
+    message_id,
+    sender_id,
+    tenant_of,
+    thread_ref,
+    to_inbound,
+)
+from core.feedback import Feedback
+from core.inbox import Duplicate
+from core.messages import Sender
+from core.ports import DeliveryLog, FeedbackStore, Inbox, SentMessages
+
+log = logging.getLogger(__name__)
+
+CHANNEL_ID = "msteams"
+_COMMAND_NAMES = frozenset(title for title, _ in COMMANDS)  # each one shows the help
+
+
+def help_text(name: str) -> str:
+    return (
+        f"**{name}** answers questions from your organisation's documents, with sources.\n\n"
+        f"- In a channel or group chat, mention **@{name}** and I answer in that thread.\n"
+        "- In a chat with me, just ask.\n"
+        "- Rate an answer with 👍 or 👎 so it gets better."
+    )
+
+
+def welcome_text(name: str) -> str:
+    return (
+        f"Hi, I'm **{name}**. I answer questions from your organisation's documents and "
+        "say where each answer came from. Ask me anything, or type **help**."
+    )
+
+
+class TeamsBot(ActivityHandler):  # type: ignore[misc]
+    def __init__(
+        self,
+        *,
+        config: TeamsConfig,
+        inbox: Inbox,
+        deliveries: DeliveryLog,
+        feedback: FeedbackStore,
+        sent_messages: SentMessages,
+        roster: TeamsRoster,
+        notify: Callable[[], None],
+    ) -> None:
+        self._config = config
+        self._inbox = inbox
+        self._deliveries = deliveries
+        self._feedback = feedback
+        self._sent = sent_messages
+        self._roster = roster
+        self._notify = notify
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        if activity.channel_id != CHANNEL_ID:
+            log.info("ignored a %s activity from channel %s", activity.type, activity.channel_id)
+            return
+        tenant = tenant_of(raw_activity(turn_context))
+        if self._config.allowed_tenants and tenant not in self._config.allowed_tenants:
+            log.warning("ignored a %s activity from tenant %s (not in TEAMS_ALLOWED_TENANTS)",
+                        activity.type, tenant)
+            return
+        await super().on_turn(turn_context)
+
+    # ----- messages -----
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = raw_activity(turn_context)
+        if (activity.get("from") or {}).get("role") == "bot":
+            return
+        personal = conversation_type(activity) == "personal"
+        if not personal and not mentions_bot(activity):
+            return  # Teams only sends these with resource-specific consent; not for us
+        if clean_text(activity).lower().lstrip("/") in _COMMAND_NAMES:
+            if await self._first(activity, "help"):
+                await turn_context.send_activity(help_text(self._config.bot_name))
+            return
+        tenant = tenant_of(activity)
+        existing = await self._inbox.find(
+            channel="teams", tenant=tenant, message_id=message_id(activity)
+        )
+        if existing is not None and existing.status != "failed":
+            return  # a redelivery of a message already being answered
+        sender = await self._sender(turn_context, activity, tenant)
+        reference = TurnContext.get_conversation_reference(turn_context.activity).serialize()
+        outcome = await self._inbox.record(
+            to_inbound(activity, sender=sender, reference=reference)
+        )
+        if not isinstance(outcome, Duplicate):
+            self._notify()
+
+    async def _sender(
+        self, turn_context: TurnContext, activity: Mapping[str, Any], tenant: str
+    ) -> Sender:
+        account = activity.get("from") or {}
+        member = None
+        if account.get("aadObjectId") and account.get("id"):
+            member = await self._roster.get(
+                turn_context.turn_state[BotAdapter.BOT_CONNECTOR_CLIENT_KEY],
+                tenant=tenant,
+                conversation_id=str(activity["conversation"]["id"]).split(THREAD_MARK)[0],
+                member_id=account["id"],
+                aad_object_id=account["aadObjectId"],
+            )
+        return Sender(
+            id=sender_id(tenant, account),
+            name=(member.name if member else None) or account.get("name"),
+            email=member.email if member else None,
+        )
+
+    async def _first(self, activity: Mapping[str, Any], what: str) -> bool:
+        return await self._deliveries.first_delivery(
+            "teams", f"{what}/{activity['conversation']['id']}/{activity.get('id')}"
+        )
+
+    # ----- the bot joins a chat or team -----
+
+    async def on_members_added_activity(
+        self, members_added: list[ChannelAccount], turn_context: TurnContext
+    ) -> None:
+        bot = turn_context.activity.recipient.id
+        if not any(member.id == bot for member in members_added):
+            return  # people joining a team the bot is in: not ours to greet
+        if await self._first(raw_activity(turn_context), "welcome"):
+            await turn_context.send_activity(welcome_text(self._config.bot_name))
+
+    # ----- feedback on an answer -----
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
+        if turn_context.activity.name != "message/submitAction":
+            return await super().on_invoke_activity(turn_context)
+        await self._record_feedback(raw_activity(turn_context))
+        # Teams shows an error unless this invoke gets 200 with an empty body.
+        return InvokeResponse(status=200)
+
+    async def _record_feedback(self, activity: Mapping[str, Any]) -> None:
+        value = activity.get("value") or {}
+        action = value.get("actionValue") or {}
+        reaction = action.get("reaction")
+        replied_to = activity.get("replyToId")
+        if value.get("actionName") != "feedback" or reaction not in ("like", "dislike"):
+            log.warning("ignored a submitAction that is not like/dislike feedback")
+            return
+        tenant = tenant_of(activity)
+        where = thread_ref(tenant, activity["conversation"]["id"])
+        turn_id = await self._sent.turn_of(where, str(replied_to)) if replied_to else None
+        if turn_id is None:
+            log.warning("feedback on a message that carried no answer we know (%s)", replied_to)
+            return
+        stored = await self._feedback.record(
+            Feedback(
+                turn_id=turn_id,
+                rater=sender_id(tenant, activity.get("from") or {}),
+                rating="up" if reaction == "like" else "down",
+                where=where,
+                comment=_feedback_text(action.get("feedback")),
+            )
+        )
+        if not stored:
+            log.warning("feedback on turn %s does not match its conversation", turn_id)
+
+
+def _feedback_text(raw: object) -> str | None:
+    """Teams sends the comment as a JSON string (`{"feedbackText": "…"}`); the docs'
+    sample shows plain text. Accept both."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return raw.strip()
+    if isinstance(parsed, dict):
+        text = parsed.get("feedbackText")
+        return text.strip() or None if isinstance(text, str) else None
+    return raw.strip()

@@ -1,0 +1,146 @@
+"""Outbound calls to the Bot Connector, on botbuilder's `ConnectorClient` with our own
+msrest pipeline: a host allow-list checked before a token is attached, tokens from the
+process-wide cache, one shared aiohttp session, and retries only where they are safe.
+
+A connector POST that times out or fails with 5xx may already have delivered, so it is
+never repeated; only 429 (nothing was accepted) is retried, after `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from botframework.connector import BotFrameworkConnectorConfiguration
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import ConnectorFactory
+from msrest.exceptions import ClientRequestError
+from msrest.pipeline import AsyncHTTPPolicy, AsyncPipeline, Request, Response
+from msrest.pipeline.aiohttp import AioHTTPSender
+from msrest.pipeline.universal import RawDeserializer
+from msrest.universal_http import ClientRequest
+from msrest.universal_http.aiohttp import AioHttpClientResponse
+from msrest.universal_http.async_abc import AsyncHTTPSender
+
+from adapters.teams.credentials import CachedCredentialsFactory
+
+log = logging.getLogger(__name__)
+
+MAX_429_RETRIES = 3
+MAX_RETRY_AFTER = 30.0
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+
+
+class ServiceUrlNotAllowed(ClientRequestError):
+    """A stored or received service URL points outside the allow-list: nothing is sent."""
+
+
+class ServiceHosts:
+    """`TEAMS_SERVICE_URL_ALLOWLIST`: exact hosts, or `*.example.com` for subdomains."""
+
+    def __init__(self, hosts: tuple[str, ...]) -> None:
+        self._exact = {h.lower() for h in hosts if not h.startswith("*.")}
+        self._suffixes = tuple(h[1:].lower() for h in hosts if h.startswith("*."))
+
+    def allows(self, url: str) -> bool:
+        host = (urlsplit(url).hostname or "").lower()
+        return bool(host) and (host in self._exact or host.endswith(self._suffixes))
+
+
+class _Authorize(AsyncHTTPPolicy):
+    def __init__(self, factory: CachedCredentialsFactory, scope: str, hosts: ServiceHosts):
+        super().__init__()
+        self._factory = factory
+        self._scope = scope
+        self._hosts = hosts
+
+    async def send(self, request: Request, **kwargs: Any) -> Response:
+        url = request.http_request.url
+        if not self._hosts.allows(url):
+            log.error(
+                "refused to call %s: its host is not in TEAMS_SERVICE_URL_ALLOWLIST",
+                urlsplit(url).hostname,
+            )
+            raise ServiceUrlNotAllowed(f"service URL host {urlsplit(url).hostname!r} not allowed")
+        token = await self._factory.tokens.get(self._scope)
+        request.http_request.headers["Authorization"] = f"Bearer {token}"
+        return await self.next.send(request, **kwargs)
+
+
+class ConnectorDriver(AsyncHTTPSender):
+    """msrest's HTTP driver on a shared aiohttp session (owned by the app)."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> ConnectorDriver:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def send(self, request: ClientRequest, **config: Any) -> AioHttpClientResponse:
+        for attempt in range(MAX_429_RETRIES + 1):
+            try:
+                raw = await self._session.request(
+                    request.method, request.url, headers=dict(request.headers),
+                    data=request.data, timeout=REQUEST_TIMEOUT,
+                )
+            except (aiohttp.ClientError, TimeoutError) as e:
+                raise ClientRequestError(f"{request.method} to the connector failed: {e!r}") from e
+            if raw.status != 429 or attempt == MAX_429_RETRIES:
+                response = AioHttpClientResponse(request, raw)
+                await response.load_body()
+                return response
+            delay = _retry_after(raw.headers.get("Retry-After"), attempt)
+            raw.release()
+            log.warning("connector answered 429; retrying %s in %.1f s", request.method, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+def _retry_after(value: str | None, attempt: int) -> float:
+    try:
+        seconds = float(value) if value is not None else 2.0**attempt
+    except ValueError:
+        seconds = 2.0**attempt
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+class GuardedConnectorFactory(ConnectorFactory):  # type: ignore[misc]
+    """Connector clients for one app: cheap to build (no token is fetched until a call)."""
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        scope: str,
+        credentials: CachedCredentialsFactory,
+        hosts: ServiceHosts,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self._app_id = app_id
+        self._scope = scope
+        self._credentials = credentials
+        self._hosts = hosts
+        self._sender = AioHTTPSender(ConnectorDriver(session))
+
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        scope = audience or self._scope
+        credentials = await self._credentials.create_credentials(self._app_id, scope, "", True)
+
+        def pipeline(config: BotFrameworkConnectorConfiguration) -> AsyncPipeline:
+            policies = [
+                config.user_agent_policy,
+                _Authorize(self._credentials, scope, self._hosts),
+                RawDeserializer(),
+            ]
+            return AsyncPipeline(policies, self._sender)
+
+        config = BotFrameworkConnectorConfiguration(
+            credentials, service_url, pipeline_type=pipeline
+        )
+        return ConnectorClient(credentials, base_url=service_url, custom_configuration=config)

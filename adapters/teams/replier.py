@@ -1,0 +1,266 @@
+"""Answers in Teams, sent proactively through the conversation reference stored with
+the message (`continue_conversation`), so they arrive whether or not the request that
+brought the message is still open — or the process that received it still running.
+
+In a chat with the bot the answer streams (Teams' streaming protocol: informative
+updates, then the text so far at most once a second, then a final message that carries
+the citations, the AI label and the feedback buttons). Elsewhere Teams cannot stream:
+a typing indicator runs until the answer arrives in one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity, ConversationReference, Entity
+from msrest.exceptions import ClientRequestError, HttpOperationError
+
+from adapters.teams.adapter import TeamsAdapter
+from adapters.teams.credentials import TokenUnavailable
+from adapters.teams.render import ai_message_fields, split_message, to_teams_markdown
+from core.inbox import InboxItem
+from core.messages import ConversationRef
+from core.ports import SentMessages
+from core.replies import ReplyDone, ReplyEvent, ReplyFailed, Status, TextDelta, ToolProgress
+
+log = logging.getLogger(__name__)
+
+STREAM_INTERVAL = 1.0  # Teams refuses stream updates closer together than this
+STREAM_CAP = 100.0  # Teams ends a stream after 2 minutes; stop updating well before
+TYPING_INTERVAL = 3.0  # a typing indicator shows for about three seconds
+TYPING_LIMIT = 40  # at most two minutes, even if the turn never ends (shutdown)
+
+SendError = (HttpOperationError, ClientRequestError, TokenUnavailable)
+Sender = Callable[[Activity], Awaitable[str | None]]
+
+
+class JsonEntity(Entity):  # type: ignore[misc]
+    """An entity sent exactly as given: botbuilder's `Entity` drops every field but
+    `type` when it serializes (streaminfo, citations)."""
+
+    _attribute_map = {
+        "type": {"key": "type", "type": "str"},
+        "additional_properties": {"key": "", "type": "{object}"},
+    }
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(type=data["type"])
+        self.additional_properties = {k: v for k, v in data.items() if k != "type"}
+
+
+def status_code(error: BaseException) -> int | None:
+    response = getattr(error, "response", None)
+    code = getattr(response, "status_code", None)
+    return code if isinstance(code, int) else None
+
+
+@dataclass(slots=True)
+class _Stream:
+    """One Teams stream: opened by the first update, whose id names it."""
+
+    id: str | None = None
+    sequence: int = 0
+    opened_at: float = 0.0
+    sent_at: float = float("-inf")
+    streaming: bool = False  # text has been streamed (no more informative updates)
+    usable: bool = True
+    sent_text: str = ""
+
+
+@dataclass(slots=True)
+class _Turn:
+    text: list[str] = field(default_factory=list)
+    stream: _Stream = field(default_factory=_Stream)
+
+
+class TeamsReplier:
+    def __init__(
+        self,
+        *,
+        send: Sender,
+        where: ConversationRef,
+        personal: bool,
+        sent: SentMessages,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._send = send
+        self._where = where
+        self._personal = personal
+        self._sent = sent
+        self._clock = clock
+        self._turn = _Turn()
+        self._typing: asyncio.Task[None] | None = None
+
+    async def send(self, event: ReplyEvent) -> None:
+        match event:
+            case Status(text=text):
+                await self._working(text)
+            case ToolProgress(title=title, state="running"):
+                await self._working(title)
+            case ToolProgress():
+                pass
+            case TextDelta(text=text):
+                await self._delta(text)
+            case ReplyDone():
+                await self._done(event)
+            case ReplyFailed():
+                await self._failed(event)
+
+    # ----- while working -----
+
+    async def _working(self, text: str) -> None:
+        stream = self._turn.stream
+        if self._personal and stream.usable and not stream.streaming:
+            await self._stream_update("informative", text)
+        elif self._typing is None:
+            self._typing = asyncio.create_task(self._keep_typing(), name="teams-typing")
+
+    async def _keep_typing(self) -> None:
+        for _ in range(TYPING_LIMIT):
+            try:
+                await self._send(Activity(type="typing"))
+            except SendError as e:
+                log.info("could not show typing in %s: %s", self._where.conversation, e)
+            await asyncio.sleep(TYPING_INTERVAL)
+
+    async def _stop_typing(self) -> None:
+        if self._typing is not None:
+            self._typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._typing
+            self._typing = None
+
+    async def _delta(self, text: str) -> None:
+        self._turn.text.append(text)
+        stream = self._turn.stream
+        if not (self._personal and stream.usable):
+            if self._typing is None:
+                self._typing = asyncio.create_task(self._keep_typing(), name="teams-typing")
+            return
+        now = self._clock()
+        if now - stream.sent_at < STREAM_INTERVAL:
+            return  # the final message carries whatever is not streamed
+        if stream.id is not None and now - stream.opened_at > STREAM_CAP:
+            return
+        so_far = to_teams_markdown("".join(self._turn.text))
+        if so_far.strip() and so_far != stream.sent_text:
+            await self._stream_update("streaming", so_far)
+
+    async def _stream_update(self, kind: str, text: str) -> None:
+        stream = self._turn.stream
+        info: dict[str, Any] = {
+            "type": "streaminfo", "streamType": kind, "streamSequence": stream.sequence + 1,
+        }
+        if stream.id is not None:
+            info["streamId"] = stream.id
+        activity = Activity(type="typing", text=text, entities=[JsonEntity(info)])
+        try:
+            response_id = await self._send(activity)
+        except SendError as e:
+            code = status_code(e)
+            if code is not None and 400 <= code < 500:
+                # 403: this chat cannot stream (or the stream ended); one message it is.
+                log.info("streaming refused in %s (%s); sending one message", self._where, code)
+                stream.usable = False
+            else:
+                log.warning("a stream update failed in %s: %r", self._where.conversation, e)
+            return
+        now = self._clock()
+        if stream.id is None:
+            stream.id = response_id
+            stream.opened_at = now
+            if not response_id:
+                stream.usable = False  # no id to continue it with
+        stream.sequence += 1
+        stream.sent_at = now
+        stream.streaming = stream.streaming or kind == "streaming"
+        if kind == "streaming":
+            stream.sent_text = text
+
+    # ----- the end -----
+
+    async def _done(self, done: ReplyDone) -> None:
+        await self._stop_typing()
+        parts = split_message(to_teams_markdown(done.text)) or [""]
+        last = len(parts) - 1
+        message_id = None
+        for index, part in enumerate(parts):
+            fields = ai_message_fields(
+                part, done.citations, feedback=done.feedback and index == last
+            )
+            message_id = await self._deliver(fields, final_of_stream=index == 0)
+        if message_id and done.turn_id is not None and done.feedback:
+            await self._sent.remember(self._where, message_id, done.turn_id)
+
+    async def _failed(self, failed: ReplyFailed) -> None:
+        await self._stop_typing()
+        text = f"{failed.text} (reference {failed.reference})"
+        await self._deliver({"type": "message", "text": text}, final_of_stream=True)
+
+    async def _deliver(self, fields: dict[str, Any], *, final_of_stream: bool) -> str | None:
+        stream = self._turn.stream
+        if final_of_stream and stream.id is not None and stream.usable:
+            final = {"type": "streaminfo", "streamType": "final", "streamId": stream.id}
+            try:
+                # The finished stream is the message (Teams answers the final with 202 {}).
+                return await self._send(_activity(fields, extra_entities=[final])) or stream.id
+            except SendError as e:
+                code = status_code(e)
+                if code is None or not 400 <= code < 500:
+                    raise  # it may have arrived: do not send it twice
+                log.info("the stream in %s could not be finished (%s); sending a message",
+                         self._where.conversation, code)
+        return await self._send(_activity(fields))
+
+
+def _activity(fields: dict[str, Any], *, extra_entities: Sequence[dict[str, Any]] = ()) -> Activity:
+    entities = [*extra_entities, *fields.get("entities", ())]
+    return Activity(
+        type=fields.get("type", "message"),
+        text=fields.get("text"),
+        text_format=fields.get("textFormat"),
+        entities=[JsonEntity(e) for e in entities] or None,
+        channel_data=fields.get("channelData") or None,
+    )
+
+
+class TeamsRepliers:
+    """Rebuilds a replier from the reference stored with each inbox item."""
+
+    def __init__(self, adapter: TeamsAdapter, *, app_id: str, sent: SentMessages) -> None:
+        self._adapter = adapter
+        self._app_id = app_id
+        self._sent = sent
+
+    def replier_for(self, item: InboxItem) -> TeamsReplier:
+        data = item.message.channel_data
+        reference = ConversationReference().deserialize(data["reference"])
+        return TeamsReplier(
+            send=self._sender(reference),
+            where=item.message.conversation,
+            personal=data.get("conversation_type") == "personal",
+            sent=self._sent,
+        )
+
+    def _sender(self, reference: ConversationReference) -> Sender:
+        async def send(activity: Activity) -> str | None:
+            sent: list[str | None] = []
+
+            async def callback(turn_context: TurnContext) -> None:
+                # Addressed from the stored reference, not the continuation turn (whose
+                # made-up activity id would become the reply's replyToId).
+                outgoing = TurnContext.apply_conversation_reference(activity, reference)
+                responses = await self._adapter.send_activities(turn_context, [outgoing])
+                sent.append(responses[0].id if responses else None)
+
+            await self._adapter.continue_conversation(reference, callback, self._app_id)
+            return sent[0] if sent else None
+
+        return send

@@ -1,0 +1,92 @@
+"""Who sent a message: name and email from the conversation roster, cached.
+
+A roster lookup is one connector call made while Teams waits for our answer to its
+request, so it is cached (an hour; a failure for a minute), made once at a time per
+person, bounded by a short timeout, and never fatal: without it the message is still
+answered, only without the sender's email.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from botbuilder.schema.teams import TeamsChannelAccount
+from botframework.connector.aio import ConnectorClient
+
+log = logging.getLogger(__name__)
+
+FOUND_TTL = 3600.0
+MISSING_TTL = 60.0
+LOOKUP_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Member:
+    tenant: str
+    aad_object_id: str
+    name: str | None
+    email: str | None
+
+
+OnFetched = Callable[[Member], Awaitable[None]]
+
+
+class TeamsRoster:
+    def __init__(self, *, on_fetched: OnFetched | None = None) -> None:
+        self._cache: dict[tuple[str, str], tuple[float, Member | None]] = {}
+        self._pending: dict[tuple[str, str], asyncio.Future[Member | None]] = {}
+        self._on_fetched = on_fetched
+
+    async def get(
+        self, client: ConnectorClient, *, tenant: str, conversation_id: str, member_id: str,
+        aad_object_id: str,
+    ) -> Member | None:
+        key = (tenant, aad_object_id)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        if key in self._pending:
+            return await asyncio.shield(self._pending[key])
+        future: asyncio.Future[Member | None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            member = await self._fetch(client, tenant, conversation_id, member_id, aad_object_id)
+            future.set_result(member)
+            return member
+        finally:
+            del self._pending[key]
+            if not future.done():
+                future.set_result(None)
+
+    async def _fetch(
+        self, client: ConnectorClient, tenant: str, conversation_id: str, member_id: str,
+        aad_object_id: str,
+    ) -> Member | None:
+        key = (tenant, aad_object_id)
+        try:
+            async with asyncio.timeout(LOOKUP_TIMEOUT):
+                raw = await client.conversations.get_conversation_member(conversation_id, member_id)
+        except Exception as e:  # the connector's errors come in many msrest shapes
+            log.info("no roster entry for a member of %s: %s", conversation_id, type(e).__name__)
+            self._cache[key] = (time.monotonic() + MISSING_TTL, None)
+            return None
+        account = TeamsChannelAccount().deserialize(
+            dict(raw.serialize(), **(raw.additional_properties or {}))
+        )
+        member = Member(
+            tenant=tenant,
+            aad_object_id=account.aad_object_id or aad_object_id,
+            name=account.name,
+            email=account.email,
+        )
+        self._cache[key] = (time.monotonic() + FOUND_TTL, member)
+        if self._on_fetched is not None:
+            try:
+                await self._on_fetched(member)
+            except Exception:
+                log.warning("could not save the profile of a Teams member", exc_info=True)
+        return member

@@ -1,0 +1,88 @@
+"""Wiring for the Teams channel: built from the settings when MicrosoftAppId is set."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from adapters.teams.adapter import TeamsAdapter, TeamsAuthentication
+from adapters.teams.bot import TeamsBot
+from adapters.teams.config import DEFAULT_SERVICE_HOSTS, CloudKeys, TeamsConfig
+from adapters.teams.credentials import AppTokens
+from adapters.teams.http import TEAMS_ENDPOINT, TeamsEndpoint
+from adapters.teams.replier import TeamsRepliers
+from adapters.teams.roster import Member, OnFetched, TeamsRoster
+from adapters.teams.translate import CHANNEL
+from bots.bootstrap import Switchboard
+from bots.settings import Settings
+from core.errors import ConfigurationError
+from core.ports import ProfileStore
+from core.profiles import Profile
+
+
+def teams_config(settings: Settings) -> TeamsConfig:
+    assert settings.microsoft_app_id is not None
+    keys = CloudKeys(
+        channel_service=settings.teams_channel_service,
+        openid_metadata_url=settings.teams_openid_metadata_url,
+        token_issuer=settings.teams_token_issuer,
+        login_url=settings.teams_login_url,
+        oauth_scope=settings.teams_oauth_scope,
+        oauth_url=settings.teams_oauth_url,
+        validate_authority=settings.teams_validate_authority,
+    )
+    try:
+        cloud = keys.resolve()
+    except ValueError as e:
+        raise ConfigurationError([f"CHANNEL_SERVICE: {e}"]) from None
+    password = settings.microsoft_app_password
+    return TeamsConfig(
+        app_id=settings.microsoft_app_id,
+        app_password=password.get_secret_value() if password else None,
+        app_type=settings.microsoft_app_type,
+        tenant_id=settings.microsoft_app_tenant_id,
+        cloud=cloud,
+        allowed_tenants=settings.teams_allowed_tenant_ids,
+        service_hosts=settings.teams_service_hosts or DEFAULT_SERVICE_HOSTS,
+        bot_name=settings.bot_name,
+    )
+
+
+@contextlib.asynccontextmanager
+async def teams_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[TeamsEndpoint]:
+    config = teams_config(sb.settings)
+    timeout = aiohttp.ClientTimeout(total=30, connect=10)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        authentication = TeamsAuthentication(config, session, AppTokens.for_config(config))
+        adapter = TeamsAdapter(authentication)
+        bot = TeamsBot(
+            config=config,
+            inbox=sb.inbox,
+            deliveries=sb.deliveries,
+            feedback=sb.feedback,
+            sent_messages=sb.sent_messages,
+            roster=TeamsRoster(on_fetched=_profile_saver(sb.profiles)),
+            notify=sb.worker.notify,
+        )
+        endpoint = TeamsEndpoint(adapter=adapter, bot=bot)
+        app[TEAMS_ENDPOINT] = endpoint
+        sb.repliers.register(
+            CHANNEL, TeamsRepliers(adapter, app_id=config.app_id, sent=sb.sent_messages)
+        )
+        yield endpoint
+
+
+def _profile_saver(profiles: ProfileStore) -> OnFetched:
+    async def save(member: Member) -> None:
+        await profiles.upsert(
+            Profile(
+                id=f"{CHANNEL}:{member.tenant}:{member.aad_object_id}",
+                name=member.name,
+                email=member.email,
+            )
+        )
+
+    return save

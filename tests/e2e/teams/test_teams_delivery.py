@@ -1,0 +1,147 @@
+"""Delivery: acknowledged at once, answered proactively, exactly once, only to allowed
+hosts; the connector's 429 retried, its 5xx never (a POST may have arrived)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import text
+
+from tests.e2e.conftest import services, serving
+from tests.e2e.teams.conftest import (
+    TeamsSettings,
+    channel_mention,
+    personal,
+    post_activity,
+    settled,
+)
+from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
+from tests.fakes.openai_server import FakeOpenAI, Reply
+
+
+async def test_a_long_model_turn_does_not_hold_the_request_and_the_answer_comes_later(
+    app: TestClient[Any, Any], identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI,
+) -> None:
+    gate = asyncio.Event()  # the model is "thinking" until the test says otherwise
+    llm.script(Reply("Finally, the answer.", gate=gate))
+
+    response = await post_activity(app, identity, channel_mention(connector, "hard question"))
+
+    assert response.status == 200
+    await llm.wait_for_requests(1)
+    assert not [m for m in connector.messages() if "Finally" in m.text]
+    gate.set()
+    message = await connector.wait_for_text("Finally, the answer.")
+    assert message.reply_to_id is not None
+
+
+async def test_a_redelivered_activity_is_answered_once(
+    app: TestClient[Any, Any], identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI,
+) -> None:
+    gate = asyncio.Event()
+    llm.script(Reply("Only once.", gate=gate), Reply("A second answer!"))
+    body = channel_mention(connector, "are you there?")
+
+    first = await post_activity(app, identity, body)
+    await llm.wait_for_requests(1)
+    again = await post_activity(app, identity, body)  # Teams redelivers after ~15 s
+    gate.set()
+    await connector.wait_for_text("Only once.")
+    await settled(app)
+    later = await post_activity(app, identity, body)  # and again after the answer
+    await settled(app)
+
+    assert (first.status, again.status, later.status) == (200, 200, 200)
+    assert [m.text for m in connector.messages()] == ["Only once."]
+    assert len(llm.requests) == 1
+
+
+async def test_a_service_url_off_the_allow_list_gets_nothing_and_no_token_is_requested(
+    teams_settings: TeamsSettings, identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI, login: FakeLogin, caplog: pytest.LogCaptureFixture,
+) -> None:
+    llm.script(Reply("This must not leave."))
+    before = len(login.token_requests)
+    caplog.set_level(logging.ERROR, logger="adapters.teams.connector")
+    settings = teams_settings(teams_service_url_allowlist="smba.trafficmanager.net")
+    async with serving(settings) as app:
+        await post_activity(app, identity, channel_mention(connector, "hello"))
+        await settled(app)
+
+    assert connector.calls == []
+    assert len(login.token_requests) == before
+    assert "not in TEAMS_SERVICE_URL_ALLOWLIST" in caplog.text
+
+
+async def test_a_429_from_the_connector_is_retried_after_retry_after(
+    app: TestClient[Any, Any], identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI,
+) -> None:
+    llm.script(Reply("Worth the wait."))
+    connector.script(429, headers={"Retry-After": "0"}, times=2,
+                     when=lambda call: call.activity.get("type") == "message")
+
+    await post_activity(app, identity, channel_mention(connector, "hello"))
+
+    await connector.wait_for_text("Worth the wait.")
+    statuses = [c.status for c in connector.calls if c.activity.get("type") == "message"]
+    assert statuses == [429, 429, 201]
+
+
+async def test_a_5xx_after_the_answer_is_posted_is_not_retried_blindly(
+    app: TestClient[Any, Any], identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI,
+) -> None:
+    llm.script(Reply("Maybe delivered."))
+    connector.script(503, deliver=True, when=lambda call: "Maybe delivered" in call.text)
+
+    await post_activity(app, identity, channel_mention(connector, "hello"))
+    await settled(app)
+
+    posts = [c for c in connector.calls if "Maybe delivered" in c.text]
+    assert len(posts) == 1
+    # The person still hears something: a short apology, never a stack trace.
+    apology = await connector.wait_for_text("reference")
+    assert "Traceback" not in apology.text
+
+
+async def test_an_answer_survives_a_restart_through_the_stored_reference(
+    teams_settings: TeamsSettings, identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI,
+) -> None:
+    settings = teams_settings()
+    gate = asyncio.Event()
+    llm.script(Reply("never finished", gate=gate))
+    async with serving(settings) as first:
+        await post_activity(first, identity, personal(connector, "are you still there?"))
+        await llm.wait_for_requests(1)
+    # That process is gone; its claim was released. A new one picks the message up.
+    llm.script(Reply("Yes, after a restart."))
+    async with serving(settings) as second:
+        message = await connector.wait_for_text("Yes, after a restart.", timeout=10)
+        await settled(second)
+        async with services(second).engine.connect() as conn:
+            statuses = (await conn.execute(text("SELECT status FROM inbox"))).scalars().all()
+    gate.set()
+    assert message.reply_to_id == personal(connector, "")["id"]
+    assert statuses == ["done"]
+
+
+async def test_activities_from_a_tenant_not_allowed_are_ignored(
+    teams_settings: TeamsSettings, identity: ChannelIdentity, connector: FakeConnector,
+) -> None:
+    async with serving(teams_settings(teams_allowed_tenants="another-tenant")) as app:
+        response = await post_activity(app, identity, personal(connector, "hello"))
+        await settled(app)
+        async with services(app).engine.connect() as conn:
+            stored = (await conn.execute(text("SELECT count(*) FROM inbox"))).scalar()
+
+    assert response.status == 200
+    assert stored == 0
+    assert connector.calls == []
