@@ -33,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     manifest.add_argument(
         "--socket-mode", action="store_true", help="Socket Mode: no request URLs, --url optional"
     )
+    teams = sub.add_parser("teams", help="set up the Teams app")
+    teams_sub = teams.add_subparsers(dest="teams_command", required=True, metavar="COMMAND")
+    package = teams_sub.add_parser("package", help="build the Teams app package (zip) to upload")
+    package.add_argument("--app-id", required=True, help="the bot's Microsoft App ID")
+    package.add_argument("--url", required=True, help="the public HTTPS base URL")
+    package.add_argument("--out", default=".", help="zip file or folder (default: here)")
+    package.add_argument("--name", default=None, help="the app's name (default: the bot name)")
+    package.add_argument("--app-version", default="1.0.0", help="raise it to update the app")
     return parser
 
 
@@ -80,6 +88,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             except ValueError as e:
                 print(f"switchboard: {e}", file=sys.stderr)
                 return 2
+        case "teams":
+            from pathlib import Path
+
+            from bots.teams_package import build_package
+
+            try:
+                path = build_package(
+                    args.app_id, Path(args.out), base_url=args.url,
+                    name=args.name or settings.bot_name, version=args.app_version,
+                )
+            except (ValueError, OSError) as e:
+                print(f"switchboard: {e}", file=sys.stderr)
+                return 2
+            print(path)
     return 0
 
 
