@@ -271,6 +271,17 @@ def parse_api_keys(raw: str) -> dict[str, str]:
     return keys
 
 
+def _variable_name(loc: str) -> str:
+    """The environment variable a validation error is about, as the docs spell it."""
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias or name]
+        spelled = [str(c) for c in choices]
+        if loc == name or loc.lower() in (c.lower() for c in spelled):
+            return spelled[0]
+    return loc.upper()
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings, turning pydantic's errors into one `ConfigurationError` listing
     every problem by its environment variable name (and never echoing a value)."""
@@ -280,9 +291,7 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for err in e.errors(include_input=False, include_url=False):
             name = str(err["loc"][0]) if err["loc"] else "settings"
-            field = Settings.model_fields.get(name)
-            alias = field.validation_alias if field else None
-            env = alias if isinstance(alias, str) else name.upper()
+            env = _variable_name(name)
             message = err["msg"].removeprefix("Value error, ")
             problems.append(f"{env}: {message}")
         raise ConfigurationError(problems) from None

@@ -64,7 +64,11 @@ def _no_real_services(monkeypatch: pytest.MonkeyPatch) -> None:
     from bots.settings import Settings
 
     monkeypatch.setitem(Settings.model_config, "env_file", None)
+    channel_prefixes = ("SLACK_", "TEAMS_", "MICROSOFTAPP", "MICROSOFT_APP", "TO_BOT_FROM_",
+                        "TO_CHANNEL_FROM_")
     for name in [n for n in os.environ if n.startswith("SWITCHBOARD_") and "_TEST_" not in n]:
+        monkeypatch.delenv(name)
+    for name in [n for n in os.environ if n.upper().startswith(channel_prefixes)]:
         monkeypatch.delenv(name)
     for name in (
         "OPENAI_API_KEY",
@@ -77,6 +81,9 @@ def _no_real_services(monkeypatch: pytest.MonkeyPatch) -> None:
         "PORT",
         "HOST",
         "TIKTOKEN_CACHE_DIR",
+        "CHANNEL_SERVICE",
+        "VALIDATE_AUTHORITY",
+        "OAUTH_URL",
     ):
         monkeypatch.delenv(name, raising=False)
 

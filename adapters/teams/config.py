@@ -62,7 +62,9 @@ class CloudKeys:
             openid_metadata_url=self.openid_metadata_url
             or base.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL,
             token_issuer=self.token_issuer or base.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER,
-            login_url=self.login_url or base.TO_CHANNEL_FROM_BOT_LOGIN_URL,
+            # The constants' own TO_CHANNEL_FROM_BOT_LOGIN_URL is deprecated (a token URL).
+            login_url=self.login_url
+            or base.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX + base.DEFAULT_CHANNEL_AUTH_TENANT,
             oauth_scope=self.oauth_scope or base.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
             oauth_url=self.oauth_url
             or (GovernmentConstants.OAUTH_URL_GOV if gov else AuthenticationConstants.OAUTH_URL),

@@ -118,7 +118,9 @@ class TeamsReplier:
     async def _working(self, text: str) -> None:
         stream = self._turn.stream
         if self._personal and stream.usable and not stream.streaming:
-            await self._stream_update("informative", text)
+            # Informative updates count as stream updates too: at most one a second.
+            if self._clock() - stream.sent_at >= STREAM_INTERVAL:
+                await self._stream_update("informative", text)
         elif self._typing is None:
             self._typing = asyncio.create_task(self._keep_typing(), name="teams-typing")
 

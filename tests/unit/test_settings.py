@@ -98,3 +98,51 @@ def test_socket_mode_needs_no_signing_secret_and_slack_secrets_are_masked(
     assert settings.slack_allowed_channel_ids == {"C1", "C2"}
     assert {"xoxb-secret-bot-token", "xapp-secret-app-token"} <= set(settings.secrets())
     assert "secret-bot-token" not in repr(settings) and "secret-app" not in repr(settings)
+
+
+def test_teams_is_off_until_an_app_id_is_set(tmp_path: Path) -> None:
+    assert not load_settings(data_dir=tmp_path).teams_enabled
+
+
+def test_teams_settings_take_botbuilders_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MicrosoftAppId", "11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv("MicrosoftAppPassword", "client-secret-value")
+    monkeypatch.setenv("MicrosoftAppTenantId", "tenant-guid")
+    monkeypatch.setenv("VALIDATE_AUTHORITY", "false")
+    monkeypatch.setenv("TEAMS_ALLOWED_TENANTS", "t1, t2")
+    monkeypatch.setenv("TEAMS_SERVICE_URL_ALLOWLIST", "smba.trafficmanager.net,*.example.com")
+
+    settings = load_settings()
+
+    assert settings.teams_enabled and settings.microsoft_app_type == "SingleTenant"
+    assert settings.teams_validate_authority is False
+    assert settings.teams_allowed_tenant_ids == frozenset({"t1", "t2"})
+    assert settings.teams_service_hosts == ("*.example.com", "smba.trafficmanager.net")
+    assert "client-secret-value" in settings.secrets()
+    assert "client-secret-value" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"MicrosoftAppTenantId": "t"}, "MicrosoftAppPassword is required"),
+        ({"MicrosoftAppPassword": "secret"}, "MicrosoftAppTenantId is required"),
+        ({"MicrosoftAppType": "Personal", "MicrosoftAppPassword": "s", "MicrosoftAppTenantId": "t"},
+         "MicrosoftAppType"),
+    ],
+)
+def test_an_incomplete_teams_app_is_refused_at_start_up(
+    env: dict[str, str], problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MicrosoftAppId", "11111111-2222-3333-4444-555555555555")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert problem in str(caught.value)
+
+
+def test_a_managed_identity_needs_no_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MicrosoftAppId", "11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv("MicrosoftAppType", "UserAssignedMSI")
+    assert load_settings().microsoft_app_type == "UserAssignedMSI"
