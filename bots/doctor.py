@@ -30,7 +30,9 @@ async def diagnose(settings: Settings) -> list[Check]:
     return [
         _web(settings),
         Check(area="terminal", state="ok", detail="`switchboard chat`"),
-        *await asyncio.gather(_database(settings), _knowledge(settings), _model(settings)),
+        *await asyncio.gather(
+            _database(settings), _knowledge(settings), _model(settings), _teams(settings)
+        ),
     ]
 
 
@@ -115,3 +117,13 @@ async def _model(settings: Settings) -> Check:
         return ""
 
     return await _probe("model", f"{settings.model} at {settings.openai_base_url or 'OpenAI'}", probe)
+
+
+async def _teams(settings: Settings) -> Check:
+    if not settings.teams_enabled:
+        return Check(area="teams", state="missing",
+                     detail="set MicrosoftAppId (and its password and tenant) to answer in Teams")
+    # botbuilder loads only when Teams is configured.
+    from bots.teams import check_teams
+
+    return await _probe("teams", f"app {settings.microsoft_app_id}", lambda: check_teams(settings))

@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from adapters.teams.adapter import TeamsAdapter, TeamsAuthentication
+from adapters.teams.auth import SigningKeys
 from adapters.teams.bot import TeamsBot
 from adapters.teams.config import DEFAULT_SERVICE_HOSTS, CloudKeys, TeamsConfig
 from adapters.teams.credentials import AppTokens
@@ -73,6 +74,16 @@ async def teams_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[
             CHANNEL, TeamsRepliers(adapter, app_id=config.app_id, sent=sb.sent_messages)
         )
         yield endpoint
+
+
+async def check_teams(settings: Settings) -> str:
+    """For `switchboard doctor`: the channel's signing keys load and Azure AD issues
+    this app a bot token."""
+    config = teams_config(settings)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        keys = await SigningKeys(session, config.cloud.openid_metadata_url).refresh()
+    await AppTokens.for_config(config).get(config.cloud.oauth_scope)
+    return f", {keys} signing keys, bot token issued"
 
 
 def _profile_saver(profiles: ProfileStore) -> OnFetched:

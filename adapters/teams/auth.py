@@ -63,6 +63,11 @@ class SigningKeys:
             await self._refresh(stale_before=now - UNKNOWN_KEY_REFRESH)
         return self._keys.get(kid)
 
+    async def refresh(self) -> int:
+        """Fetch the keys now (a health check); the number of keys loaded."""
+        await self._refresh(stale_before=time.monotonic())
+        return len(self._keys)
+
     async def _refresh(self, *, stale_before: float) -> None:
         async with self._lock:
             if self._fetched_at > stale_before:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,25 @@ async def test_a_wrong_secret_is_a_clear_error_without_the_secret(login: FakeLog
         await tokens.get("https://api.botframework.com")
     assert "invalid_client" in str(caught.value)
     assert SECRET not in str(caught.value)
+
+
+async def test_doctor_checks_the_signing_keys_and_a_bot_token(
+    login: FakeLogin, tmp_path: Path
+) -> None:
+    from bots.doctor import diagnose
+    from bots.settings import load_settings
+    from tests.fakes.bot_framework import ChannelIdentity
+
+    with ChannelIdentity() as identity:
+        values = {
+            "data_dir": tmp_path, "microsoft_app_id": APP_ID, "microsoft_app_password": SECRET,
+            "microsoft_app_tenant_id": TENANT,
+            "teams_openid_metadata_url": identity.metadata_url,
+            "teams_login_url": login.authority(TENANT), "teams_validate_authority": False,
+        }
+        [good] = [c for c in await diagnose(load_settings(**values)) if c.area == "teams"]
+        login.add_app(APP_ID, "rotated-secret", tenant=TENANT)
+        [bad] = [c for c in await diagnose(load_settings(**values)) if c.area == "teams"]
+
+    assert good.state == "ok" and "signing keys" in good.detail
+    assert bad.state == "broken" and "invalid_client" in bad.detail
