@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 
 from tests.e2e.conftest import services
-from tests.e2e.teams.conftest import APP_ID, channel_mention, post_activity
+from tests.e2e.teams.conftest import APP_ID, activity, channel_mention, post_activity
 from tests.fakes.bot_framework import (
     BARE_KEY,
     EMPTY_KEY,
@@ -169,3 +169,15 @@ async def test_signing_keys_are_fetched_once_for_many_requests(
         assert (await post_activity(app, identity, body)).status == 200
 
     assert identity.requests_to(identity.KEYS_PATH) - before <= 1
+
+
+async def test_an_invoke_the_bot_does_not_handle_gets_501_not_500(
+    app: TestClient[Any, Any], identity: ChannelIdentity, connector: FakeConnector,
+) -> None:
+    task = activity("bbjs_invoke_task_fetch.json", connector)
+
+    response = await post_activity(app, identity, task)
+
+    assert response.status == 501
+    assert await stored(app) == 0
+    assert connector.calls == []
