@@ -24,7 +24,13 @@ from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from adapters.teams.adapter import TeamsAdapter
 from adapters.teams.credentials import TokenUnavailable
-from adapters.teams.render import ai_message_fields, split_message, to_teams_markdown
+from adapters.teams.render import (
+    MESSAGE_LIMIT,
+    ai_message_fields,
+    split_message,
+    to_teams_markdown,
+    utf16_len,
+)
 from core.inbox import InboxItem
 from core.messages import ConversationRef
 from core.ports import SentMessages
@@ -152,6 +158,8 @@ class TeamsReplier:
         if stream.id is not None and now - stream.opened_at > STREAM_CAP:
             return
         so_far = to_teams_markdown("".join(self._turn.text))
+        if utf16_len(so_far) > MESSAGE_LIMIT:
+            return  # the stream holds the first part; the final splits the rest off
         if so_far.strip() and so_far != stream.sent_text:
             await self._stream_update("streaming", so_far)
 

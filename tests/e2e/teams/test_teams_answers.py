@@ -225,3 +225,24 @@ async def test_tokens_for_the_connector_are_acquired_once_and_sent_with_every_ca
     for call in connector.calls:
         claims = login.decode(call.bearer or "", audience="https://api.botframework.com")
         assert claims["appid"] == "eac5e5c6-ab14-4f50-80cb-49213fe51b1a"
+
+
+async def test_a_long_answer_arrives_in_parts_that_fit_with_feedback_on_the_last(
+    app: TestClient[Any, Any], identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI,
+) -> None:
+    paragraphs = [f"Paragraph {n}: " + "lorem ipsum dolor sit amet " * 40 for n in range(40)]
+    llm.script(Reply("\n\n".join(paragraphs), chunk_size=4000))
+
+    await post_activity(app, identity, personal(connector, "tell me everything"))
+    await connector.wait_for_text("Paragraph 39")
+    await settled(app)
+
+    messages = connector.messages()
+    assert len(messages) >= 3
+    assert all(len(m.text.encode("utf-16-le")) <= 28_000 for m in messages)
+    assert messages[0].stream_id is not None  # the stream became the first part
+    feedback = ["feedbackLoop" in (m.activity.get("channelData") or {}) for m in messages]
+    assert feedback == [False] * (len(messages) - 1) + [True]
+    assert " ".join(m.text for m in messages).split() == " ".join(paragraphs).split()
+    assert connector.violations == []
