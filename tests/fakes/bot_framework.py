@@ -30,7 +30,7 @@ failures. aiohttp on the test's event loop.
         message = await connector.wait_for_text("answer")
         assert connector.violations == []
 
-Where the shapes come from (see /work/shared/fixtures/teams/README.md): token headers and claims
+Where the shapes come from (see tests/fixtures/teams/README.md): token headers and claims
 from token_claims_examples.json (decoded from real 2019 Teams traffic recorded by botbuilder-js);
 the connector's routes, URL-encoding and `201 {"id": ...}` from
 bbjs_outbound_reply_to_activity.recording.json; the streaming protocol, its status codes and
