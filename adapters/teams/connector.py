@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MAX_429_RETRIES = 3
 MAX_RETRY_AFTER = 30.0
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+MAX_CLIENTS = 256  # service URLs are a handful per region; this only bounds a flood
 
 
 class ServiceUrlNotAllowed(ClientRequestError):
@@ -127,9 +128,21 @@ class GuardedConnectorFactory(ConnectorFactory):  # type: ignore[misc]
         self._credentials = credentials
         self._hosts = hosts
         self._sender = AioHTTPSender(ConnectorDriver(session))
+        self._clients: dict[tuple[str, str], ConnectorClient] = {}
 
     async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        """botbuilder asks for a client for every activity in and out; building one costs
+        ~3 ms of msrest set-up, so one client per (service URL, scope) is kept."""
         scope = audience or self._scope
+        key = (service_url, scope)
+        client = self._clients.get(key)
+        if client is None:
+            if len(self._clients) >= MAX_CLIENTS:
+                self._clients.clear()
+            client = self._clients[key] = await self._build(service_url, scope)
+        return client
+
+    async def _build(self, service_url: str, scope: str) -> ConnectorClient:
         credentials = await self._credentials.create_credentials(self._app_id, scope, "", True)
 
         def pipeline(config: BotFrameworkConnectorConfiguration) -> AsyncPipeline:
