@@ -17,6 +17,7 @@ from adapters.teams.http import TEAMS_ENDPOINT, TeamsEndpoint
 from adapters.teams.replier import TeamsRepliers
 from adapters.teams.roster import Member, OnFetched, TeamsRoster
 from adapters.teams.translate import CHANNEL
+from adapters.teams.typing import EarlyTyping
 from bots.bootstrap import Switchboard
 from bots.settings import Settings
 from core.errors import ConfigurationError
@@ -59,6 +60,8 @@ async def teams_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[
     async with aiohttp.ClientSession(timeout=timeout) as session:
         authentication = TeamsAuthentication(config, session, AppTokens.for_config(config))
         adapter = TeamsAdapter(authentication)
+        repliers = TeamsRepliers(adapter, app_id=config.app_id, sent=sb.sent_messages)
+        early = EarlyTyping(repliers.sender_for)
         bot = TeamsBot(
             config=config,
             inbox=sb.inbox,
@@ -67,13 +70,15 @@ async def teams_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[
             sent_messages=sb.sent_messages,
             roster=TeamsRoster(on_fetched=_profile_saver(sb.profiles)),
             notify=sb.worker.notify,
+            on_accepted=early.start,
         )
         endpoint = TeamsEndpoint(adapter=adapter, bot=bot)
         app[TEAMS_ENDPOINT] = endpoint
-        sb.repliers.register(
-            CHANNEL, TeamsRepliers(adapter, app_id=config.app_id, sent=sb.sent_messages)
-        )
-        yield endpoint
+        sb.repliers.register(CHANNEL, repliers)
+        try:
+            yield endpoint
+        finally:
+            await early.aclose()
 
 
 async def check_teams(settings: Settings) -> str:

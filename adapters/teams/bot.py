@@ -68,6 +68,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         sent_messages: SentMessages,
         roster: TeamsRoster,
         notify: Callable[[], None],
+        on_accepted: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self._config = config
         self._inbox = inbox
@@ -76,6 +77,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         self._sent = sent_messages
         self._roster = roster
         self._notify = notify
+        self._on_accepted = on_accepted
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
@@ -115,6 +117,8 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         )
         if not isinstance(outcome, Duplicate):
             self._notify()
+            if self._on_accepted is not None:
+                self._on_accepted(reference)
 
     async def _sender(
         self, turn_context: TurnContext, activity: Mapping[str, Any], tenant: str

@@ -67,6 +67,23 @@ def status_code(error: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
+class StreamSlots:
+    """Teams allows one stream per chat at a time: a second answer in the same chat
+    (two quick questions) is sent as one message instead of a second stream."""
+
+    def __init__(self) -> None:
+        self._open: set[str] = set()
+
+    def take(self, chat: str) -> bool:
+        if chat in self._open:
+            return False
+        self._open.add(chat)
+        return True
+
+    def release(self, chat: str) -> None:
+        self._open.discard(chat)
+
+
 @dataclass(slots=True)
 class _Stream:
     """One Teams stream: opened by the first update, whose id names it."""
@@ -78,6 +95,7 @@ class _Stream:
     streaming: bool = False  # text has been streamed (no more informative updates)
     usable: bool = True
     sent_text: str = ""
+    slot: bool = False  # holds the chat's stream slot
 
 
 @dataclass(slots=True)
@@ -94,9 +112,11 @@ class TeamsReplier:
         where: ConversationRef,
         personal: bool,
         sent: SentMessages,
+        slots: StreamSlots | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._send = send
+        self._slots = slots or StreamSlots()
         self._where = where
         self._personal = personal
         self._sent = sent
@@ -165,6 +185,11 @@ class TeamsReplier:
 
     async def _stream_update(self, kind: str, text: str) -> None:
         stream = self._turn.stream
+        if stream.id is None and not stream.slot:
+            stream.slot = self._slots.take(self._where.conversation)
+            if not stream.slot:
+                stream.usable = False
+                return
         info: dict[str, Any] = {
             "type": "streaminfo", "streamType": kind, "streamSequence": stream.sequence + 1,
         }
@@ -197,6 +222,12 @@ class TeamsReplier:
     # ----- the end -----
 
     async def _done(self, done: ReplyDone) -> None:
+        try:
+            await self._finish(done)
+        finally:
+            self._release()
+
+    async def _finish(self, done: ReplyDone) -> None:
         await self._stop_typing()
         parts = split_message(to_teams_markdown(done.text)) or [""]
         last = len(parts) - 1
@@ -210,9 +241,17 @@ class TeamsReplier:
             await self._sent.remember(self._where, message_id, done.turn_id)
 
     async def _failed(self, failed: ReplyFailed) -> None:
-        await self._stop_typing()
-        text = f"{failed.text} (reference {failed.reference})"
-        await self._deliver({"type": "message", "text": text}, final_of_stream=True)
+        try:
+            await self._stop_typing()
+            text = f"{failed.text} (reference {failed.reference})"
+            await self._deliver({"type": "message", "text": text}, final_of_stream=True)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._turn.stream.slot:
+            self._slots.release(self._where.conversation)
+            self._turn.stream.slot = False
 
     async def _deliver(self, fields: dict[str, Any], *, final_of_stream: bool) -> str | None:
         stream = self._turn.stream
@@ -248,6 +287,7 @@ class TeamsRepliers:
         self._adapter = adapter
         self._app_id = app_id
         self._sent = sent
+        self._slots = StreamSlots()
 
     def replier_for(self, item: InboxItem) -> TeamsReplier:
         data = item.message.channel_data
@@ -257,7 +297,11 @@ class TeamsRepliers:
             where=item.message.conversation,
             personal=data.get("conversation_type") == "personal",
             sent=self._sent,
+            slots=self._slots,
         )
+
+    def sender_for(self, reference: dict[str, Any]) -> Sender:
+        return self._sender(ConversationReference().deserialize(reference))
 
     def _sender(self, reference: ConversationReference) -> Sender:
         async def send(activity: Activity) -> str | None:

@@ -34,6 +34,8 @@ async def test_a_long_model_turn_does_not_hold_the_request_and_the_answer_comes_
 
     assert response.status == 200
     await llm.wait_for_requests(1)
+    # While the model thinks, the person sees that the message arrived.
+    await connector.wait_for_activity(lambda a: a.get("type") == "typing")
     assert not [m for m in connector.messages() if "Finally" in m.text]
     gate.set()
     message = await connector.wait_for_text("Finally, the answer.")
@@ -145,3 +147,22 @@ async def test_activities_from_a_tenant_not_allowed_are_ignored(
     assert response.status == 200
     assert stored == 0
     assert connector.calls == []
+
+
+async def test_two_quick_questions_in_one_chat_never_open_two_streams_at_once(
+    app: TestClient[Any, Any], identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI,
+) -> None:
+    first_gate = asyncio.Event()
+    llm.script(Reply("First answer.", gate=first_gate), Reply("Second answer."))
+
+    await post_activity(app, identity, personal(connector, "one?", id="1700000000001"))
+    await llm.wait_for_requests(1)
+    await post_activity(app, identity, personal(connector, "two?", id="1700000000002"))
+    await connector.wait_for_text("Second answer.")
+    first_gate.set()
+    await connector.wait_for_text("First answer.")
+    await settled(app)
+
+    assert connector.violations == []
+    assert sorted(m.text for m in connector.messages()) == ["First answer.", "Second answer."]
