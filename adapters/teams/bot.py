@@ -24,7 +24,6 @@ from adapters.teams.translate import (
     clean_text,
     conversation_type,
     mentions_bot,
-    message_id,
     sender_id,
     tenant_of,
     thread_ref,
@@ -105,13 +104,10 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
                 await turn_context.send_activity(help_text(self._config.bot_name))
             return
         tenant = tenant_of(activity)
-        existing = await self._inbox.find(
-            channel="teams", tenant=tenant, message_id=message_id(activity)
-        )
-        if existing is not None and existing.status != "failed":
-            return  # a redelivery of a message already being answered
         sender = await self._sender(turn_context, activity, tenant)
         reference = TurnContext.get_conversation_reference(turn_context.activity).serialize()
+        # Teams delivers the same activity again after ~15 s: the inbox refuses the copy
+        # (a copy of one whose answer failed is queued again).
         outcome = await self._inbox.record(
             to_inbound(activity, sender=sender, reference=reference)
         )
