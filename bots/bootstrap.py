@@ -37,6 +37,7 @@ from core.context import (
     ProfileProvider,
 )
 from core.errors import ConfigurationError
+from core.knowledge_tool import search_knowledge
 from core.orchestrator import Orchestrator
 from core.ports import ChatModel, Retriever
 from core.tools import ToolRegistry, ToolServices
@@ -132,8 +133,10 @@ async def bootstrap(
             conversations=conversations,
             assembler=assembler,
             model=model,
-            tools=ToolRegistry([get_user_info]),
-            services=ToolServices(profiles=profiles),
+            tools=ToolRegistry(
+                [get_user_info, *([search_knowledge] if retriever is not None else [])]
+            ),
+            services=ToolServices(profiles=profiles, knowledge=retriever),
             counter=counter,
             max_tool_rounds=settings.max_tool_rounds,
         )

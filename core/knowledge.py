@@ -24,10 +24,80 @@ class Passage:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Audience:
     """Who will see an answer. A person (DM, web, terminal) may see what they may see;
-    a channel only what was allowed for that channel or is public, whoever asked."""
+    a channel only what was allowed for that channel or is public, whoever asked.
+
+    `principals`: for a person, their channel-scoped id, verified email and group names;
+    for a channel, its id written `channel:tenant:conversation` (`slack:T1:C2`)."""
 
     kind: Literal["person", "channel"]
     principals: frozenset[str]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Access:
+    """Who may read a document's passages: everyone, or only the people (channel-scoped
+    id or email), groups and channels named. A person matches `users` or `groups`; a
+    channel matches `channels` only."""
+
+    public: bool = True
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()
+
+    def allows(self, audience: Audience) -> bool:
+        """The rule every index applies as a filter, stated once for tests and fakes."""
+        if self.public:
+            return True
+        if audience.kind == "channel":
+            return bool(self.channels & audience.principals)
+        return bool((self.users | self.groups) & audience.principals)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Chunk:
+    """One passage of one document as it is indexed.
+
+    `id` is stable for (source, position), so re-ingesting a changed document overwrites
+    its passages; `document_hash` covers the document's text, metadata and access, so an
+    unchanged document is skipped."""
+
+    id: str
+    source: str
+    position: int
+    title: str
+    headings: tuple[str, ...]
+    text: str
+    url: str | None
+    document_hash: str
+    access: Access
+
+    @property
+    def heading_path(self) -> str:
+        """"Title › Section › Subsection": how the passage is shown and cited."""
+        return " › ".join((self.title, *self.headings))
+
+
+class PassageBook:
+    """The passages one answer may cite, numbered as the model sees them: those found
+    before the model runs, then those a `search_knowledge` call adds (kept once each)."""
+
+    def __init__(self, passages: Sequence[Passage] = ()) -> None:
+        self._passages = list(passages)
+
+    @property
+    def passages(self) -> tuple[Passage, ...]:
+        return tuple(self._passages)
+
+    def add(self, passages: Sequence[Passage]) -> list[tuple[int, Passage]]:
+        """Number `passages` (1-based), keeping the number a passage already has."""
+        numbered = []
+        for passage in passages:
+            known = next((i for i, p in enumerate(self._passages) if p.id == passage.id), None)
+            if known is None:
+                self._passages.append(passage)
+                known = len(self._passages) - 1
+            numbered.append((known + 1, self._passages[known]))
+        return numbered
 
 
 def cited(text: str, passages: Sequence[Passage], *, snippet_chars: int = 240) -> tuple[Citation, ...]:

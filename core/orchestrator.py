@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from core.context import ContextAssembler, TurnInput
+from core.context import ContextAssembler, TurnInput, audience_of
 from core.inbox import InboxItem
-from core.knowledge import cited
+from core.knowledge import PassageBook, cited
 from core.messages import Citation
 from core.model import ChatMessage, ChatRequest, ModelText, ModelToolCalls, ModelUsage, ToolCall
 from core.ports import ChatModel, ConversationStore, Replier, TokenCounter
@@ -69,18 +69,23 @@ class Orchestrator:
             TurnInput(item_id=item.id, message=message, conversation=conversation)
         )
         messages = list(context.messages)
+        sources = PassageBook(context.passages)
         tool_ctx = ToolContext(
             sender=message.sender,
             conversation=message.conversation,
             message_id=message.id,
             services=self._services,
+            audience=audience_of(message),
+            sources=sources,
         )
         new_turns: list[NewTurn] = []
         shown: list[str] = []
         for round_no in range(self._max_tool_rounds + 1):
             # The last round offers no tools, so the model has to answer in words.
             tools = self._tools.specs() if round_no < self._max_tool_rounds else ()
-            request = ChatRequest(messages=tuple(messages), tools=tools, passages=context.passages)
+            request = ChatRequest(
+                messages=tuple(messages), tools=tools, passages=sources.passages
+            )
             result = await self._stream_round(request, replier, separate=bool(shown))
             for usage in result.usage:
                 log.debug(
@@ -97,7 +102,7 @@ class Orchestrator:
             new_turns += [self._new_turn(m, item_id=item.id) for m in (assistant, *results)]
 
         final_text = result.text
-        citations = cited("\n\n".join(shown), context.passages)
+        citations = cited("\n\n".join(shown), sources.passages)
         final = ChatMessage(role="assistant", content=final_text)
         stored = await self._conversations.add_turns(
             conversation.id,

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from core.feedback import Feedback
 from core.inbox import InboxItem, RecordOutcome
-from core.knowledge import Audience, Passage
+from core.knowledge import Audience, Chunk, Passage
 from core.messages import ConversationRef, InboundMessage
 from core.model import ChatMessage, ChatRequest, ModelEvent
 from core.profiles import Profile
@@ -134,6 +134,35 @@ class Retriever(Protocol):
     async def search(self, query: str, *, audience: Audience, limit: int) -> list[Passage]:
         """Passages relevant to `query` that everyone in `audience` may read."""
         ...
+
+
+class KnowledgeStore(Protocol):
+    """The write side of the knowledge index (the read side is `Retriever`)."""
+
+    async def upsert(self, chunks: Sequence[Chunk]) -> None:
+        """Insert or overwrite passages (by `Chunk.id`)."""
+        ...
+
+    async def delete_source(self, source: str) -> int:
+        """Remove every passage of one document; how many were removed."""
+        ...
+
+    async def sources(self) -> dict[str, str]:
+        """Every indexed document: source → document hash."""
+        ...
+
+    async def count(self) -> int:
+        """How many passages are indexed."""
+        ...
+
+
+class Embedder(Protocol):
+    """A dense embedding model (optional: without one, retrieval is BM25 alone)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
 class Replier(Protocol):

@@ -20,9 +20,10 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from core.errors import ToolError
+from core.knowledge import Audience, PassageBook
 from core.messages import ConversationRef, Sender
 from core.model import ToolCall, ToolSpec
-from core.ports import ProfileStore
+from core.ports import ProfileStore, Retriever
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +35,21 @@ class ToolServices:
     """The stores tools may use, injected by the composition root."""
 
     profiles: ProfileStore
+    knowledge: Retriever | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ToolContext:
-    """What a tool knows about the turn. `sender` is the verified author of the message."""
+    """What a tool knows about the turn. `sender` is the verified author of the message;
+    `audience` is who will see the answer (what knowledge may reach it); `sources` are the
+    passages the answer may cite."""
 
     sender: Sender
     conversation: ConversationRef
     message_id: str
     services: ToolServices
+    audience: Audience
+    sources: PassageBook
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

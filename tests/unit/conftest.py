@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.knowledge import Audience, PassageBook
 from core.messages import ConversationRef, Sender
 from core.profiles import Profile
 from core.tools import ToolContext, ToolServices
@@ -27,4 +28,6 @@ def tool_ctx() -> ToolContext:
         conversation=ConversationRef(channel="web", tenant="local", conversation="c1"),
         message_id="m1",
         services=ToolServices(profiles=InMemoryProfileStore()),
+        audience=Audience(kind="person", principals=frozenset({"web:local:ada"})),
+        sources=PassageBook(),
     )

@@ -209,3 +209,34 @@ class _Fixed:
 
     def replier_for(self, item: InboxItem) -> RecordingReplier:
         return self._replier
+
+
+async def test_the_model_can_search_again_and_cite_what_it_found(
+    tmp_path: Path, model: ScriptedChatModel
+) -> None:
+    from core.knowledge import Passage
+    from tests.fakes.knowledge import Document, InMemoryRetriever
+
+    vpn = Passage(id="kb-1", title="IT › Reset your VPN password", text="Use the portal.",
+                  url="https://wiki.example.com/vpn")
+    secret = Passage(id="kb-2", title="HR › Salaries", text="Salary bands for the VPN team.")
+    retriever = InMemoryRetriever(
+        [Document(passage=vpn), Document(passage=secret, allowed=frozenset({"someone-else"}))]
+    )
+    model.steps = [
+        calls(("search_knowledge", json.dumps({"query": "VPN password"}))),
+        says("Use the portal [1]."),
+    ]
+    settings = load_settings(data_dir=tmp_path)
+    async with bootstrap(settings, model=model, retriever=retriever, open_knowledge=False) as sb:
+        replier = await answer(sb, message("vpn?"))
+
+    tool_result = model.requests[1].messages[-1].content
+    assert "[1] IT › Reset your VPN password" in tool_result
+    assert "Salaries" not in tool_result  # filtered for who will see the answer
+    done = replier.events[-1]
+    assert isinstance(done, ReplyDone)
+    assert [(c.index, c.title, c.url) for c in done.citations] == [
+        (1, "IT › Reset your VPN password", "https://wiki.example.com/vpn")
+    ]
+    assert retriever.queries[-1][1].principals >= {ADA.id, "ada@example.com"}
