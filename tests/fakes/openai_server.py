@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import time
+import zlib
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +90,8 @@ class FakeOpenAI:
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        # /v1/embeddings: texts → vectors; tests may set a semantic fake (tests/fakes/embeddings).
+        self.embed: Callable[[list[str]], list[list[float]]] = hashed_embeddings
 
     def script(self, *steps: Step) -> None:
         self._steps.extend(steps)
@@ -101,6 +105,7 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -127,6 +132,16 @@ class FakeOpenAI:
         await self._record(request)
         model = {"id": self.model, "object": "model", "created": 0, "owned_by": "fake"}
         return web.json_response({"object": "list", "data": [model]})
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await self._record(request)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        vectors = self.embed([str(t) for t in texts])
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        usage = {"prompt_tokens": 0, "total_tokens": 0}
+        return web.json_response(
+            {"object": "list", "data": data, "model": body["model"], "usage": usage}
+        )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
@@ -234,3 +249,16 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     if isinstance(content, list):  # content parts
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return content or ""
+
+
+def hashed_embeddings(texts: list[str], size: int = 64) -> list[list[float]]:
+    """A deterministic stand-in: each word adds to a dimension chosen by its hash. It has
+    no notion of meaning; tests that need one set `FakeOpenAI.embed`."""
+    vectors = []
+    for text in texts:
+        vector = [0.0] * size
+        for word in text.lower().split():
+            vector[zlib.crc32(word.encode()) % size] += 1.0
+        norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+        vectors.append([x / norm for x in vector])
+    return vectors
