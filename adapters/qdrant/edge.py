@@ -1,44 +1,160 @@
-"""The embedded default: a Qdrant Edge shard in the data directory, in this process."""
+"""The embedded default: a Qdrant Edge shard in the data directory, in this process.
+
+Edge is synchronous. Queries take well under a few milliseconds (benchmarks/README.md)
+and are called directly; bulk writes, listing and `optimize()` run in a worker thread so
+the event loop keeps serving. Edge never optimizes by itself: new points stay in
+appendable segments until `optimize()` builds the indexes, which `switchboard ingest`
+should call once after a run that changed anything (never per request).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, assert_never
 
 import qdrant_edge as edge
 
-from core.errors import ConfigurationError
+from adapters.qdrant import dense as dense_vectors
+from adapters.qdrant.filters import AnyOf, Condition, Equals, access_conditions, source_condition
+from adapters.qdrant.payload import KEYWORD_INDEXES, SOURCE_FIELDS, to_passage, to_payload
+from adapters.qdrant.plan import RRF_K, RRF_WEIGHTS, Mode, SearchPlan, candidates, plan_search
+from adapters.qdrant.sparse import DENSE_VECTOR, SPARSE_VECTOR, Bm25Encoder
+from core.errors import ConfigurationError, StorageError
+from core.knowledge import Audience, Chunk, Passage
+from core.ports import Embedder
 
-SPARSE_VECTOR = "bm25"
+log = logging.getLogger(__name__)
+
+SCROLL_PAGE = 1024
 
 
 class EdgeKnowledgeIndex:
     """Owns the shard; one process at a time may open a shard directory (Qdrant Edge
     takes a WAL lock), so several processes need a Qdrant server instead."""
 
-    def __init__(self, shard: edge.EdgeShard, path: Path) -> None:
+    def __init__(
+        self,
+        shard: edge.EdgeShard,
+        path: Path,
+        *,
+        embedder: Embedder | None = None,
+        dense_size: int | None = None,
+    ) -> None:
         self._shard = shard
         self._closed = False
+        self._encoder = Bm25Encoder()
+        self._embedder = embedder
+        self._dense_size = dense_size
         self.path = path
 
     @classmethod
-    def open(cls, path: Path) -> EdgeKnowledgeIndex:
+    def open(
+        cls, path: Path, *, embedder: Embedder | None = None, dense_size: int | None = None
+    ) -> EdgeKnowledgeIndex:
+        """Open (or create) the shard at `path`. With an embedder the shard must have been
+        created with a dense vector of `dense_size`; without one it is searched by BM25."""
+        size = dense_vectors.require_size(embedder, dense_size)
         path.mkdir(parents=True, exist_ok=True)
+        existing = any(path.iterdir())
         try:
-            if any(path.iterdir()):
-                shard = edge.EdgeShard.load(str(path))
+            if existing:
+                # Without a config, load keeps the shard as it is; with one, Edge checks
+                # that the stored vectors match it.
+                shard = edge.EdgeShard.load(str(path), _config(size) if size else None)
             else:
-                config = edge.EdgeConfig(
-                    sparse_vectors={SPARSE_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)}
-                )
-                shard = edge.EdgeShard.create(str(path), config)
+                shard = edge.EdgeShard.create(str(path), _config(size))
         except Exception as e:
+            if existing and "incompatible" in str(e).lower():
+                hint = dense_vectors.rebuild_hint(f"the embedded Qdrant shard at {path}")
+                raise ConfigurationError([f"{hint} ({e})"]) from e
             raise ConfigurationError(
                 [
                     f"cannot open the embedded Qdrant shard at {path}: {e} (is another "
                     "Switchboard process using this DATA_DIR? Several processes need QDRANT_URL)"
                 ]
             ) from e
-        return cls(shard, path)
+        try:
+            _ensure_payload_indexes(shard)
+        except Exception as e:
+            shard.close()
+            problem = f"cannot index the embedded Qdrant shard at {path}: {e}"
+            raise ConfigurationError([problem]) from e
+        return cls(shard, path, embedder=embedder, dense_size=size)
+
+    # -- KnowledgeStore ------------------------------------------------------------------
+
+    async def upsert(self, chunks: Sequence[Chunk]) -> None:
+        if not chunks:
+            return
+        vectors = None
+        if self._embedder is not None and self._dense_size is not None:
+            vectors = await dense_vectors.embed_chunks(self._embedder, chunks, self._dense_size)
+        await asyncio.to_thread(self._write, chunks, vectors)
+
+    def _write(self, chunks: Sequence[Chunk], dense: list[list[float]] | None) -> None:
+        points = []
+        for i, chunk in enumerate(chunks):
+            vector: dict[str, Any] = {SPARSE_VECTOR: self._encoder.document(chunk)}
+            if dense is not None:
+                vector[DENSE_VECTOR] = dense[i]
+            points.append(edge.Point(chunk.id, vector, to_payload(chunk)))
+        self._update(edge.UpdateOperation.upsert_points(points))
+
+    async def delete_source(self, source: str) -> int:
+        where = _filter([source_condition(source)], must=True)
+        return await asyncio.to_thread(self._delete, where)
+
+    def _delete(self, where: edge.Filter) -> int:
+        found = self._shard.count(edge.CountRequest(exact=True, filter=where))
+        if found:
+            self._update(edge.UpdateOperation.delete_points_by_filter(where))
+        return found
+
+    async def sources(self) -> dict[str, str]:
+        return await asyncio.to_thread(self._sources)
+
+    def _sources(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        offset: Any = None
+        selector = edge.PayloadSelector.Include(SOURCE_FIELDS)
+        while True:
+            records, offset = self._shard.scroll(
+                edge.ScrollRequest(offset=offset, limit=SCROLL_PAGE, with_payload=selector)
+            )
+            for record in records:
+                payload = record.payload or {}
+                found[payload["source"]] = payload["document_hash"]
+            if offset is None:
+                return found
+
+    async def count(self) -> int:
+        return self._shard.count(edge.CountRequest(exact=True))
+
+    # -- Retriever -----------------------------------------------------------------------
+
+    async def search(
+        self, query: str, *, audience: Audience, limit: int, mode: Mode = "auto"
+    ) -> list[Passage]:
+        """`mode`: "auto" is hybrid with an embedder, BM25 without; "bm25" and "dense"
+        search one retriever alone (for evaluation)."""
+        plan = await plan_search(
+            query, limit=limit, mode=mode, encoder=self._encoder,
+            embedder=self._embedder, dense_size=self._dense_size,
+        )
+        request = _request(plan, _filter(access_conditions(audience)))
+        if request is None:
+            return []
+        return [to_passage(p.id, p.payload, p.score) for p in self._shard.query(request)]
+
+    # -- Maintenance ---------------------------------------------------------------------
+
+    async def optimize(self) -> bool:
+        """Build indexes and merge segments (blocking for seconds at 10k+ passages, so in a
+        thread); True if anything changed."""
+        return await asyncio.to_thread(self._shard.optimize)
 
     async def ping(self) -> None:
         self._shard.info()
@@ -51,3 +167,63 @@ class EdgeKnowledgeIndex:
             self._closed = True
             self._shard.flush()
             self._shard.close()
+
+    def _update(self, operation: edge.UpdateOperation) -> None:
+        try:
+            self._shard.update(operation)
+        except Exception as e:
+            raise StorageError(f"{self.describe()} refused a write: {e}") from e
+
+
+def _config(dense_size: int | None) -> edge.EdgeConfig:
+    vectors = {}
+    if dense_size:
+        vectors[DENSE_VECTOR] = edge.EdgeVectorParams(dense_size, edge.Distance.Cosine)
+    return edge.EdgeConfig(
+        vectors=vectors,
+        sparse_vectors={SPARSE_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},
+    )
+
+
+def _ensure_payload_indexes(shard: edge.EdgeShard) -> None:
+    present = shard.info().payload_schema
+    for field in KEYWORD_INDEXES:
+        if field not in present:
+            keyword = edge.PayloadSchemaType.Keyword
+            shard.update(edge.UpdateOperation.create_field_index(field, keyword))
+
+
+def _filter(conditions: list[Condition], *, must: bool = False) -> edge.Filter:
+    translated: list[Any] = [_condition(c) for c in conditions]
+    return edge.Filter(must=translated) if must else edge.Filter(should=translated)
+
+
+def _condition(condition: Condition) -> edge.FieldCondition:
+    match condition:
+        case Equals(field=field, value=value):
+            return edge.FieldCondition(field, match=edge.MatchValue(value))
+        case AnyOf(field=field, values=values):
+            return edge.FieldCondition(field, match=edge.MatchAny(list(values)))
+        case _:
+            assert_never(condition)
+
+
+def _request(plan: SearchPlan, where: edge.Filter) -> edge.QueryRequest | None:
+    if plan.sparse is not None and plan.dense is not None:
+        n = candidates(plan.limit)
+        sparse = edge.Query.Nearest(plan.sparse, using=SPARSE_VECTOR)
+        dense = edge.Query.Nearest(plan.dense, using=DENSE_VECTOR)
+        prefetches = [edge.Prefetch(n, query=q, filter=where) for q in (sparse, dense)]
+        weights = list(RRF_WEIGHTS) if RRF_WEIGHTS else None
+        return edge.QueryRequest(
+            plan.limit, prefetches=prefetches,
+            query=edge.Fusion.Rrf(RRF_K, weights),  # type: ignore[arg-type]  # stub omits Rrf
+            filter=where, with_payload=True,
+        )
+    if plan.sparse is not None:
+        query = edge.Query.Nearest(plan.sparse, using=SPARSE_VECTOR)
+    elif plan.dense is not None:
+        query = edge.Query.Nearest(plan.dense, using=DENSE_VECTOR)
+    else:
+        return None
+    return edge.QueryRequest(plan.limit, query=query, filter=where, with_payload=True)

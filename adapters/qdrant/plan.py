@@ -1,0 +1,60 @@
+"""What one search asks of the index, decided once for both backends.
+
+Hybrid search is one query: a BM25 prefetch and a dense prefetch, each filtered by
+access, fused with reciprocal rank fusion. Each backend only translates a `SearchPlan`
+into its own request types, so both rank identically (the contract tests check it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import qdrant_edge as edge
+
+from adapters.qdrant.dense import embed_query
+from adapters.qdrant.sparse import Bm25Encoder
+from core.errors import ConfigurationError
+from core.ports import Embedder
+
+Mode = Literal["auto", "hybrid", "bm25", "dense"]
+
+# Qdrant's default RRF constant (the server's, qdrant-client's and Edge's examples).
+RRF_K = 2
+# Fusion weights (bm25, dense) and candidates per prefetch: see `candidates()` and
+# benchmarks/README.md for what was measured.
+RRF_WEIGHTS: tuple[float, float] | None = None
+
+
+def candidates(limit: int) -> int:
+    """How many passages each prefetch hands to fusion."""
+    return max(limit * 4, 20)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SearchPlan:
+    sparse: edge.SparseVector | None
+    dense: list[float] | None
+    limit: int
+
+
+async def plan_search(
+    query: str,
+    *,
+    limit: int,
+    mode: Mode,
+    encoder: Bm25Encoder,
+    embedder: Embedder | None,
+    dense_size: int | None,
+) -> SearchPlan:
+    if mode == "auto":
+        mode = "hybrid" if embedder is not None else "bm25"
+    if mode in ("hybrid", "dense") and (embedder is None or dense_size is None):
+        raise ConfigurationError([f"{mode} search needs an embedding model"])
+    sparse = encoder.query(query) if mode in ("hybrid", "bm25") else None
+    if sparse is not None and not sparse.indices:
+        sparse = None  # only stop words: nothing for BM25 to match
+    dense = None
+    if mode in ("hybrid", "dense") and embedder is not None and dense_size is not None:
+        dense = await embed_query(embedder, query, dense_size)
+    return SearchPlan(sparse=sparse, dense=dense, limit=limit)
