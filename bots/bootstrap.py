@@ -15,6 +15,7 @@ from typing import Protocol
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.llm.embeddings import create_embedder
 from adapters.llm.offline import OfflineChatModel
 from adapters.llm.openai_model import create_chat_model
 from adapters.llm.tokens import token_counter_for
@@ -36,10 +37,10 @@ from core.context import (
     KnowledgeProvider,
     ProfileProvider,
 )
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, ModelError
 from core.knowledge_tool import search_knowledge
 from core.orchestrator import Orchestrator
-from core.ports import ChatModel, Retriever
+from core.ports import ChatModel, Embedder, KnowledgeStore, Retriever
 from core.tools import ToolRegistry, ToolServices
 from core.user_info import get_user_info
 from core.worker import ChannelRepliers, Worker
@@ -47,8 +48,12 @@ from core.worker import ChannelRepliers, Worker
 log = logging.getLogger(__name__)
 
 
-class KnowledgeIndex(Protocol):
+class KnowledgeIndex(Retriever, KnowledgeStore, Protocol):
     async def ping(self) -> None: ...
+
+    async def prepare(self) -> None: ...
+
+    async def optimize(self) -> None: ...
 
     def describe(self) -> str: ...
 
@@ -108,9 +113,14 @@ async def bootstrap(
             aclose = getattr(model, "aclose", None)
             if aclose is not None:
                 stack.push_async_callback(aclose)
-        knowledge = open_knowledge_index(settings) if open_knowledge else None
-        if knowledge is not None:
+        knowledge = None
+        if open_knowledge:
+            embedder, dense_size = await _embedder(settings, stack)
+            knowledge = open_knowledge_index(settings, embedder=embedder, dense_size=dense_size)
             stack.push_async_callback(knowledge.aclose)
+            await knowledge.prepare()
+        if retriever is None:
+            retriever = knowledge
 
         conversations = SqlConversationStore(engine)
         inbox = SqlInbox(engine)
@@ -200,11 +210,40 @@ def _chat_model(settings: Settings) -> ChatModel:
     )
 
 
-def open_knowledge_index(settings: Settings) -> KnowledgeIndex:
+def open_knowledge_index(
+    settings: Settings, *, embedder: Embedder | None = None, dense_size: int | None = None
+) -> KnowledgeIndex:
     if settings.qdrant_url is None:
-        return EdgeKnowledgeIndex.open(settings.qdrant_path)
+        return EdgeKnowledgeIndex.open(
+            settings.qdrant_path, embedder=embedder, dense_size=dense_size
+        )
     # qdrant-client (with numpy and grpc) costs ~50 MB: imported only when it is used.
     from adapters.qdrant.server import ServerKnowledgeIndex
 
     key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-    return ServerKnowledgeIndex(settings.qdrant_url, key)
+    return ServerKnowledgeIndex(
+        settings.qdrant_url, key, embedder=embedder, dense_size=dense_size
+    )
+
+
+async def _embedder(
+    settings: Settings, stack: AsyncExitStack
+) -> tuple[Embedder | None, int | None]:
+    """The embedding model for hybrid retrieval, if one is configured, and its size."""
+    if settings.embedding_model is None:
+        return None, None
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    embedder = create_embedder(
+        model=settings.embedding_model, api_key=key, base_url=settings.openai_base_url,
+        timeout=settings.model_timeout, max_retries=settings.model_retries,
+    )
+    stack.push_async_callback(embedder.aclose)
+    if settings.embedding_dimensions is not None:
+        return embedder, settings.embedding_dimensions
+    try:
+        return embedder, await embedder.dimension()
+    except ModelError as e:
+        raise ConfigurationError([
+            f"SWITCHBOARD_EMBEDDING_MODEL: could not ask {settings.embedding_model} for its "
+            f"vector size ({e}); start it first or set SWITCHBOARD_EMBEDDING_DIMENSIONS"
+        ]) from e

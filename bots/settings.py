@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     model_retries: int = Field(2, ge=0, le=10, validation_alias="SWITCHBOARD_MODEL_RETRIES")
     context_tokens: int = Field(8000, ge=500, validation_alias="SWITCHBOARD_CONTEXT_TOKENS")
     max_tool_rounds: int = Field(5, ge=1, le=20, validation_alias="SWITCHBOARD_MAX_TOOL_ROUNDS")
+    embedding_model: str | None = Field(None, validation_alias="SWITCHBOARD_EMBEDDING_MODEL")
+    # The model's vector size; asked of the model at start-up when unset.
+    embedding_dimensions: int | None = Field(
+        None, ge=1, le=65536, validation_alias="SWITCHBOARD_EMBEDDING_DIMENSIONS"
+    )
+    # The documentation about Switchboard itself, indexed at start-up (public).
+    bundled_docs: bool = Field(True, validation_alias="SWITCHBOARD_BUNDLED_DOCS")
 
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "SWITCHBOARD_HOST"))
     port: int = Field(3978, ge=1, le=65535, validation_alias="PORT")

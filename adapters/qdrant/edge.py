@@ -156,6 +156,10 @@ class EdgeKnowledgeIndex:
         thread); True if anything changed."""
         return await asyncio.to_thread(self._shard.optimize)
 
+    async def prepare(self) -> None:
+        """Nothing to do: the shard is ready once opened (the server index creates its
+        collection here)."""
+
     async def ping(self) -> None:
         self._shard.info()
 
