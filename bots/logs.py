@@ -43,5 +43,6 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # The SDKs log request details (headers included) at DEBUG; keep them at WARNING.
-    for noisy in ("openai", "httpx", "httpcore", "httpx2", "aiosqlite", "asyncio"):
+    for noisy in ("openai", "httpx", "httpcore", "httpx2", "aiosqlite", "asyncio", "alembic",
+                  "msal", "msrest", "urllib3", "pypdf"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -1,0 +1,196 @@
+"""The ingest run: discover files, read and chunk each one off the event loop, and write
+what changed through the `KnowledgeStore`.
+
+Incremental by document hash: an unchanged document is not even chunked; a changed one
+has its old passages deleted before the new ones are written (a shorter document leaves
+nothing stale behind); with `prune`, indexed sources under the given roots whose files are
+gone are deleted. A file that still exists but cannot be read keeps its old passages.
+After a crash, running the same ingest again completes the work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adapters.ingest.chunker import MAX_TOKENS, OVERLAP, chunk, document_hash
+from adapters.ingest.document import Skipped
+from adapters.ingest.files import SourceFile, discover
+from adapters.ingest.readers import read_document
+from adapters.ingest.readers.frontmatter import Visibility, make_access
+from adapters.ingest.split import Counter
+from core.knowledge import Access, Chunk
+from core.ports import KnowledgeStore
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, Path], None]
+"""Called after each file with (files done, files in all, the file)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IngestOptions:
+    """`visibility` None means: restricted if any allow list is given, else public.
+    Access from a document's own front matter wins over these defaults."""
+
+    count_tokens: Counter
+    source_url_prefix: str | None = None
+    visibility: Visibility | None = None
+    allow_users: frozenset[str] = frozenset()
+    allow_groups: frozenset[str] = frozenset()
+    allow_channels: frozenset[str] = frozenset()
+    prune: bool = False
+    max_tokens: int = MAX_TOKENS
+    overlap: int = OVERLAP
+    batch_size: int = 256
+    max_file_bytes: int | None = 200_000_000
+
+    def __post_init__(self) -> None:
+        """Fail before reading anything: a contradictory access default must not be
+        applied to a whole folder, and a bad window must not fail every file."""
+        self.default_access()
+        if self.max_tokens < 1 or not 0 <= self.overlap < self.max_tokens:
+            raise ValueError("need max_tokens >= 1 and 0 <= overlap < max_tokens")
+        if self.batch_size < 1:
+            raise ValueError("need batch_size >= 1")
+
+    def default_access(self) -> Access:
+        return make_access(
+            self.visibility,
+            users=self.allow_users,
+            groups=self.allow_groups,
+            channels=self.allow_channels,
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IngestReport:
+    files: int
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    chunks_added: int
+    chunks_removed: int
+    skipped: tuple[Skipped, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Unchanged:
+    pass
+
+
+@dataclass(kw_only=True)
+class _Tally:
+    files: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    pending: list[Chunk] = field(default_factory=list)
+
+
+async def ingest(
+    paths: Sequence[Path | str],
+    store: KnowledgeStore,
+    *,
+    options: IngestOptions,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest files and directories (recursively) into `store`. Problems with single
+    files are reported in `IngestReport.skipped`; only the store's own errors raise."""
+    found = await asyncio.to_thread(
+        discover, [Path(p) for p in paths], url_prefix=options.source_url_prefix
+    )
+    known = await store.sources()
+    access = options.default_access()
+    tally = _Tally(skipped=list(found.missing))
+    files = _unique(found.files, tally)
+    for done, file in enumerate(files, 1):
+        tally.files += 1
+        outcome = await asyncio.to_thread(_prepare, file, known.get(file.source), options, access)
+        match outcome:
+            case Skipped():
+                tally.skipped.append(outcome)
+            case _Unchanged():
+                tally.unchanged += 1
+            case list():
+                if file.source in known:
+                    tally.chunks_removed += await store.delete_source(file.source)
+                    tally.updated += 1
+                else:
+                    tally.added += 1
+                tally.pending.extend(outcome)
+                await _write(store, tally, options.batch_size, final=False)
+        if progress is not None:
+            progress(done, len(files), file.path)
+    await _write(store, tally, options.batch_size, final=True)
+    if options.prune:
+        present = {file.source for file in found.files}
+        for source in sorted(known):
+            if source not in present and any(scope.owns(source) for scope in found.scopes):
+                tally.chunks_removed += await store.delete_source(source)
+                tally.removed += 1
+    return IngestReport(
+        files=tally.files,
+        added=tally.added,
+        updated=tally.updated,
+        unchanged=tally.unchanged,
+        removed=tally.removed,
+        chunks_added=tally.chunks_added,
+        chunks_removed=tally.chunks_removed,
+        skipped=tuple(tally.skipped),
+    )
+
+
+def _unique(files: Sequence[SourceFile], tally: _Tally) -> list[SourceFile]:
+    """One file per source key: the same file named twice is read once; two files that
+    map to one URL cannot both be that URL."""
+    taken: dict[str, SourceFile] = {}
+    out = []
+    for file in files:
+        first = taken.setdefault(file.source, file)
+        if first is file:
+            out.append(file)
+        elif first.path.resolve() != file.path.resolve():
+            tally.skipped.append(
+                Skipped(path=file.path, reason=f"same source as {first.path}: {file.source}")
+            )
+    return out
+
+
+def _prepare(
+    file: SourceFile, known_hash: str | None, options: IngestOptions, access: Access
+) -> Skipped | _Unchanged | list[Chunk]:
+    """Runs in a worker thread: reading and chunking are CPU work."""
+    document = read_document(
+        file.path,
+        source=file.source,
+        url=file.url,
+        access=access,
+        max_bytes=options.max_file_bytes,
+    )
+    if isinstance(document, Skipped):
+        return document
+    window = {"max_tokens": options.max_tokens, "overlap": options.overlap}
+    if document_hash(document, **window) == known_hash:
+        return _Unchanged()
+    try:
+        return chunk(document, count_tokens=options.count_tokens, **window)
+    except Exception as e:  # noqa: BLE001 — one document's failure must not stop the run
+        log.exception("chunking %s failed", file.path)
+        return Skipped(path=file.path, reason=f"could not be split: {type(e).__name__}")
+
+
+async def _write(store: KnowledgeStore, tally: _Tally, size: int, *, final: bool) -> None:
+    """Write the queued passages in batches of `size`; the last, short batch only when
+    `final`."""
+    while tally.pending and (final or len(tally.pending) >= size):
+        batch, tally.pending = tally.pending[:size], tally.pending[size:]
+        await store.upsert(batch)
+        tally.chunks_added += len(batch)
