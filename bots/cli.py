@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 from bots.logs import configure_logging
@@ -33,6 +34,28 @@ def _parser() -> argparse.ArgumentParser:
     manifest.add_argument(
         "--socket-mode", action="store_true", help="Socket Mode: no request URLs, --url optional"
     )
+    ingest = sub.add_parser("ingest", help="add documents to the knowledge base")
+    ingest.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    ingest.add_argument("--source-url-prefix", metavar="URL",
+                        help="link each file as URL + its path under the folder given")
+    ingest.add_argument("--visibility", choices=["public", "restricted"], default=None,
+                        help="for documents whose front matter does not say (default: "
+                        "restricted when an --allow-… is given, else public)")
+    ingest.add_argument("--allow-user", action="append", default=[], metavar="ID",
+                        help="an email or channel-scoped id (slack:T1:U2) who may read them")
+    ingest.add_argument("--allow-group", action="append", default=[], metavar="NAME")
+    ingest.add_argument("--allow-channel", action="append", default=[], metavar="ID",
+                        help="a channel that may read them: slack:T1:C2 or teams:<tenant>:<id>")
+    ingest.add_argument("--prune", action="store_true",
+                        help="remove indexed documents under PATH that no longer exist")
+    kb = sub.add_parser("kb", help="inspect and maintain the knowledge base")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True, metavar="COMMAND")
+    stats = kb_sub.add_parser("stats", help="what is indexed")
+    stats.add_argument("--sources", action="store_true", help="list every document")
+    delete = kb_sub.add_parser("delete", help="remove one document")
+    delete.add_argument("source", metavar="SOURCE", help="as `kb stats --sources` lists it")
+    evaluate = kb_sub.add_parser("eval", help="retrieval quality on a BEIR-layout data set")
+    evaluate.add_argument("dataset", metavar="DIR", type=Path)
     teams = sub.add_parser("teams", help="set up the Teams app")
     teams_sub = teams.add_subparsers(dest="teams_command", required=True, metavar="COMMAND")
     package = teams_sub.add_parser("package", help="build the Teams app package (zip) to upload")
@@ -88,9 +111,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             except ValueError as e:
                 print(f"switchboard: {e}", file=sys.stderr)
                 return 2
-        case "teams":
-            from pathlib import Path
+        case "ingest" | "kb":
+            from bots.knowledge import run_knowledge_command
 
+            return asyncio.run(run_knowledge_command(args, settings))
+        case "teams":
             from bots.teams_package import build_package
 
             try:

@@ -54,9 +54,26 @@ def _services(
     async def services(app: web.Application) -> AsyncIterator[None]:
         async with bootstrap(settings, model=model, retriever=retriever) as sb:
             app[SWITCHBOARD] = sb
+            if settings.bundled_docs and sb.knowledge is not None:
+                await _index_bundled_docs(sb)
             yield
 
     return services
+
+
+async def _index_bundled_docs(sb: Switchboard) -> None:
+    """Switchboard's own documentation, so a newcomer can ask how to set it up and get a
+    sourced answer. Incremental: unchanged files cost a hash each."""
+    from bots.knowledge import ingest_bundled_docs
+
+    assert sb.knowledge is not None
+    try:
+        report = await ingest_bundled_docs(sb.knowledge, sb.settings)
+    except Exception:
+        log.warning("could not index the bundled documentation", exc_info=True)
+        return
+    if report.added or report.updated:
+        log.info("indexed the bundled documentation (%d documents)", report.added + report.updated)
 
 
 async def _web_channel(app: web.Application) -> AsyncIterator[None]:

@@ -37,6 +37,8 @@ def make_settings(tmp_path: Path, llm: FakeOpenAI) -> MakeSettings:
             "openai_api_key": API_KEY,
             "model": "fake-model",
             "model_retries": 0,
+            # Indexing Switchboard's own documentation is tested where it matters.
+            "bundled_docs": False,
             **overrides,
         }
         return load_settings(**values)

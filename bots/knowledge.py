@@ -1,0 +1,187 @@
+"""`switchboard ingest` and `switchboard kb …`: fill, inspect and evaluate the knowledge
+base, and index the bundled documentation at start-up."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from adapters.ingest.pipeline import IngestOptions, IngestReport, ingest
+from adapters.llm.tokens import token_counter_for
+from bots.bootstrap import KnowledgeIndex, embedder_for, open_knowledge_index
+from bots.evaluation import Dataset, Scores, load_dataset, score
+from bots.settings import Settings
+from core.knowledge import Audience
+
+log = logging.getLogger(__name__)
+
+BUNDLED_DOCS = Path(__file__).parent / "docs"
+# Their source keys, the same wherever Switchboard is installed (a file:// key would not be).
+BUNDLED_PREFIX = "switchboard-docs:"
+EVERYONE = Audience(kind="person", principals=frozenset())  # public passages only
+
+
+@asynccontextmanager
+async def knowledge_index(
+    settings: Settings, path: Path | None = None
+) -> AsyncIterator[KnowledgeIndex]:
+    """The configured index (or a scratch shard at `path`), with the embedding model."""
+    async with AsyncExitStack() as stack:
+        embedder, dense_size = await embedder_for(settings, stack)
+        if path is None:
+            index = open_knowledge_index(settings, embedder=embedder, dense_size=dense_size)
+        else:
+            from adapters.qdrant.edge import EdgeKnowledgeIndex
+
+            index = EdgeKnowledgeIndex.open(path, embedder=embedder, dense_size=dense_size)
+        stack.push_async_callback(index.aclose)
+        await index.prepare()
+        yield index
+
+
+def ingest_options(settings: Settings, **overrides: object) -> IngestOptions:
+    counter = token_counter_for(settings.model)
+    return IngestOptions(count_tokens=counter.count, **overrides)  # type: ignore[arg-type]
+
+
+async def ingest_bundled_docs(index: KnowledgeIndex, settings: Settings) -> IngestReport:
+    """The documentation about Switchboard itself, public, kept in step at every start."""
+    options = ingest_options(settings, prune=True, source_url_prefix=BUNDLED_PREFIX)
+    report = await ingest([BUNDLED_DOCS], index, options=options)
+    if report.added or report.updated or report.removed:
+        await index.optimize()
+    return report
+
+
+async def run_knowledge_command(args: argparse.Namespace, settings: Settings) -> int:
+    console = Console(soft_wrap=True)
+    match args.command, getattr(args, "kb_command", None):
+        case "ingest", _:
+            return await _ingest(args, settings, console)
+        case "kb", "stats":
+            return await _stats(args, settings, console)
+        case "kb", "delete":
+            return await _delete(args, settings, console)
+        case "kb", "eval":
+            return await _evaluate(args, settings, console)
+    raise AssertionError(f"unknown command {args.command} {args.kb_command}")
+
+
+async def _ingest(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    options = ingest_options(
+        settings,
+        source_url_prefix=args.source_url_prefix,
+        visibility=args.visibility,
+        allow_users=frozenset(args.allow_user),
+        allow_groups=frozenset(args.allow_group),
+        allow_channels=frozenset(args.allow_channel),
+        prune=args.prune,
+    )
+    async with knowledge_index(settings) as index:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[file]}"), console=Console(stderr=True),
+                      transient=True, disable=not sys.stderr.isatty()) as bar:
+            task = bar.add_task("ingesting", total=None, file="")
+
+            def progress(done: int, total: int, path: Path) -> None:
+                bar.update(task, completed=done, total=total, file=path.name)
+
+            report = await ingest(args.paths, index, options=options, progress=progress)
+        if report.added or report.updated or report.removed:
+            await index.optimize()
+        total = await index.count()
+    _print_report(report, total, console)
+    return 0
+
+
+def _print_report(report: IngestReport, total: int, console: Console) -> None:
+    console.print(
+        f"{report.files} files: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.removed} removed; "
+        f"{report.chunks_added} passages written, {report.chunks_removed} removed; "
+        f"{total} passages indexed"
+    )
+    if report.skipped:
+        console.print(f"{len(report.skipped)} skipped:")
+        for skipped in report.skipped:
+            console.print(f"  {skipped.path}: {skipped.reason}", markup=False)
+
+
+async def _stats(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    async with knowledge_index(settings) as index:
+        sources = await index.sources()
+        total = await index.count()
+        where = index.describe()
+    console.print(f"{where}: {len(sources)} documents, {total} passages", markup=False)
+    if args.sources:
+        for source in sorted(sources):
+            console.print(f"  {source}", markup=False)
+    return 0
+
+
+async def _delete(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    async with knowledge_index(settings) as index:
+        removed = await index.delete_source(args.source)
+    if not removed:
+        console.print(f"no document {args.source!r} (see `switchboard kb stats --sources`)",
+                      markup=False)
+        return 1
+    console.print(f"removed {args.source} ({removed} passages)", markup=False)
+    return 0
+
+
+async def _evaluate(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    try:
+        data = load_dataset(args.dataset)
+    except ValueError as e:
+        console.print(f"switchboard: {e}", markup=False)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="switchboard-eval-") as scratch:
+        root = Path(scratch)
+        names = _write_corpus(data, root / "corpus")
+        async with knowledge_index(settings, root / "index") as index:
+            options = ingest_options(settings, source_url_prefix="eval:")
+            report = await ingest([root / "corpus"], index, options=options)
+            await index.optimize()
+            modes = ["bm25", "dense", "hybrid"] if settings.embedding_model else ["bm25"]
+            results = {mode: await _rank(index, data, names, mode) for mode in modes}
+    table = Table(title=f"{args.dataset}: {len(data.corpus)} documents "
+                        f"({report.chunks_added} passages), {len(data.queries)} queries")
+    for column in ("retrieval", "nDCG@10", "recall@10", "MRR@10"):
+        table.add_column(column)
+    for mode, scores in results.items():
+        table.add_row(mode, f"{scores.ndcg_at_10:.3f}", f"{scores.recall_at_10:.3f}",
+                      f"{scores.mrr_at_10:.3f}")
+    console.print(table)
+    return 0
+
+
+def _write_corpus(data: Dataset, folder: Path) -> dict[str, str]:
+    """One Markdown file per document; file name → document id."""
+    folder.mkdir(parents=True)
+    names = {}
+    for number, (doc_id, (title, text)) in enumerate(sorted(data.corpus.items())):
+        name = f"{number:07d}.md"
+        heading = f"# {title}\n\n" if title else ""
+        (folder / name).write_text(heading + text + "\n", encoding="utf-8")
+        names[name] = doc_id
+    return names
+
+
+async def _rank(index: KnowledgeIndex, data: Dataset, names: dict[str, str], mode: str) -> Scores:
+    rankings = {}
+    for query_id, query in data.queries.items():
+        passages = await index.search(  # type: ignore[call-arg]
+            query, audience=EVERYONE, limit=30, mode=mode
+        )
+        rankings[query_id] = [names[p.url.removeprefix("eval:")] for p in passages if p.url]
+    return score(rankings, data.qrels)
