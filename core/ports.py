@@ -148,7 +148,8 @@ class KnowledgeStore(Protocol):
         ...
 
     async def sources(self) -> dict[str, str]:
-        """Every indexed document: source → document hash."""
+        """Every indexed document: source → the hash on its first passage (position 0,
+        written last), or "" when that passage is missing (a write cut short)."""
         ...
 
     async def count(self) -> int:

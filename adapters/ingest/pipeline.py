@@ -125,7 +125,8 @@ async def ingest(
                     tally.updated += 1
                 else:
                     tally.added += 1
-                tally.pending.extend(outcome)
+                # The first passage goes last: its hash marks the document complete.
+                tally.pending.extend([*outcome[1:], *outcome[:1]])
                 await _write(store, tally, options.batch_size, final=False)
         if progress is not None:
             progress(done, len(files), file.path)

@@ -19,7 +19,13 @@ import qdrant_edge as edge
 
 from adapters.qdrant import dense as dense_vectors
 from adapters.qdrant.filters import AnyOf, Condition, Equals, access_conditions, source_condition
-from adapters.qdrant.payload import KEYWORD_INDEXES, SOURCE_FIELDS, to_passage, to_payload
+from adapters.qdrant.payload import (
+    KEYWORD_INDEXES,
+    SOURCE_FIELDS,
+    note_source,
+    to_passage,
+    to_payload,
+)
 from adapters.qdrant.plan import RRF_K, RRF_WEIGHTS, Mode, SearchPlan, candidates, plan_search
 from adapters.qdrant.sparse import DENSE_VECTOR, SPARSE_VECTOR, Bm25Encoder
 from core.errors import ConfigurationError, StorageError
@@ -125,8 +131,7 @@ class EdgeKnowledgeIndex:
                 edge.ScrollRequest(offset=offset, limit=SCROLL_PAGE, with_payload=selector)
             )
             for record in records:
-                payload = record.payload or {}
-                found[payload["source"]] = payload["document_hash"]
+                note_source(found, record.payload or {})
             if offset is None:
                 return found
 

@@ -22,7 +22,7 @@ ALLOW_USERS, ALLOW_GROUPS, ALLOW_CHANNELS = "allow_users", "allow_groups", "allo
 # Every field a filter touches is indexed (all keywords).
 KEYWORD_INDEXES = (VISIBILITY, SOURCE, ALLOW_USERS, ALLOW_GROUPS, ALLOW_CHANNELS)
 # `sources()` reads only these, so listing 50k passages does not move their text.
-SOURCE_FIELDS = [SOURCE, DOCUMENT_HASH]
+SOURCE_FIELDS = [SOURCE, DOCUMENT_HASH, "position"]
 
 
 def to_payload(chunk: Chunk) -> dict[str, Any]:
@@ -53,3 +53,14 @@ def to_passage(point_id: object, payload: Mapping[str, Any] | None, score: float
         url=payload.get("url"),
         score=float(score),
     )
+
+
+def note_source(found: dict[str, str], payload: dict[str, Any]) -> None:
+    """Add one passage to a `sources()` listing. A document's hash is read from its first
+    passage, which the ingest writes last: a document whose write was cut short has no
+    first passage yet, is listed with an empty hash, and is written again next time."""
+    source = str(payload["source"])
+    if payload.get("position") == 0:
+        found[source] = str(payload["document_hash"])
+    else:
+        found.setdefault(source, "")

@@ -16,7 +16,13 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from adapters.qdrant import dense as dense_vectors
 from adapters.qdrant.filters import AnyOf, Condition, Equals, access_conditions, source_condition
-from adapters.qdrant.payload import KEYWORD_INDEXES, SOURCE_FIELDS, to_passage, to_payload
+from adapters.qdrant.payload import (
+    KEYWORD_INDEXES,
+    SOURCE_FIELDS,
+    note_source,
+    to_passage,
+    to_payload,
+)
 from adapters.qdrant.plan import RRF_K, RRF_WEIGHTS, Mode, SearchPlan, candidates, plan_search
 from adapters.qdrant.sparse import DENSE_VECTOR, SPARSE_VECTOR, Bm25Encoder
 from core.errors import ConfigurationError, StorageError
@@ -137,8 +143,7 @@ class ServerKnowledgeIndex:
                 )
             )
             for record in records:
-                payload = record.payload or {}
-                found[payload["source"]] = payload["document_hash"]
+                note_source(found, record.payload or {})
             if offset is None:
                 return found
 

@@ -50,7 +50,15 @@ class InMemoryKnowledgeStore:
         return len(doomed)
 
     async def sources(self) -> dict[str, str]:
-        return {c.source: c.document_hash for c in self.chunks.values()}
+        """As the real indexes list them: the hash of each document's first passage, ""
+        for a document whose first passage is missing (a write cut short)."""
+        found: dict[str, str] = {}
+        for c in self.chunks.values():
+            if c.position == 0:
+                found[c.source] = c.document_hash
+            else:
+                found.setdefault(c.source, "")
+        return found
 
     async def count(self) -> int:
         return len(self.chunks)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -234,3 +235,31 @@ async def test_the_same_file_named_twice_is_read_once(docs: Path) -> None:
 def test_public_visibility_with_allow_lists_is_refused_before_reading() -> None:
     with pytest.raises(ValueError, match="restricted"):
         IngestOptions(count_tokens=words, visibility="public", allow_groups=frozenset({"hr"}))
+
+
+async def test_an_ingest_cut_short_mid_document_is_completed_by_the_next_run(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "long.txt").write_text("\n\n".join(f"paragraph {j} text." for j in range(9)))
+    options = IngestOptions(count_tokens=words, max_tokens=3, overlap=0, batch_size=4)
+
+    class CrashesAfterOneBatch(InMemoryKnowledgeStore):
+        async def upsert(self, chunks: Any) -> None:
+            if self.batches:
+                raise OSError("the process died")
+            await super().upsert(chunks)
+
+    crashed = CrashesAfterOneBatch()
+    with pytest.raises(OSError):
+        await run(crashed, tmp_path, options=options)
+    store = InMemoryKnowledgeStore()
+    store.chunks = dict(crashed.chunks)  # what the interrupted run left in the index
+
+    report = await run(store, tmp_path, options=options)
+
+    assert report.updated == 1 and report.unchanged == 0
+    assert sorted(c.position for c in store.chunks.values()) == list(range(9))
+    assert await run(store, tmp_path, options=options) == IngestReport(
+        files=1, added=0, updated=0, unchanged=1, removed=0, chunks_added=0,
+        chunks_removed=0, skipped=(),
+    )

@@ -60,6 +60,15 @@ async def test_upsert_count_sources_and_delete_source(backend: Backend) -> None:
     assert await index.sources() == {"b.md": "h2"}
 
 
+async def test_a_document_without_its_first_passage_is_listed_incomplete(
+    backend: Backend,
+) -> None:
+    index = backend.open()
+    await index.upsert([chunk("a.md", 1), chunk("a.md", 2), chunk("b.md", 0, document_hash="h2")])
+
+    assert await index.sources() == {"a.md": "", "b.md": "h2"}
+
+
 async def test_sources_reads_every_page(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(edge_module, "SCROLL_PAGE", 2)
     monkeypatch.setattr(server_module, "SCROLL_PAGE", 2)
