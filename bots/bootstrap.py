@@ -115,7 +115,7 @@ async def bootstrap(
                 stack.push_async_callback(aclose)
         knowledge = None
         if open_knowledge:
-            embedder, dense_size = await _embedder(settings, stack)
+            embedder, dense_size = await embedder_for(settings, stack)
             knowledge = open_knowledge_index(settings, embedder=embedder, dense_size=dense_size)
             stack.push_async_callback(knowledge.aclose)
             await knowledge.prepare()
@@ -226,7 +226,7 @@ def open_knowledge_index(
     )
 
 
-async def _embedder(
+async def embedder_for(
     settings: Settings, stack: AsyncExitStack
 ) -> tuple[Embedder | None, int | None]:
     """The embedding model for hybrid retrieval, if one is configured, and its size."""
