@@ -88,9 +88,10 @@ async def _knowledge(settings: Settings) -> Check:
             raise
         try:
             await index.ping()
+            passages = await index.count()
         finally:
             await index.aclose()
-        return ""
+        return f", {passages} passages" if passages else ", empty: `switchboard ingest PATH`"
 
     where = settings.qdrant_url or f"embedded Qdrant Edge at {settings.qdrant_path}"
     return await _probe("qdrant", where, probe)
