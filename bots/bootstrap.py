@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.llm.embeddings import create_embedder
+from adapters.llm.local_embeddings import create_local_embedder, is_local
 from adapters.llm.offline import OfflineChatModel
 from adapters.llm.openai_model import create_chat_model
 from adapters.llm.tokens import token_counter_for
@@ -232,6 +233,16 @@ async def embedder_for(
     """The embedding model for hybrid retrieval, if one is configured, and its size."""
     if settings.embedding_model is None:
         return None, None
+    if is_local(settings.embedding_model):  # local:all-MiniLM-L6-v2, the optional extra
+        local = create_local_embedder(settings.embedding_model)
+        stack.push_async_callback(local.aclose)
+        size = await local.dimension()  # loads the model, in a worker thread
+        if settings.embedding_dimensions not in (None, size):
+            raise ConfigurationError([
+                f"SWITCHBOARD_EMBEDDING_DIMENSIONS is {settings.embedding_dimensions}, but "
+                f"{settings.embedding_model} makes {size}-dimensional vectors: unset it"
+            ])
+        return local, size
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     embedder = create_embedder(
         model=settings.embedding_model, api_key=key, base_url=settings.openai_base_url,
