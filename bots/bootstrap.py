@@ -29,6 +29,7 @@ from adapters.sql.feedback import SqlFeedbackStore
 from adapters.sql.inbox import SqlInbox
 from adapters.sql.profiles import SqlProfileStore
 from adapters.sql.sent_messages import SqlSentMessages
+from adapters.sql.tickets import SqlTicketStore
 from bots.profile import BotProfile, default_profile
 from bots.settings import Settings
 from core.context import (
@@ -42,6 +43,8 @@ from core.errors import ConfigurationError, ModelError
 from core.knowledge_tool import search_knowledge
 from core.orchestrator import Orchestrator
 from core.ports import ChatModel, Embedder, KnowledgeStore, Retriever
+from core.ticket_tools import TICKET_TOOLS
+from core.tickets import TicketService
 from core.tools import ToolRegistry, ToolServices
 from core.user_info import get_user_info
 from core.worker import ChannelRepliers, Worker
@@ -74,6 +77,7 @@ class Switchboard:
     deliveries: SqlDeliveryLog
     feedback: SqlFeedbackStore
     sent_messages: SqlSentMessages
+    tickets: TicketService
     model: ChatModel
     knowledge: KnowledgeIndex | None
     repliers: ChannelRepliers
@@ -129,9 +133,12 @@ async def bootstrap(
         deliveries = SqlDeliveryLog(engine)
         feedback = SqlFeedbackStore(engine)
         sent_messages = SqlSentMessages(engine)
+        ticket_store = SqlTicketStore(engine)
         stack.push_async_callback(
-            drain, conversations, inbox, profiles, deliveries, feedback, sent_messages
+            drain, conversations, inbox, profiles, deliveries, feedback, sent_messages,
+            ticket_store,
         )
+        tickets = TicketService(ticket_store, agents=settings.ticket_agent_names)
         profile = default_profile(settings.bot_name)
         counter = token_counter_for(model.name)
         assembler = ContextAssembler(
@@ -144,10 +151,11 @@ async def bootstrap(
             conversations=conversations,
             assembler=assembler,
             model=model,
-            tools=ToolRegistry(
-                [get_user_info, *([search_knowledge] if retriever is not None else [])]
-            ),
-            services=ToolServices(profiles=profiles, knowledge=retriever),
+            tools=ToolRegistry([
+                get_user_info, *TICKET_TOOLS,
+                *([search_knowledge] if retriever is not None else []),
+            ]),
+            services=ToolServices(profiles=profiles, knowledge=retriever, tickets=tickets),
             counter=counter,
             max_tool_rounds=settings.max_tool_rounds,
         )
@@ -168,6 +176,7 @@ async def bootstrap(
             deliveries=deliveries,
             feedback=feedback,
             sent_messages=sent_messages,
+            tickets=tickets,
             model=model,
             knowledge=knowledge,
             repliers=repliers,

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         "INFO", validation_alias="SWITCHBOARD_LOG_LEVEL"
     )
 
+    # Ids, emails or group names of the support agents, who see and change every ticket.
+    ticket_agents: str = Field("", validation_alias="SWITCHBOARD_TICKET_AGENTS")
+    ticket_webhook_url: str | None = Field(None, validation_alias="SWITCHBOARD_TICKET_WEBHOOK_URL")
+    ticket_webhook_secret: SecretStr | None = Field(
+        None, validation_alias="SWITCHBOARD_TICKET_WEBHOOK_SECRET"
+    )
+
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
@@ -124,7 +131,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "openai_base_url", "qdrant_url", "slack_api_url", "teams_openid_metadata_url",
-        "teams_login_url", "teams_oauth_url",
+        "teams_login_url", "teams_oauth_url", "ticket_webhook_url",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -217,6 +224,19 @@ class Settings(BaseSettings):
         return any(v is not None for v in tokens)
 
     @property
+    def ticket_agent_names(self) -> frozenset[str]:
+        return _id_set(self.ticket_agents)
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.ticket_webhook_url is not None and self.ticket_webhook_secret is None:
+            raise ValueError(
+                "SWITCHBOARD_TICKET_WEBHOOK_URL is set but SWITCHBOARD_TICKET_WEBHOOK_SECRET "
+                "is not: webhook deliveries are signed with it"
+            )
+        return self
+
+    @property
     def teams_enabled(self) -> bool:
         return bool(self.microsoft_app_id)
 
@@ -246,7 +266,7 @@ class Settings(BaseSettings):
             for s in (
                 self.openai_api_key, self.qdrant_api_key, self.slack_bot_token,
                 self.slack_signing_secret, self.slack_app_token, self.slack_client_secret,
-                self.microsoft_app_password,
+                self.microsoft_app_password, self.ticket_webhook_secret,
             )
             if s is not None
         ]

@@ -24,6 +24,7 @@ from core.knowledge import Audience, PassageBook
 from core.messages import ConversationRef, Sender
 from core.model import ToolCall, ToolSpec
 from core.ports import ProfileStore, Retriever
+from core.tickets import TicketService
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class ToolServices:
 
     profiles: ProfileStore
     knowledge: Retriever | None = None
+    tickets: TicketService | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

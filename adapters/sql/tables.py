@@ -138,6 +138,42 @@ sent_messages = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# Support tickets. The number shown (TCK-1042) is derived from `id`, which the database
+# assigns: unique however many processes create tickets at once.
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("requester", String(256), nullable=False),
+    Column("requester_name", String(256), nullable=True),
+    Column("origin_channel", String(32), nullable=True),
+    Column("origin_tenant", String(128), nullable=True),
+    Column("origin_conversation", String(512), nullable=True),
+    Column("origin_thread", String(256), nullable=True),
+    Column("origin_link", Text, nullable=True),
+    Column("assignee", String(256), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "requester", "updated_at"),
+    Index(None, "status", "updated_at"),
+)
+
+ticket_comments = Table(
+    "ticket_comments",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("ticket_id", BigId, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("author", String(256), nullable=False),
+    Column("author_name", String(256), nullable=True),
+    Column("text", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "ticket_id", "id"),
+)
+
 # Slack installations (multi-workspace OAuth), in the shape slack_sdk's
 # AsyncSQLAlchemyInstallationStore / AsyncSQLAlchemyOAuthStateStore read and write
 # (`test_slack_tables_match_slack_sdk` keeps them in step with the library).
