@@ -71,6 +71,7 @@ async def teams_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[
             roster=TeamsRoster(on_fetched=_profile_saver(sb.profiles)),
             notify=sb.worker.notify,
             on_accepted=early.start,
+            tickets=sb.tickets,
         )
         endpoint = TeamsEndpoint(adapter=adapter, bot=bot)
         app[TEAMS_ENDPOINT] = endpoint

@@ -15,8 +15,8 @@ from typing import Any
 from botbuilder.core import ActivityHandler, BotAdapter, InvokeResponse, TurnContext
 from botbuilder.schema import ChannelAccount
 
+from adapters.teams import tickets
 from adapters.teams.adapter import raw_activity
-from adapters.teams.commands import COMMANDS
 from adapters.teams.config import TeamsConfig
 from adapters.teams.roster import TeamsRoster
 from adapters.teams.translate import (
@@ -33,11 +33,12 @@ from core.feedback import Feedback
 from core.inbox import Duplicate
 from core.messages import Sender
 from core.ports import DeliveryLog, FeedbackStore, Inbox, SentMessages
+from core.tickets import TicketService
 
 log = logging.getLogger(__name__)
 
 CHANNEL_ID = "msteams"
-_COMMAND_NAMES = frozenset(title for title, _ in COMMANDS)  # each one shows the help
+_COMMAND_NAMES = frozenset({"help"})
 
 
 def help_text(name: str) -> str:
@@ -68,6 +69,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         roster: TeamsRoster,
         notify: Callable[[], None],
         on_accepted: Callable[[dict[str, Any]], None] | None = None,
+        tickets: TicketService | None = None,
     ) -> None:
         self._config = config
         self._inbox = inbox
@@ -77,6 +79,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         self._roster = roster
         self._notify = notify
         self._on_accepted = on_accepted
+        self._tickets = tickets
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
@@ -96,10 +99,18 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         activity = raw_activity(turn_context)
         if (activity.get("from") or {}).get("role") == "bot":
             return
+        if self._tickets is not None and tickets.is_form_submit(activity.get("value")):
+            # A card's submit: no mention, even in a channel.
+            await self._ticket(turn_context, activity, form=activity["value"])
+            return
         personal = conversation_type(activity) == "personal"
         if not personal and not mentions_bot(activity):
             return  # Teams only sends these with resource-specific consent; not for us
-        if clean_text(activity).lower().lstrip("/") in _COMMAND_NAMES:
+        text = clean_text(activity)
+        if self._tickets is not None and tickets.is_ticket_text(text):
+            await self._ticket(turn_context, activity, text=text)
+            return
+        if text.lower().lstrip("/") in _COMMAND_NAMES:
             if await self._first(activity, "help"):
                 await turn_context.send_activity(help_text(self._config.bot_name))
             return
@@ -115,6 +126,22 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
             self._notify()
             if self._on_accepted is not None:
                 self._on_accepted(reference)
+
+    async def _ticket(
+        self, turn_context: TurnContext, activity: Mapping[str, Any], *,
+        text: str = "", form: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Answered within the request (no model); a redelivery is answered once."""
+        assert self._tickets is not None
+        if not await self._first(activity, "ticket"):
+            return
+        tenant = tenant_of(activity)
+        sender = await self._sender(turn_context, activity, tenant)
+        origin = thread_ref(tenant, activity["conversation"]["id"])
+        if form is not None:
+            await tickets.answer_submit(turn_context, self._tickets, sender, form, origin)
+        else:
+            await tickets.answer_text(turn_context, self._tickets, sender, text, origin)
 
     async def _sender(
         self, turn_context: TurnContext, activity: Mapping[str, Any], tenant: str

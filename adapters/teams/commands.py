@@ -5,4 +5,8 @@ The bot and the app manifest's command menu both read this list, so they cannot 
 
 from __future__ import annotations
 
-COMMANDS: tuple[tuple[str, str], ...] = (("help", "What I can do"),)
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("help", "What I can do"),
+    ("ticket", "Open a support ticket (a form)"),
+    ("ticket list", "Your open tickets"),
+)

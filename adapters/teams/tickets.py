@@ -1,0 +1,144 @@
+"""Tickets in Teams: `ticket …` typed to the bot (the same grammar as `/ticket` elsewhere)
+and an Adaptive Card form, whose submit comes back to the bot as a message carrying the
+card's values; it is answered with a card, or the form again with errors by the fields."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botbuilder.core import CardFactory, MessageFactory, TurnContext
+
+from adapters.teams.render import to_teams_markdown
+from core.messages import ConversationRef, Sender
+from core.ticket_commands import run_ticket_command, status_label
+from core.tickets import (
+    DESCRIPTION_MAX,
+    PRIORITIES,
+    TITLE_MAX,
+    Ticket,
+    TicketError,
+    TicketService,
+    check_priority,
+    clean_title,
+)
+
+FORM_ACTION = "switchboard.ticket.create"
+_WORDS = ("ticket", "/ticket")
+
+
+def is_ticket_text(text: str) -> bool:
+    first = text.strip().split(maxsplit=1)[0].lower() if text.strip() else ""
+    return first in _WORDS
+
+
+def is_form_submit(value: object) -> bool:
+    return isinstance(value, Mapping) and value.get("action") == FORM_ACTION
+
+
+async def answer_text(
+    turn_context: TurnContext, service: TicketService, sender: Sender, text: str,
+    origin: ConversationRef,
+) -> None:
+    words = text.strip().split()
+    rest = words[1:]
+    if not rest or (rest[0].lower() in ("new", "create", "open") and len(rest) == 1):
+        await _send_card(turn_context, form_card())
+        return
+    answer = await run_ticket_command(service, sender, "/ticket " + " ".join(rest), origin=origin)
+    await turn_context.send_activity(MessageFactory.text(to_teams_markdown(answer)))
+
+
+async def answer_submit(
+    turn_context: TurnContext, service: TicketService, sender: Sender,
+    value: Mapping[str, Any], origin: ConversationRef,
+) -> None:
+    values = {key: str(value.get(key) or "") for key in ("title", "description", "priority")}
+    errors = validate(values)
+    if errors:
+        await _send_card(turn_context, form_card(values=values, errors=errors))
+        return
+    try:
+        ticket = await service.create(
+            sender, title=values["title"], description=values["description"],
+            priority=values["priority"] or "medium", origin=origin,
+        )
+    except TicketError as e:
+        await _send_card(turn_context, form_card(values=values, errors={"title": str(e)}))
+        return
+    await _send_card(turn_context, ticket_card(ticket))
+
+
+def validate(values: Mapping[str, str]) -> dict[str, str]:
+    """Field → what is wrong with it (empty when the form is fine)."""
+    errors = {}
+    try:
+        clean_title(values.get("title", ""))
+    except TicketError as e:
+        errors["title"] = str(e)
+    if len(values.get("description", "").strip()) > DESCRIPTION_MAX:
+        errors["description"] = f"Keep the description under {DESCRIPTION_MAX} characters."
+    try:
+        check_priority(values.get("priority") or "medium")
+    except TicketError as e:
+        errors["priority"] = str(e)
+    return errors
+
+
+def form_card(
+    *, values: Mapping[str, str] | None = None, errors: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    values, errors = values or {}, errors or {}
+
+    def error(field: str) -> list[dict[str, Any]]:
+        if field not in errors:
+            return []
+        return [{"type": "TextBlock", "text": errors[field], "color": "attention",
+                 "wrap": True, "size": "small", "spacing": "none"}]
+
+    return {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.5",
+        "body": [
+            {"type": "TextBlock", "text": "Open a support ticket", "weight": "bolder",
+             "size": "medium"},
+            {"type": "Input.Text", "id": "title", "label": "Title", "isRequired": True,
+             "maxLength": TITLE_MAX, "value": values.get("title", ""),
+             "errorMessage": "A ticket needs a title."},
+            *error("title"),
+            {"type": "Input.Text", "id": "description", "label": "What happened?",
+             "isMultiline": True, "maxLength": DESCRIPTION_MAX,
+             "value": values.get("description", "")},
+            *error("description"),
+            {"type": "Input.ChoiceSet", "id": "priority", "label": "Priority",
+             "value": values.get("priority") or "medium",
+             "choices": [{"title": p.title(), "value": p} for p in PRIORITIES]},
+            *error("priority"),
+        ],
+        "actions": [{"type": "Action.Submit", "title": "Open ticket",
+                     "data": {"action": FORM_ACTION}}],
+    }
+
+
+def ticket_card(ticket: Ticket) -> dict[str, Any]:
+    facts = [
+        {"title": "Status", "value": status_label(ticket)},
+        {"title": "Priority", "value": ticket.priority},
+        {"title": "Requester", "value": ticket.requester_name or ticket.requester},
+    ]
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": f"{ticket.number}: {ticket.title}", "weight": "bolder",
+         "wrap": True},
+        {"type": "FactSet", "facts": facts},
+    ]
+    if ticket.description:
+        body.append({"type": "TextBlock", "text": ticket.description, "wrap": True})
+    body.append({"type": "TextBlock", "wrap": True, "isSubtle": True,
+                 "text": "I'll tell you here when its status changes."})
+    return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "version": "1.5", "body": body}
+
+
+async def _send_card(turn_context: TurnContext, card: dict[str, Any]) -> None:
+    await turn_context.send_activity(MessageFactory.attachment(CardFactory.adaptive_card(card)))
