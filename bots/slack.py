@@ -74,6 +74,7 @@ async def slack_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[
             notify=sb.worker.notify,
             early=early,
             oauth=oauth,
+            tickets=sb.tickets,
         )
         app[SLACK_CHANNEL] = channel
         sb.repliers.register("slack", SlackRepliers(clients, ChannelPacer(), early))

@@ -25,6 +25,7 @@ from adapters.slack.clients import SlackClients, Workspace
 from adapters.slack.config import BOT_SCOPES, SlackConfig
 from adapters.slack.markup import mentioned_users
 from adapters.slack.status import EarlyStatus
+from adapters.slack.tickets import SlackTickets
 from adapters.slack.translate import (
     ANSWERED_SUBTYPES,
     message_id,
@@ -38,6 +39,7 @@ from core.feedback import Feedback
 from core.inbox import Duplicate
 from core.messages import Sender
 from core.ports import ConversationStore, DeliveryLog, FeedbackStore, Inbox
+from core.tickets import TicketService
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class SlackChannel:
         notify: Callable[[], None],
         early: EarlyStatus,
         oauth: AsyncOAuthSettings | None = None,
+        tickets: TicketService | None = None,
     ) -> None:
         self.config = config
         self._early = early
@@ -100,6 +103,9 @@ class SlackChannel:
         self.app.event("app_home_opened")(self._on_home_opened)
         self.app.action(blocks.FEEDBACK_ACTION)(self._on_feedback)
         self.app.command("/switchboard")(self._on_command)
+        self._has_tickets = tickets is not None
+        if tickets is not None:
+            SlackTickets(service=tickets, users=users, config=config).register(self.app)
 
     # ----- messages -----
 
@@ -237,9 +243,8 @@ class SlackChannel:
                     prompts=list(blocks.SUGGESTED_PROMPTS),
                 )
             else:
-                await client.views_publish(
-                    user_id=event["user"], view=blocks.home_view(self.config.bot_name)
-                )
+                view = blocks.home_view(self.config.bot_name, tickets=self._has_tickets)
+                await client.views_publish(user_id=event["user"], view=view)
         except SlackApiError as e:
             log.warning("could not show the %s tab: %s", event.get("tab"), e.response.get("error"))
 

@@ -9,6 +9,8 @@ from adapters.slack.mrkdwn import to_mrkdwn
 from core.messages import Citation
 
 FEEDBACK_ACTION = "feedback"
+TICKET_NEW_ACTION = "ticket_new"
+TICKET_LIST_ACTION = "ticket_list"
 Block = dict[str, Any]
 
 SUGGESTED_PROMPTS = (
@@ -80,12 +82,13 @@ def help_text(name: str) -> str:
     )
 
 
-def home_view(name: str) -> Block:
+def home_view(name: str, *, tickets: bool = False) -> Block:
     return {
         "type": "home",
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": f"{name}"[:150]}},
             {"type": "section", "text": {"type": "mrkdwn", "text": help_text(name)}},
+            *(ticket_blocks() if tickets else []),
             {"type": "divider"},
             {
                 "type": "context",
@@ -99,3 +102,21 @@ def home_view(name: str) -> Block:
             },
         ],
     }
+
+
+def ticket_blocks() -> list[Block]:
+    """The Home tab's ticket buttons: a new ticket, or the list of yours."""
+    def button(text: str, action: str, **extra: Any) -> Block:
+        return {"type": "button", "text": {"type": "plain_text", "text": text},
+                "action_id": action, **extra}
+
+    return [
+        {"type": "divider"},
+        {"type": "section", "text": {"type": "mrkdwn", "text": (
+            "*Support tickets*\nOpen a ticket, or follow the ones you opened. "
+            "`/ticket help` works in any channel.")}},
+        {"type": "actions", "block_id": "tickets", "elements": [
+            button("New ticket", TICKET_NEW_ACTION, style="primary"),
+            button("My tickets", TICKET_LIST_ACTION),
+        ]},
+    ]

@@ -128,6 +128,7 @@ class FakeSlack:
         self.messages: dict[Key, Message] = {}
         self.ephemerals: list[Args] = []
         self.views: dict[str, Args] = {}  # last view published per user id
+        self.modals: dict[str, Args] = {}  # modals opened (views.open) or updated, by view id
         self.socket_frames: list[Args] = []  # every frame Socket Mode clients sent (acks)
         self.socket_connected = asyncio.Event()  # set while a Socket Mode client is connected
         self.base_url = ""  # http://127.0.0.1:PORT/api/
@@ -155,6 +156,9 @@ class FakeSlack:
             "assistant.threads.setTitle": _ok,
             "reactions.add": _ok,
             "views.publish": self._views_publish,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
+            "chat.getPermalink": self._get_permalink,
             "apps.connections.open": self._connections_open,
             "oauth.v2.access": self._oauth_v2_access,
         }
@@ -400,6 +404,31 @@ class FakeSlack:
             return _error("invalid_arguments")
         self.views[body["user_id"]] = body["view"]
         return {"ok": True, "view": {"id": f"V{next(self._ts):08d}", **body["view"]}}
+
+    def _views_open(self, body: Args, token: str | None) -> Args:
+        view = body.get("view")
+        if not body.get("trigger_id"):
+            return _error("invalid_trigger_id")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            return _error("invalid_arguments")
+        view_id = f"V{next(self._ts):08d}"
+        self.modals[view_id] = view
+        return {"ok": True, "view": {"id": view_id, **view}}
+
+    def _views_update(self, body: Args, token: str | None) -> Args:
+        view = body.get("view")
+        view_id = body.get("view_id")
+        if not isinstance(view, dict) or view_id not in self.modals:
+            return _error("not_found")
+        self.modals[view_id] = view
+        return {"ok": True, "view": {"id": view_id, **view}}
+
+    def _get_permalink(self, body: Args, token: str | None) -> Args:
+        channel, ts = body.get("channel"), str(body.get("message_ts", ""))
+        if not channel or not ts:
+            return _error("invalid_arguments")
+        link = f"https://fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        return {"ok": True, "channel": channel, "permalink": link}
 
     def _connections_open(self, body: Args, token: str | None) -> Args:
         return {"ok": True, "url": f"{self.socket_url}?ticket={uuid.uuid4()}"}

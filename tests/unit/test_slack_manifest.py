@@ -51,7 +51,7 @@ def test_the_template_is_valid_yaml_with_the_placeholder_in_every_url() -> None:
     manifest = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
     assert manifest["_metadata"] == {"major_version": 2, "minor_version": 1}
     found = list(urls(manifest))
-    assert len(found) == 4
+    assert len(found) == 5
     assert all(u.startswith(PLACEHOLDER + "/slack/") for u in found)
 
 
@@ -67,7 +67,7 @@ def test_the_template_is_valid_yaml_with_the_placeholder_in_every_url() -> None:
 )
 def test_every_url_lives_under_the_given_base_and_path_prefix(given: str, base: str) -> None:
     manifest = render(given)
-    assert sorted(urls(manifest)) == [base + "/slack/events"] * 3 + [base + "/slack/oauth_redirect"]
+    assert sorted(urls(manifest)) == [base + "/slack/events"] * 4 + [base + "/slack/oauth_redirect"]
     assert manifest["settings"]["event_subscriptions"]["request_url"] == base + "/slack/events"
     assert manifest["settings"]["interactivity"]["request_url"] == base + "/slack/events"
     assert manifest["features"]["slash_commands"][0]["url"] == base + "/slack/events"
@@ -87,7 +87,7 @@ def test_socket_mode_without_a_url_declares_no_url_at_all() -> None:
     assert "request_url" not in settings["event_subscriptions"]
     assert settings["event_subscriptions"]["bot_events"]  # still subscribed, over the socket
     assert settings["interactivity"] == {"is_enabled": True}
-    assert "url" not in manifest["features"]["slash_commands"][0]
+    assert all("url" not in command for command in manifest["features"]["slash_commands"])
     assert "redirect_urls" not in manifest["oauth_config"]
     assert list(urls(manifest)) == []
 
@@ -139,6 +139,18 @@ def test_scopes_events_and_slack_length_rules() -> None:
     assert len(info["description"]) <= 140
     assert info["background_color"].startswith("#")
     assert len(manifest["features"]["agent_view"]["suggested_prompts"]) == 3
+
+
+def test_tickets_have_a_slash_command_and_a_message_shortcut() -> None:
+    features = render("https://chat.example.com")["features"]
+    ticket = next(c for c in features["slash_commands"] if c["command"] == "/ticket")
+    assert ticket["url"] == "https://chat.example.com/slack/events"
+    assert "new <title>" in ticket["usage_hint"] and len(ticket["usage_hint"]) <= 1000
+    assert features["shortcuts"] == [{
+        "name": "Create ticket from message", "type": "message",
+        "callback_id": "create_ticket_from_message",
+        "description": "Open a support ticket prefilled with this message",
+    }]
 
 
 def test_cli_prints_the_manifest_as_yaml(
