@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from adapters.terminal.replier import TerminalReplier
+from adapters.web.commands import TicketCommands
 from bots.bootstrap import Switchboard, bootstrap
 from bots.settings import Settings
 from core.messages import ConversationRef, InboundMessage, Sender
@@ -20,7 +21,10 @@ from core.ports import ChatModel
 from core.profiles import Profile
 from core.threads import Conversation
 
-HELP = "Type a message and press Enter. /new starts a new thread, /quit leaves."
+HELP = (
+    "Type a message and press Enter. /new starts a new thread, /ticket help shows the "
+    "ticket commands, /quit leaves."
+)
 
 
 async def run_chat(
@@ -42,6 +46,11 @@ async def run_chat(
         else:
             await _show_recent(sb, conv, out)
         replier = TerminalReplier(out)
+        # `/ticket …` is answered without the model, as in the web chat (same helper).
+        commands = TicketCommands(
+            tickets=sb.tickets, inbox=sb.inbox, conversations=sb.conversations,
+            owner=sb.worker.owner, lease=sb.worker.lease,
+        )
         interactive = lines.isatty()
         while True:
             if interactive:
@@ -70,7 +79,10 @@ async def run_chat(
                 sent_at=datetime.now(UTC),
                 is_direct=True,
             )
-            await sb.worker.answer_now(message, replier)
+            if commands.handles(message):
+                await commands.answer_now(message, replier)
+            else:
+                await sb.worker.answer_now(message, replier)
 
 
 async def _new_conversation(sb: Switchboard, sender: Sender) -> Conversation:

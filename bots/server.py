@@ -85,6 +85,7 @@ async def _web_channel(app: web.Application) -> AsyncIterator[None]:
         inbox=sb.inbox,
         profiles=sb.profiles,
         worker=sb.worker,
+        tickets=sb.tickets,
         auth=WebAuth(sb.settings.api_key_users, local_user=getpass.getuser()),
         probes={"database": sb.check_database, "qdrant": sb.check_knowledge},
     )

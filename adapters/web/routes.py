@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,38 +13,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 from aiohttp_sse import sse_response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.web.auth import WebAuth
+from adapters.web import tickets
+from adapters.web.body import read_body
+from adapters.web.channel import WEB_CHANNEL, Probe, WebChannel
+from adapters.web.commands import TicketCommands
 from adapters.web.errors import json_error, json_errors
 from adapters.web.render import to_html
 from adapters.web.replier import CollectingReplier, SseReplier, done_body
 from core.inbox import Duplicate, RecordOutcome
 from core.messages import ConversationRef, InboundMessage, Sender
-from core.ports import ConversationStore, Inbox, ProfileStore
+from core.ports import ProfileStore, Replier
 from core.profiles import Profile
 from core.replies import ReplyDone
 from core.threads import Conversation, Turn
-from core.worker import Worker
 
 log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).parent / "static" / "index.html"
-Probe = Callable[[], Awaitable[None]]
-
-
-@dataclass(frozen=True, kw_only=True)
-class WebChannel:
-    name: str
-    conversations: ConversationStore
-    inbox: Inbox
-    profiles: ProfileStore
-    worker: Worker
-    auth: WebAuth
-    probes: Mapping[str, Probe]
-
-
-WEB_CHANNEL = web.AppKey("web_channel", WebChannel)
+__all__ = ["WEB_CHANNEL", "WebChannel", "add_web_routes"]
 
 
 class ChatBody(BaseModel):
@@ -69,6 +55,7 @@ def add_web_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/chat", chat)
     app.router.add_post("/api/v1/chat/stream", chat_stream)
     app.router.add_get("/api/v1/conversations/{id}", conversation)
+    tickets.add_ticket_routes(app)
 
 
 async def page(request: web.Request) -> web.FileResponse:
@@ -109,7 +96,7 @@ async def _probe(name: str, probe: Probe) -> str:
 async def chat(request: web.Request) -> web.Response:
     channel, message, conv = await _accept(request)
     replier = CollectingReplier()
-    outcome = await channel.worker.answer_now(message, replier)
+    outcome = await _answer_now(channel, message, replier)
     ids = {"conversation_id": conv.id, "message_id": _client_id(message)}
     if replier.failed is not None:
         return web.json_response(
@@ -127,16 +114,32 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
     async with sse_response(request, allow_all_methods=True) as response:
         replier = SseReplier(response, extra=ids)
         await replier.emit("start", ids)
-        outcome = await channel.worker.answer_now(message, replier)
+        outcome = await _answer_now(channel, message, replier)
         if isinstance(outcome, Duplicate):
             try:
                 await replier.send(await _stored_answer(channel, outcome))
             except web.HTTPConflict:
                 await replier.emit(
-                    "error", {"error": "This message is already being answered.", "retryable": True, **ids}
+                    "error",
+                    {"error": "This message is already being answered.", "retryable": True, **ids},
                 )
         response.stop_streaming()
     return response
+
+
+async def _answer_now(
+    channel: WebChannel, message: InboundMessage, replier: Replier
+) -> RecordOutcome:
+    """Typed `/ticket …` is answered by the ticket service without the model; anything
+    else by the worker. Both record the message in the inbox first, so a retried request
+    (same message id) is a `Duplicate` and is never answered twice."""
+    if TicketCommands.handles(message):
+        commands = TicketCommands(
+            tickets=channel.tickets, inbox=channel.inbox, conversations=channel.conversations,
+            owner=channel.worker.owner, lease=channel.worker.lease,
+        )
+        return await commands.answer_now(message, replier)
+    return await channel.worker.answer_now(message, replier)
 
 
 async def conversation(request: web.Request) -> web.Response:
@@ -153,7 +156,9 @@ async def conversation(request: web.Request) -> web.Response:
             "id": conv.id,
             "created_at": conv.created_at.isoformat(),
             "updated_at": conv.updated_at.isoformat(),
-            "turns": [_turn_json(t) for t in turns if t.role in ("user", "assistant") and t.content],
+            "turns": [
+                _turn_json(t) for t in turns if t.role in ("user", "assistant") and t.content
+            ],
         }
     )
 
@@ -176,7 +181,7 @@ async def _accept(request: web.Request) -> tuple[WebChannel, InboundMessage, Con
     rejection happens here, before anything is stored."""
     channel = request.app[WEB_CHANNEL]
     sender = channel.auth.sender(request)
-    body = await _read_body(request)
+    body = await read_body(request, ChatBody)
     user = sender.id.rsplit(":", 1)[-1]
     message_id = f"{user}/{body.message_id or uuid.uuid4().hex}"
     earlier = None
@@ -185,7 +190,9 @@ async def _accept(request: web.Request) -> tuple[WebChannel, InboundMessage, Con
     if earlier is not None:
         # A retry: answer (or re-show the answer) where the message was first sent, even
         # if the client never learnt that conversation's id.
-        conv = await channel.conversations.get_or_create(earlier.message.conversation, owner=sender.id)
+        conv = await channel.conversations.get_or_create(
+            earlier.message.conversation, owner=sender.id
+        )
     elif body.conversation_id:
         conv = await _own_conversation(channel, body.conversation_id, sender)
     else:
@@ -203,23 +210,9 @@ async def _accept(request: web.Request) -> tuple[WebChannel, InboundMessage, Con
     return channel, message, conv
 
 
-async def _read_body(request: web.Request) -> ChatBody:
-    raw = await request.read()  # 413 beyond the app's client_max_size
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise json_error(400, "the body must be a JSON object") from None
-    try:
-        return ChatBody.model_validate(data)
-    except ValidationError as e:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in e.errors(include_input=False, include_url=False)
-        ]
-        raise json_error(400, "invalid request", problems=problems) from None
-
-
-async def _own_conversation(channel: WebChannel, conversation_id: str, sender: Sender) -> Conversation:
+async def _own_conversation(
+    channel: WebChannel, conversation_id: str, sender: Sender
+) -> Conversation:
     conv = await channel.conversations.get(conversation_id)
     if conv is None or conv.ref.channel != "web" or conv.owner != sender.id:
         raise json_error(404, "unknown conversation")

@@ -1,0 +1,30 @@
+"""Request bodies: JSON validated by a pydantic model, every problem listed at once."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from adapters.web.errors import json_error
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """The body as `model`, or a 400 whose `problems` name each field."""
+    raw = await request.read()  # 413 beyond the app's client_max_size
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise json_error(400, "the body must be a JSON object") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+            for err in e.errors(include_input=False, include_url=False)
+        ]
+        raise json_error(400, "invalid request", problems=problems) from None
