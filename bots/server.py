@@ -15,6 +15,7 @@ from adapters.web.replier import HistoryOnlyRepliers
 from adapters.web.routes import WEB_CHANNEL, WebChannel, add_web_routes
 from bots.bootstrap import Switchboard, bootstrap
 from bots.settings import Settings
+from bots.tickets import ticket_context
 from core.ports import ChatModel, Retriever
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ def create_app(
 
         add_teams_routes(app)
         app.cleanup_ctx.append(_teams_channel)
+    # After the channels (they register where notices go), before the worker.
+    app.cleanup_ctx.append(ticket_context(SWITCHBOARD))
     app.cleanup_ctx.append(_worker)
     return app
 

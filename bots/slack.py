@@ -13,9 +13,10 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from adapters.slack.app import SlackChannel, oauth_settings
-from adapters.slack.clients import ChannelPacer, SlackClients
+from adapters.slack.clients import ChannelPacer, SlackClients, Workspace
 from adapters.slack.config import SlackConfig
 from adapters.slack.http import SLACK_CHANNEL
+from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.replier import SlackRepliers
 from adapters.slack.socket import SlackSocket
 from adapters.slack.status import EarlyStatus
@@ -23,6 +24,8 @@ from adapters.slack.translate import sender_id
 from adapters.slack.users import OnFetched, SlackUser, SlackUsers
 from bots.bootstrap import Switchboard
 from bots.settings import Settings
+from bots.tickets import SendNotice, ticket_notifier
+from core.messages import ConversationRef, Sender
 from core.ports import DeliveryLog, ProfileStore
 from core.profiles import Profile
 
@@ -78,6 +81,7 @@ async def slack_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[
         )
         app[SLACK_CHANNEL] = channel
         sb.repliers.register("slack", SlackRepliers(clients, ChannelPacer(), early))
+        ticket_notifier(app).register("slack", _thread_poster(clients))
         socket = SlackSocket(channel, config.app_token) if config.app_token else None
         pruner = asyncio.create_task(_forget_old_deliveries(sb.deliveries), name="slack-pruner")
         try:
@@ -91,6 +95,20 @@ async def slack_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[
             if socket is not None:
                 await socket.stop()
             await early.aclose()
+
+
+def _thread_poster(clients: SlackClients) -> SendNotice:
+    """Ticket notices into the thread a ticket came from, addressed to its requester."""
+
+    async def send(where: ConversationRef, text: str, mention: Sender | None) -> None:
+        client = await clients.for_workspace(Workspace(team_id=where.tenant))
+        # The mention goes on after conversion: to_mrkdwn escapes "<".
+        who = f"<@{mention.id.rsplit(':', 1)[1]}> " if mention else ""
+        await client.chat_postMessage(
+            channel=where.conversation, thread_ts=where.thread, text=who + to_mrkdwn(text)
+        )
+
+    return send
 
 
 def _profile_saver(profiles: ProfileStore) -> OnFetched:

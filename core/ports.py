@@ -9,7 +9,7 @@ from typing import Protocol
 from core.feedback import Feedback
 from core.inbox import InboxItem, RecordOutcome
 from core.knowledge import Audience, Chunk, Passage
-from core.messages import ConversationRef, InboundMessage
+from core.messages import ConversationRef, InboundMessage, Sender
 from core.model import ChatMessage, ChatRequest, ModelEvent
 from core.profiles import Profile
 from core.replies import ReplyEvent
@@ -175,4 +175,17 @@ class Replier(Protocol):
 class ReplierFactory(Protocol):
     def replier_for(self, item: InboxItem) -> Replier:
         """Rebuild a replier from a stored message, e.g. when retrying after a crash."""
+        ...
+
+
+class ThreadNotifier(Protocol):
+    """Posts a short message into a conversation (and thread) on the bot's own initiative,
+    not as the answer to a message: a ticket's status changed, say."""
+
+    async def notify(
+        self, where: ConversationRef, text: str, *, mention: Sender | None = None
+    ) -> None:
+        """`text` is CommonMark and reads well on its own. `mention` is the person it is
+        for; a channel that can address people (Slack `<@U…>`, a Teams mention) does so,
+        others may ignore it."""
         ...

@@ -12,10 +12,18 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from aiohttp.test_utils import TestClient
 
+from adapters.slack.translate import thread_ref
 from core.messages import Sender
 from core.tickets import TITLE_MAX, Ticket
-from tests.e2e.conftest import services
-from tests.e2e.slack.conftest import ASKER, FIXTURES, TEAM, fixture, post_event
+from tests.e2e.conftest import services, serving
+from tests.e2e.slack.conftest import (
+    ASKER,
+    FIXTURES,
+    TEAM,
+    SlackSettings,
+    fixture,
+    post_event,
+)
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 
@@ -318,3 +326,21 @@ async def test_a_forged_ticket_command_creates_nothing(app: TestClient[Any, Any]
 
     assert response.status == 401
     assert await tickets_of(app, ADA) == []
+
+
+async def test_the_requester_hears_of_a_status_change_in_the_thread_it_came_from(
+    slack_settings: SlackSettings, slack: FakeSlack,
+) -> None:
+    asker = Sender(id=f"slack:{TEAM}:{ASKER}", name="Ada")
+    agent = Sender(id="slack:T111:U999", name="Grace")
+    async with serving(slack_settings(ticket_agents=agent.id)) as app:
+        tickets = services(app).tickets
+        ticket = await tickets.create(asker, title="VPN drops",
+                                      origin=thread_ref(TEAM, "C111", "1700000001.000100"))
+        await tickets.set_status(agent, ticket.number, "resolved")
+        [notice] = await slack.wait_for("chat.postMessage")
+
+    assert notice.body["channel"] == "C111"
+    assert notice.body["thread_ts"] == "1700000001.000100"
+    assert notice.body["text"].startswith(f"<@{ASKER}> ")
+    assert ticket.number in notice.body["text"] and "resolved" in notice.body["text"]
