@@ -28,6 +28,7 @@ from adapters.sql.engine import create_engine, drain
 from adapters.sql.feedback import SqlFeedbackStore
 from adapters.sql.inbox import SqlInbox
 from adapters.sql.profiles import SqlProfileStore
+from adapters.sql.references import SqlConversationReferences
 from adapters.sql.sent_messages import SqlSentMessages
 from adapters.sql.tickets import SqlTicketStore
 from bots.profile import BotProfile, default_profile
@@ -78,6 +79,7 @@ class Switchboard:
     feedback: SqlFeedbackStore
     sent_messages: SqlSentMessages
     tickets: TicketService
+    references: SqlConversationReferences
     model: ChatModel
     knowledge: KnowledgeIndex | None
     repliers: ChannelRepliers
@@ -134,9 +136,10 @@ async def bootstrap(
         feedback = SqlFeedbackStore(engine)
         sent_messages = SqlSentMessages(engine)
         ticket_store = SqlTicketStore(engine)
+        references = SqlConversationReferences(engine)
         stack.push_async_callback(
             drain, conversations, inbox, profiles, deliveries, feedback, sent_messages,
-            ticket_store,
+            ticket_store, references,
         )
         tickets = TicketService(ticket_store, agents=settings.ticket_agent_names)
         profile = default_profile(settings.bot_name)
@@ -177,6 +180,7 @@ async def bootstrap(
             feedback=feedback,
             sent_messages=sent_messages,
             tickets=tickets,
+            references=references,
             model=model,
             knowledge=knowledge,
             repliers=repliers,

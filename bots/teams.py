@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -14,15 +15,20 @@ from adapters.teams.bot import TeamsBot
 from adapters.teams.config import DEFAULT_SERVICE_HOSTS, CloudKeys, TeamsConfig
 from adapters.teams.credentials import AppTokens
 from adapters.teams.http import TEAMS_ENDPOINT, TeamsEndpoint
-from adapters.teams.replier import TeamsRepliers
+from adapters.teams.render import to_teams_markdown
+from adapters.teams.replier import TeamsRepliers, text_activity
 from adapters.teams.roster import Member, OnFetched, TeamsRoster
 from adapters.teams.translate import CHANNEL
 from adapters.teams.typing import EarlyTyping
 from bots.bootstrap import Switchboard
 from bots.settings import Settings
+from bots.tickets import SendNotice, ticket_notifier
 from core.errors import ConfigurationError
-from core.ports import ProfileStore
+from core.messages import ConversationRef, Sender
+from core.ports import ConversationReferences, ProfileStore
 from core.profiles import Profile
+
+log = logging.getLogger(__name__)
 
 
 def teams_config(settings: Settings) -> TeamsConfig:
@@ -72,14 +78,30 @@ async def teams_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[
             notify=sb.worker.notify,
             on_accepted=early.start,
             tickets=sb.tickets,
+            references=sb.references,
         )
         endpoint = TeamsEndpoint(adapter=adapter, bot=bot)
         app[TEAMS_ENDPOINT] = endpoint
         sb.repliers.register(CHANNEL, repliers)
+        ticket_notifier(app).register(CHANNEL, _thread_poster(repliers, sb.references))
         try:
             yield endpoint
         finally:
             await early.aclose()
+
+
+def _thread_poster(repliers: TeamsRepliers, references: ConversationReferences) -> SendNotice:
+    """Ticket notices into the Teams conversation (or channel thread) a ticket came from,
+    through the reference the bot kept when it last heard from there."""
+
+    async def send(where: ConversationRef, text: str, mention: Sender | None) -> None:
+        reference = await references.get(where)
+        if reference is None:
+            log.warning("no way to reach Teams conversation %s for a notice", where.conversation)
+            return
+        await repliers.sender_for(reference)(text_activity(to_teams_markdown(text)))
+
+    return send
 
 
 async def check_teams(settings: Settings) -> str:

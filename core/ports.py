@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.feedback import Feedback
 from core.inbox import InboxItem, RecordOutcome
@@ -176,6 +176,15 @@ class ReplierFactory(Protocol):
     def replier_for(self, item: InboxItem) -> Replier:
         """Rebuild a replier from a stored message, e.g. when retrying after a crash."""
         ...
+
+
+class ConversationReferences(Protocol):
+    """How to reach a conversation when no message asks (a channel's own reference data:
+    for Teams, the conversation reference with its service URL)."""
+
+    async def remember(self, where: ConversationRef, reference: dict[str, Any]) -> None: ...
+
+    async def get(self, where: ConversationRef) -> dict[str, Any] | None: ...
 
 
 class ThreadNotifier(Protocol):

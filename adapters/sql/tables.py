@@ -138,6 +138,19 @@ sent_messages = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# How to reach a conversation on the bot's own initiative (a Teams conversation
+# reference: service URL, ids), for notices such as a ticket's status change.
+conversation_references = Table(
+    "conversation_references",
+    metadata,
+    Column("channel", String(32), primary_key=True),
+    Column("tenant", String(128), primary_key=True),
+    Column("conversation", String(512), primary_key=True),
+    Column("thread", String(256), primary_key=True),
+    Column("reference", NullableJSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
 # Support tickets. The number shown (TCK-1042) is derived from `id`, which the database
 # assigns: unique however many processes create tickets at once.
 tickets = Table(

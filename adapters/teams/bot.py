@@ -32,7 +32,13 @@ from adapters.teams.translate import (
 from core.feedback import Feedback
 from core.inbox import Duplicate
 from core.messages import Sender
-from core.ports import DeliveryLog, FeedbackStore, Inbox, SentMessages
+from core.ports import (
+    ConversationReferences,
+    DeliveryLog,
+    FeedbackStore,
+    Inbox,
+    SentMessages,
+)
 from core.tickets import TicketService
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         notify: Callable[[], None],
         on_accepted: Callable[[dict[str, Any]], None] | None = None,
         tickets: TicketService | None = None,
+        references: ConversationReferences | None = None,
     ) -> None:
         self._config = config
         self._inbox = inbox
@@ -80,6 +87,8 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         self._notify = notify
         self._on_accepted = on_accepted
         self._tickets = tickets
+        self._references = references
+        self._remembered: set[tuple[str, str]] = set()
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
@@ -126,6 +135,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
             self._notify()
             if self._on_accepted is not None:
                 self._on_accepted(reference)
+        await self._remember(activity, reference)
 
     async def _ticket(
         self, turn_context: TurnContext, activity: Mapping[str, Any], *,
@@ -138,10 +148,22 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         tenant = tenant_of(activity)
         sender = await self._sender(turn_context, activity, tenant)
         origin = thread_ref(tenant, activity["conversation"]["id"])
+        reference = TurnContext.get_conversation_reference(turn_context.activity).serialize()
+        await self._remember(activity, reference)
         if form is not None:
             await tickets.answer_submit(turn_context, self._tickets, sender, form, origin)
         else:
             await tickets.answer_text(turn_context, self._tickets, sender, text, origin)
+
+    async def _remember(self, activity: Mapping[str, Any], reference: dict[str, Any]) -> None:
+        """Keep how to reach this conversation for notices (a ticket's status changing):
+        once per conversation and process, not a write per message."""
+        tenant = tenant_of(activity)
+        key = (tenant, str(activity["conversation"]["id"]))
+        if self._references is None or key in self._remembered:
+            return
+        await self._references.remember(thread_ref(*key), reference)
+        self._remembered.add(key)
 
     async def _sender(
         self, turn_context: TurnContext, activity: Mapping[str, Any], tenant: str

@@ -280,6 +280,11 @@ def _activity(fields: dict[str, Any], *, extra_entities: Sequence[dict[str, Any]
     )
 
 
+def text_activity(text: str) -> Activity:
+    """A plain Markdown message (notices, not answers: no AI label, no feedback)."""
+    return Activity(type="message", text=text, text_format="markdown")
+
+
 class TeamsRepliers:
     """Rebuilds a replier from the reference stored with each inbox item."""
 

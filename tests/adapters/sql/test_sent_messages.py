@@ -39,3 +39,18 @@ async def test_remembering_twice_keeps_the_first(
     await sent.remember(CHAT, "1:abc", second)
 
     assert await sent.turn_of(CHAT, "1:abc") == first
+
+
+async def test_a_conversation_reference_is_kept_per_thread_and_replaced(
+    engine: AsyncEngine,
+) -> None:
+    from adapters.sql.references import SqlConversationReferences
+
+    refs = SqlConversationReferences(engine)
+    thread = ConversationRef(channel="teams", tenant="tn", conversation="19:c", thread="17")
+
+    await refs.remember(CHAT, {"serviceUrl": "https://a/"})
+    await refs.remember(CHAT, {"serviceUrl": "https://b/"})
+
+    assert await refs.get(CHAT) == {"serviceUrl": "https://b/"}
+    assert await refs.get(thread) is None

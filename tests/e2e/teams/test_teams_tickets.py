@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from core.messages import Sender
-from tests.e2e.conftest import services
+from tests.e2e.conftest import services, serving
 from tests.e2e.teams.conftest import (
     ASKER_AAD,
     PERSONAL_AAD,
@@ -90,3 +90,21 @@ async def test_someone_elses_ticket_is_not_found_in_teams(
     assert other.number in message.text
     owner = Sender(id="teams:x:someone")
     assert (await services(app).tickets.show(owner, other.number)).status == "open"
+
+
+async def test_the_requester_hears_of_a_status_change_in_the_teams_thread(
+    teams_settings: Any, identity: ChannelIdentity, connector: FakeConnector,
+) -> None:
+    agent = Sender(id="teams:agent", name="Grace")
+    async with serving(teams_settings(ticket_agents=agent.id)) as app:
+        body = channel_mention(connector, "ticket new Projector in room 4 is dead")
+        await post_activity(app, identity, body)
+        opened = await connector.wait_for_text("Opened")
+        [ticket] = await services(app).tickets.list(Sender(id=f"teams:{TENANT}:{ASKER_AAD}"))
+
+        await services(app).tickets.set_status(agent, ticket.number, "resolved")
+        notice = await connector.wait_for_text("is now")
+
+    assert ticket.number in opened.text
+    assert notice.conversation_id == body["conversation"]["id"]  # the same channel thread
+    assert ticket.number in notice.text and "resolved" in notice.text
