@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
 from core.messages import ConversationRef, Sender
 
@@ -110,6 +110,36 @@ class TicketStore(Protocol):
 
 
 Listener = Callable[[TicketChange], Awaitable[None]]
+
+
+def ticket_json(ticket: Ticket) -> dict[str, Any]:
+    """The ticket as JSON, the one shape the REST API and the webhook both send."""
+    origin = ticket.origin
+    return {
+        "number": ticket.number,
+        "title": ticket.title,
+        "description": ticket.description,
+        "priority": ticket.priority,
+        "status": ticket.status,
+        "requester": ticket.requester,
+        "requester_name": ticket.requester_name,
+        "assignee": ticket.assignee,
+        "origin": None if origin is None else {
+            "channel": origin.channel,
+            "tenant": origin.tenant,
+            "conversation": origin.conversation,
+            "thread": origin.thread,
+        },
+        "origin_link": ticket.origin_link,
+        "created_at": ticket.created_at.isoformat(),
+        "updated_at": ticket.updated_at.isoformat(),
+        "comments_count": len(ticket.comments),
+        "comments": [
+            {"author": c.author, "author_name": c.author_name, "text": c.text,
+             "created_at": c.created_at.isoformat()}
+            for c in ticket.comments
+        ],
+    }
 
 
 def parse_number(text: str) -> int:

@@ -11,8 +11,6 @@ the one-line `error`; nothing is changed by a rejected request.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -20,7 +18,7 @@ from adapters.web.body import read_body
 from adapters.web.channel import WEB_CHANNEL, WebChannel
 from adapters.web.errors import json_error
 from core.messages import Sender
-from core.tickets import COMMENT_MAX, Ticket, TicketError
+from core.tickets import COMMENT_MAX, Ticket, TicketError, ticket_json
 
 LIST_LIMIT = 200
 
@@ -102,31 +100,6 @@ async def update_ticket(request: web.Request) -> web.Response:
     except TicketError as e:
         raise json_error(400, str(e)) from None
     return web.json_response(ticket_json(ticket))
-
-
-def ticket_json(ticket: Ticket) -> dict[str, Any]:
-    origin = ticket.origin
-    return {
-        "number": ticket.number,
-        "title": ticket.title,
-        "description": ticket.description,
-        "priority": ticket.priority,
-        "status": ticket.status,
-        "requester": ticket.requester,
-        "requester_name": ticket.requester_name,
-        "assignee": ticket.assignee,
-        "origin": None if origin is None else {
-            "channel": origin.channel, "conversation": origin.conversation, "thread": origin.thread,
-        },
-        "origin_link": ticket.origin_link,
-        "created_at": ticket.created_at.isoformat(),
-        "updated_at": ticket.updated_at.isoformat(),
-        "comments": [
-            {"author": c.author, "author_name": c.author_name, "text": c.text,
-             "created_at": c.created_at.isoformat()}
-            for c in ticket.comments
-        ],
-    }
 
 
 def _caller(request: web.Request) -> tuple[WebChannel, Sender]:

@@ -18,7 +18,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from core.tickets import Ticket, TicketChange
+from core.tickets import TicketChange, ticket_json
 
 Event = Literal["ticket.created", "ticket.status_changed", "ticket.commented", "ticket.assigned"]
 
@@ -41,30 +41,6 @@ def payload(change: TicketChange, occurred_at: datetime) -> dict[str, Any]:
         "actor": change.actor,
         "previous_status": change.previous_status,
         "ticket": ticket_json(change.ticket),
-    }
-
-
-def ticket_json(ticket: Ticket) -> dict[str, Any]:
-    origin = ticket.origin
-    return {
-        "number": ticket.number,
-        "title": ticket.title,
-        "description": ticket.description,
-        "priority": ticket.priority,
-        "status": ticket.status,
-        "requester": ticket.requester,
-        "requester_name": ticket.requester_name,
-        "assignee": ticket.assignee,
-        "origin": None if origin is None else {
-            "channel": origin.channel,
-            "tenant": origin.tenant,
-            "conversation": origin.conversation,
-            "thread": origin.thread,
-        },
-        "origin_link": ticket.origin_link,
-        "created_at": _iso(ticket.created_at),
-        "updated_at": _iso(ticket.updated_at),
-        "comments_count": len(ticket.comments),
     }
 
 

@@ -59,7 +59,7 @@ async def test_create_list_show_and_patch_a_ticket(api: Client) -> None:
         "number": number, "title": "VPN drops", "description": "Every hour.", "priority": "high",
         "status": "open", "requester": "web:local:alice", "requester_name": "alice",
         "assignee": None, "origin": None, "origin_link": None,
-        "created_at": None, "updated_at": None, "comments": [],
+        "created_at": None, "updated_at": None, "comments_count": 0, "comments": [],
     }
     assert created["created_at"].endswith("+00:00")
 
@@ -174,7 +174,8 @@ async def test_ticket_typed_in_the_chat_is_answered_without_the_model(
     assert ticket["title"] == "Printer is broken" and ticket["requester"] == "web:local:alice"
     conv = await services(api).conversations.get(body["conversation_id"])
     assert ticket["origin"] == {
-        "channel": "web", "conversation": conv.ref.conversation, "thread": None
+        "channel": "web", "tenant": "local", "conversation": conv.ref.conversation,
+        "thread": None,
     }
 
     # A retried request (same message id) gets the same answer, not a second ticket.

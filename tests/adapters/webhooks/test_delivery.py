@@ -78,6 +78,8 @@ async def test_a_change_arrives_as_signed_json(
         "origin_link": "https://example.slack.com/archives/C1/p1000",
         "created_at": "2025-05-01T09:30:00+00:00", "updated_at": "2025-05-01T09:30:00+00:00",
         "comments_count": 1,
+        "comments": [{"author": "slack:T1:U9", "author_name": "Grace", "text": "On it",
+                      "created_at": "2025-05-01T09:30:00+00:00"}],
     }
 
 
