@@ -3,6 +3,7 @@ reached through the real openai SDK."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
 
 from bots.server import SWITCHBOARD, create_app
 from bots.settings import Settings, load_settings
@@ -82,3 +84,17 @@ async def read_events(response: ClientResponse) -> list[tuple[str, dict[str, Any
         elif line.startswith("data:"):
             data.append(line[5:].lstrip())
     return events
+
+
+async def settled(app: TestClient[Any, Any]) -> None:
+    """Wait until the worker has nothing left pending or in progress."""
+    engine = services(app).engine
+    for _ in range(500):
+        async with engine.connect() as conn:
+            busy = (await conn.execute(
+                text("SELECT count(*) FROM inbox WHERE status IN ('pending', 'processing')")
+            )).scalar()
+        if busy == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the inbox did not settle")

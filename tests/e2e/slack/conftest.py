@@ -3,7 +3,6 @@ fixtures in tests/fixtures/slack, a fake Slack Web API and the fake OpenAI serve
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import hmac
@@ -16,10 +15,10 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
-from sqlalchemy import text
 
 from bots.settings import Settings
-from tests.e2e.conftest import MakeSettings, services, serving
+from tests.e2e.conftest import MakeSettings, serving
+from tests.e2e.conftest import settled as settled  # where the channel tests import it
 from tests.fakes.slack_api import FakeSlack
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "slack"
@@ -108,17 +107,3 @@ def slack_settings(make_settings: MakeSettings, slack: FakeSlack) -> SlackSettin
 async def app(slack_settings: SlackSettings) -> AsyncIterator[TestClient[Any, Any]]:
     async with serving(slack_settings()) as client:
         yield client
-
-
-async def settled(app: TestClient[Any, Any]) -> None:
-    """Wait until the worker has nothing left pending or in progress."""
-    engine = services(app).engine
-    for _ in range(500):
-        async with engine.connect() as conn:
-            busy = (await conn.execute(
-                text("SELECT count(*) FROM inbox WHERE status IN ('pending', 'processing')")
-            )).scalar()
-        if busy == 0:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the inbox did not settle")

@@ -5,7 +5,6 @@ activities built from the recorded fixtures in tests/fixtures/teams."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,10 +14,10 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
-from sqlalchemy import text
 
 from bots.settings import Settings
-from tests.e2e.conftest import MakeSettings, services, serving
+from tests.e2e.conftest import MakeSettings, serving
+from tests.e2e.conftest import settled as settled  # where the channel tests import it
 from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "teams"
@@ -135,17 +134,3 @@ async def post_activity(
         data=raw.encode(),
         headers={"Content-Type": "application/json; charset=utf-8", **auth, **(headers or {})},
     )
-
-
-async def settled(app: TestClient[Any, Any]) -> None:
-    """Wait until the worker has nothing left pending or in progress."""
-    engine = services(app).engine
-    for _ in range(500):
-        async with engine.connect() as conn:
-            busy = (await conn.execute(
-                text("SELECT count(*) FROM inbox WHERE status IN ('pending', 'processing')")
-            )).scalar()
-        if busy == 0:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the inbox did not settle")
