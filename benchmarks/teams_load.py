@@ -52,11 +52,8 @@ import copy
 import functools
 import itertools
 import json
-import os
 import resource
 import shutil
-import socket
-import statistics
 import tempfile
 import time
 import uuid
@@ -67,6 +64,7 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks.serving import pct, proc_stat, switchboard_serve
 from tests.fakes.bot_framework import ChannelIdentity, ConnectorCall, FakeConnector, FakeLogin
 from tests.fakes.openai_server import FakeOpenAI, Hang
 
@@ -86,11 +84,6 @@ FIRST_ID = 1_600_000_000_000  # inbound activity ids (the fake connector's own s
 WARMUP_ID = 1_500_000_000_000
 SLOW_FIRST_TOKEN = 0.5
 REPLY_WAIT = 30.0
-SERVE = [sys.executable, "-m", "bots.cli", "serve"]
-# Settings the server must not inherit from this shell: only the ones given here count.
-FOREIGN_ENV = ("SLACK_", "SWITCHBOARD_", "OPENAI_", "QDRANT_", "DATABASE_", "MICROSOFT_",
-               "MicrosoftApp", "TO_BOT_FROM_", "TO_CHANNEL_FROM_", "TEAMS_", "CHANNEL_SERVICE",
-               "VALIDATE_AUTHORITY", "OAUTH_URL", "REQUESTS_CA_BUNDLE", "DATA_DIR")
 
 
 @dataclass
@@ -201,31 +194,13 @@ def headers(token: str) -> dict[str, str]:
     return {"Content-Type": "application/json; charset=utf-8", "Authorization": f"Bearer {token}"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def proc_stat(pid: int) -> tuple[float, float, float]:
-    """(peak RSS MB, current RSS MB, CPU seconds) of a live process, from /proc."""
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    status = dict(line.split(":", 1) for line in lines)
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-    return int(status["VmHWM"].split()[0]) / 1024, int(status["VmRSS"].split()[0]) / 1024, cpu
-
-
 @contextlib.asynccontextmanager
 async def switchboard(  # type: ignore[no-untyped-def]
     identity: ChannelIdentity, login: FakeLogin, llm: FakeOpenAI, workdir: Path,
     extra_env: dict[str, str],
 ):
-    """`switchboard serve` in its own process; yields (process, base URL, stderr file)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV)}
-    env.update({
-        "DATA_DIR": str(workdir / "data"),
+    """`switchboard serve` configured for Teams against the fakes."""
+    env = {
         "MicrosoftAppId": APP_ID, "MicrosoftAppPassword": APP_SECRET,
         "MicrosoftAppTenantId": TENANT,
         "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL": identity.metadata_url,
@@ -235,49 +210,9 @@ async def switchboard(  # type: ignore[no-untyped-def]
         "OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "sk-bench-0123456789",
         "SWITCHBOARD_MODEL": "fake-model", "SWITCHBOARD_LOG_LEVEL": "WARNING",
         **extra_env,
-    })
-    stderr_path = workdir / "stderr.log"
-    with stderr_path.open("wb") as stderr:
-        server = await asyncio.create_subprocess_exec(
-            *SERVE, "--host", "127.0.0.1", "--port", str(port),
-            env=env, cwd=workdir, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            deadline = time.monotonic() + 60
-            while True:
-                if server.returncode is not None:
-                    raise RuntimeError(f"switchboard serve exited with {server.returncode}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{url}/readyz") as r:
-                        if r.status == 200:
-                            break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("switchboard serve was not ready within 60 s")
-                await asyncio.sleep(0.1)
-        yield server, url, stderr_path
-    except BaseException:
-        print(f"--- switchboard serve stderr (tail) ---\n{tail(stderr_path)}", file=sys.stderr)
-        raise
-    finally:
-        if server.returncode is None:
-            server.terminate()
-            try:
-                await asyncio.wait_for(server.wait(), 10)
-            except TimeoutError:
-                server.kill()
-                await server.wait()
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def pct(values: list[float], p: int) -> float:
-    if len(values) < 2:
-        return values[0] if values else float("nan")
-    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+    }
+    async with switchboard_serve(env, workdir) as served:
+        yield served
 
 
 async def run(
