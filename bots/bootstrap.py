@@ -41,13 +41,13 @@ from core.context import (
     ProfileProvider,
 )
 from core.errors import ConfigurationError, ModelError
-from core.knowledge_tool import search_knowledge
 from core.orchestrator import Orchestrator
 from core.ports import ChatModel, Embedder, KnowledgeStore, Retriever
-from core.ticket_tools import TICKET_TOOLS
-from core.tickets import TicketService
-from core.tools import ToolRegistry, ToolServices
-from core.user_info import get_user_info
+from core.tickets.service import TicketService
+from core.tickets.tools import TICKET_TOOLS
+from core.tools.knowledge import search_knowledge
+from core.tools.registry import ToolRegistry, ToolServices
+from core.tools.user_info import get_user_info
 from core.worker import ChannelRepliers, Worker
 
 log = logging.getLogger(__name__)

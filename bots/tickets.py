@@ -24,7 +24,7 @@ from aiohttp import web
 from adapters.webhooks.delivery import TicketWebhook
 from bots.bootstrap import Switchboard
 from core.messages import ConversationRef, Sender
-from core.ticket_notices import TicketNotices
+from core.tickets.notices import TicketNotices
 
 log = logging.getLogger(__name__)
 

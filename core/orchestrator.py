@@ -13,7 +13,7 @@ from core.model import ChatMessage, ChatRequest, ModelText, ModelToolCalls, Mode
 from core.ports import ChatModel, ConversationStore, Replier, TokenCounter
 from core.replies import ReplyDone, Status, TextDelta, ToolProgress
 from core.threads import NewTurn
-from core.tools import ToolContext, ToolRegistry, ToolServices
+from core.tools.registry import ToolContext, ToolRegistry, ToolServices
 
 log = logging.getLogger(__name__)
 

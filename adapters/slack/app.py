@@ -39,7 +39,7 @@ from core.feedback import Feedback
 from core.inbox import Duplicate
 from core.messages import Sender
 from core.ports import ConversationStore, DeliveryLog, FeedbackStore, Inbox
-from core.tickets import TicketService
+from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 

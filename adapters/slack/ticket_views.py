@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.slack.mrkdwn import to_mrkdwn
-from core.ticket_commands import list_text
-from core.tickets import (
+from core.tickets.commands import list_text
+from core.tickets.model import (
     DESCRIPTION_MAX,
     PRIORITIES,
     TITLE_MAX,

@@ -35,8 +35,9 @@ from adapters.slack.ticket_views import (
 from adapters.slack.translate import sender_id, tenant_of
 from adapters.slack.users import SlackUsers
 from core.messages import ConversationRef, Sender
-from core.ticket_commands import COMMAND, run_ticket_command
-from core.tickets import TicketError, TicketService
+from core.tickets.commands import COMMAND, run_ticket_command
+from core.tickets.model import TicketError
+from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 

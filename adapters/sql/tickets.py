@@ -15,7 +15,7 @@ from adapters.sql.tables import ticket_comments, tickets
 from adapters.sql.types import utcnow
 from core.errors import NotFound
 from core.messages import ConversationRef
-from core.tickets import Comment, NewTicket, Ticket, TicketStatus
+from core.tickets.model import Comment, NewTicket, Ticket, TicketStatus
 
 
 class SqlTicketStore:

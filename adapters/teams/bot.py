@@ -39,7 +39,7 @@ from core.ports import (
     Inbox,
     SentMessages,
 )
-from core.tickets import TicketService
+from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 

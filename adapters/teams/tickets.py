@@ -11,17 +11,17 @@ from botbuilder.core import CardFactory, MessageFactory, TurnContext
 
 from adapters.teams.render import to_teams_markdown
 from core.messages import ConversationRef, Sender
-from core.ticket_commands import run_ticket_command, status_label
-from core.tickets import (
+from core.tickets.commands import run_ticket_command, status_label
+from core.tickets.model import (
     DESCRIPTION_MAX,
     PRIORITIES,
     TITLE_MAX,
     Ticket,
     TicketError,
-    TicketService,
     check_priority,
     clean_title,
 )
+from core.tickets.service import TicketService
 
 FORM_ACTION = "switchboard.ticket.create"
 _WORDS = ("ticket", "/ticket")

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from adapters.web.auth import WebAuth
 from core.ports import ConversationStore, Inbox, ProfileStore
-from core.tickets import TicketService
+from core.tickets.service import TicketService
 from core.worker import Worker
 
 Probe = Callable[[], Awaitable[None]]

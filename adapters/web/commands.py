@@ -17,8 +17,8 @@ from core.messages import InboundMessage
 from core.ports import ConversationStore, Inbox, Replier
 from core.replies import ReplyDone, ReplyFailed, TextDelta
 from core.threads import NewTurn
-from core.ticket_commands import is_ticket_command, run_ticket_command
-from core.tickets import TicketService
+from core.tickets.commands import is_ticket_command, run_ticket_command
+from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 

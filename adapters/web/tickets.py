@@ -18,7 +18,7 @@ from adapters.web.body import read_body
 from adapters.web.channel import WEB_CHANNEL, WebChannel
 from adapters.web.errors import json_error
 from core.messages import Sender
-from core.tickets import COMMENT_MAX, Ticket, TicketError, ticket_json
+from core.tickets.model import COMMENT_MAX, Ticket, TicketError, ticket_json
 
 LIST_LIMIT = 200
 

@@ -35,7 +35,7 @@ import aiohttp
 
 from adapters.webhooks.payload import encode, event_name, payload
 from adapters.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, sign
-from core.tickets import TicketChange
+from core.tickets.model import TicketChange
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from core.tickets import TicketChange, ticket_json
+from core.tickets.model import TicketChange, ticket_json
 
 Event = Literal["ticket.created", "ticket.status_changed", "ticket.commented", "ticket.assigned"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from core.tickets import TITLE_MAX
+from core.tickets.model import TITLE_MAX
 from tests.e2e.conftest import MakeSettings, read_events, services, serving
 from tests.fakes.openai_server import CallTools, FakeOpenAI, Reply
 

@@ -5,7 +5,7 @@ import pytest
 from core.knowledge import Audience, PassageBook
 from core.messages import ConversationRef, Sender
 from core.profiles import Profile
-from core.tools import ToolContext, ToolServices
+from core.tools.registry import ToolContext, ToolServices
 
 
 class InMemoryProfileStore:

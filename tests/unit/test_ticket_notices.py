@@ -16,8 +16,8 @@ from bots.bootstrap import Switchboard, bootstrap
 from bots.settings import load_settings
 from bots.tickets import ChannelNotifier, ticket_context, ticket_events, ticket_notifier
 from core.messages import ConversationRef, Sender
-from core.ticket_notices import TicketNotices, status_notice
-from core.tickets import Ticket
+from core.tickets.model import Ticket
+from core.tickets.notices import TicketNotices, status_notice
 from tests.fakes.scripted import ScriptedChatModel
 
 ADA = Sender(id="slack:T1:U1", name="Ada Lovelace", email="ada@example.com")

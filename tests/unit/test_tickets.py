@@ -14,8 +14,8 @@ from bots.bootstrap import Switchboard, bootstrap
 from bots.settings import load_settings
 from core.messages import ConversationRef, InboundMessage, Sender
 from core.replies import ReplyDone
-from core.ticket_commands import run_ticket_command
-from core.tickets import TITLE_MAX, TicketChange, TicketError, parse_number
+from core.tickets.commands import run_ticket_command
+from core.tickets.model import TITLE_MAX, TicketChange, TicketError, parse_number
 from tests.fakes.scripted import RecordingReplier, ScriptedChatModel, calls, says
 
 ADA = Sender(id="slack:T1:U1", name="Ada Lovelace", email="ada@example.com")

@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import ToolError
 from core.model import ToolCall
-from core.tools import ToolContext, ToolRegistry, tool
+from core.tools.registry import ToolContext, ToolRegistry, tool
 
 
 @tool(timeout=0.05)

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from core.model import ToolCall
-from core.tools import ToolContext, ToolRegistry, tool
+from core.tools.registry import ToolContext, ToolRegistry, tool
 
 
 class Priority(enum.Enum):

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql.tickets import SqlTicketStore
 from core.messages import ConversationRef
-from core.tickets import NewTicket
+from core.tickets.model import NewTicket
 
 ORIGIN = ConversationRef(channel="slack", tenant="T1", conversation="C1", thread="1.000")
 

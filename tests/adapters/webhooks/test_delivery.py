@@ -17,7 +17,7 @@ import pytest
 from adapters.webhooks.delivery import RetryPolicy, TicketWebhook, retry_after_seconds
 from adapters.webhooks.signing import verify_signature
 from core.messages import ConversationRef
-from core.tickets import Comment, Ticket, TicketChange
+from core.tickets.model import Comment, Ticket, TicketChange
 from tests.fakes.webhook_receiver import FakeWebhookReceiver, Hang, Respond
 
 SECRET = "whsec-never-log-me-7c1d"

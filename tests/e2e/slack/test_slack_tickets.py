@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from adapters.slack.translate import thread_ref
 from core.messages import Sender
-from core.tickets import TITLE_MAX, Ticket
+from core.tickets.model import TITLE_MAX, Ticket
 from tests.e2e.conftest import services, serving
 from tests.e2e.slack.conftest import (
     ASKER,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.tools import ToolContext, tool
+from core.tools.registry import ToolContext, tool
 
 
 @tool(title="Looking up your profile")

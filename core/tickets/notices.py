@@ -14,7 +14,7 @@ import re
 
 from core.messages import Sender
 from core.ports import ThreadNotifier
-from core.tickets import Ticket, TicketChange, TicketStatus
+from core.tickets.model import Ticket, TicketChange, TicketStatus
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ found before the model ran, and numbered after them so the answer can cite them.
 from __future__ import annotations
 
 from core.errors import ToolError
-from core.tools import ToolContext, tool
+from core.tools.registry import ToolContext, tool
 
 RESULTS = 5
 SNIPPET_CHARS = 600

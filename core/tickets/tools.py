@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Literal
 
 from core.errors import ToolError
-from core.ticket_commands import list_text, ticket_text
-from core.tickets import TicketError, TicketService
-from core.tools import ToolContext, tool
+from core.tickets.commands import list_text, ticket_text
+from core.tickets.model import TicketError
+from core.tickets.service import TicketService
+from core.tools.registry import ToolContext, tool
 
 
 def _service(ctx: ToolContext) -> TicketService:

@@ -8,7 +8,8 @@ Markdown message; a mistake gets a one-line answer and changes nothing.
 from __future__ import annotations
 
 from core.messages import ConversationRef, Sender
-from core.tickets import Ticket, TicketError, TicketService
+from core.tickets.model import Ticket, TicketError
+from core.tickets.service import TicketService
 
 COMMAND = "/ticket"
 HELP = (

@@ -24,7 +24,7 @@ from core.knowledge import Audience, PassageBook
 from core.messages import ConversationRef, Sender
 from core.model import ToolCall, ToolSpec
 from core.ports import ProfileStore, Retriever
-from core.tickets import TicketService
+from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 
