@@ -7,12 +7,12 @@ parsed with markdown-it and the syntax tree is written out again in Slack's term
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
+
+from core.text.split import split_message as split
 
 _md = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 
@@ -22,8 +22,6 @@ _RULE = "———"
 _MARKERS = {"strong": "*", "em": "_", "s": "~"}
 # Slack has no escape for "|" inside a link label: the first one ends the label.
 _LABEL_BAR = "¦"
-_FENCE = re.compile(r"[ \t]*(?P<marker>`{3,}|~{3,})")
-_LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
 
 
 def to_mrkdwn(markdown: str) -> str:
@@ -162,103 +160,8 @@ def _pad(text: str, width: int, style: str) -> str:
     return text.ljust(width)
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Block:
-    """A paragraph, or a fenced code block with its fence lines, from a text being split."""
-
-    separator: str  # what joined it to the block before: a blank line or a line break
-    lines: tuple[str, ...]
-    code: bool
-
-
 def split_message(text: str, limit: int = 3900) -> list[str]:
-    """`text` in chunks of at most `limit` characters, cut at paragraphs, then lines, then words.
-
-    A code block is cut only if it cannot fit in one chunk; each part is then fenced again.
-    """
-    if limit < 1:
-        raise ValueError(f"limit must be positive, not {limit}")
-    atoms = (atom for block in _split_blocks(text) for atom in _block_atoms(block, limit))
-    chunks = (_LEADING_BLANK_LINES.sub("", chunk).rstrip() for chunk in _pack(atoms, limit))
-    return [chunk for chunk in chunks if chunk]
-
-
-def _split_blocks(text: str) -> Iterator[_Block]:
-    lines = iter(text.split("\n"))
-    separator, paragraph = "\n", list[str]()
-    for line in lines:
-        fence = _opening_fence(line)
-        if paragraph and (fence or not line.strip()):
-            yield _Block(separator=separator, lines=tuple(paragraph), code=False)
-            separator, paragraph = "\n", []
-        if fence:
-            yield _Block(separator=separator, lines=(line, *_fenced(lines, fence)), code=True)
-            separator = "\n"
-        elif line.strip():
-            paragraph.append(line)
-        else:
-            separator = "\n\n"
-    if paragraph:
-        yield _Block(separator=separator, lines=tuple(paragraph), code=False)
-
-
-def _opening_fence(line: str) -> str | None:
-    match = _FENCE.match(line)
-    # "```code```" on one line is Slack's inline code block, not an opening fence.
-    if not match or (match["marker"][0] == "`" and "`" in line[match.end() :]):
-        return None
-    return match["marker"]
-
-
-def _fenced(lines: Iterator[str], marker: str) -> Iterator[str]:
-    """The rest of a code block, up to and including its closing fence (added if missing)."""
-    closing = re.compile(rf"[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*")
-    for line in lines:
-        yield line
-        if closing.fullmatch(line):
-            return
-    yield marker
-
-
-def _block_atoms(block: _Block, limit: int) -> Iterator[tuple[str, str]]:
-    """(separator, text) pieces of at most `limit` characters that together make `block`."""
-    text = "\n".join(block.lines)
-    if len(text) <= limit:
-        yield block.separator, text
-        return
-    opening, closing = block.lines[0], block.lines[-1]
-    room = limit - len(opening) - len(closing) - 2
-    if not block.code or room < 1:
-        atoms = _line_atoms(block.lines, limit)
-    else:
-        parts = _pack(_line_atoms(block.lines[1:-1], room, words=False), room)
-        atoms = (("\n", f"{opening}\n{part}\n{closing}") for part in parts)
-    first = next(atoms)
-    yield block.separator, first[1]
-    yield from atoms
-
-
-def _line_atoms(
-    lines: Iterable[str], limit: int, *, words: bool = True
-) -> Iterator[tuple[str, str]]:
-    for line in lines:
-        if len(line) <= limit:
-            yield "\n", line
-            continue
-        for index, word in enumerate(line.split(" ") if words else [line]):
-            for cut in range(0, max(len(word), 1), limit):
-                yield ("" if cut else " " if index else "\n"), word[cut : cut + limit]
-
-
-def _pack(atoms: Iterable[tuple[str, str]], limit: int) -> Iterator[str]:
-    """Atoms joined greedily into chunks of at most `limit` characters."""
-    chunk: str | None = None
-    for separator, atom in atoms:
-        if chunk is not None and len(chunk) + len(separator) + len(atom) <= limit:
-            chunk += separator + atom
-            continue
-        if chunk is not None:
-            yield chunk
-        chunk = atom
-    if chunk is not None:
-        yield chunk
+    """`text` in chunks of at most `limit` characters (code points), cut at paragraphs, then
+    lines, then words, never between a character and its accents or joiners; a code block
+    cut in two is fenced again (`core.text.split`)."""
+    return split(text, limit)

@@ -26,6 +26,7 @@ from msrest.universal_http.aiohttp import AioHttpClientResponse
 from msrest.universal_http.async_abc import AsyncHTTPSender
 
 from adapters.teams.credentials import CachedCredentialsFactory
+from core.retry import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,14 @@ class ConnectorDriver(AsyncHTTPSender):
 
 
 def _retry_after(value: str | None, attempt: int) -> float:
-    try:
-        seconds = float(value) if value is not None else 2.0**attempt
-    except ValueError:
+    """The pause before retrying a 429: what `Retry-After` asks, else 2**attempt seconds,
+    never over MAX_RETRY_AFTER."""
+    seconds = retry_after_seconds(value)
+    # A date already past most likely means the clocks disagree, not "retry at once": the
+    # backoff stands. An explicit "0" is still taken at its word.
+    if seconds is None or (seconds == 0 and value is not None and not value.strip().isdigit()):
         seconds = 2.0**attempt
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    return min(seconds, MAX_RETRY_AFTER)
 
 
 class GuardedConnectorFactory(ConnectorFactory):  # type: ignore[misc]

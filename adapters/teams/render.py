@@ -11,15 +11,15 @@ the syntax tree is written out again as Markdown that stays inside that subset.
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
 from core.messages import Citation
+from core.text.split import cut, utf16_len
+from core.text.split import split_message as split
 
 _md = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 
@@ -47,14 +47,6 @@ _BLOCK_STARTS = tuple(
     )
 )
 _ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
-_FENCE = re.compile(r"[ \t]*(?P<marker>`{3,}|~{3,})")
-_LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
-_ZWJ = "\u200d"
-
-
-def utf16_len(text: str) -> int:
-    """Length as Teams counts it: UTF-16 code units, so an emoji outside the BMP is two."""
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 # ----- CommonMark to Teams Markdown -----
@@ -276,192 +268,36 @@ def _escape_block_start(line: str) -> str:
 # ----- splitting -----
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Block:
-    """A paragraph, or a fenced code block with its fence lines, from a text being split."""
-
-    separator: str  # what joined it to the block before: a blank line or a line break
-    lines: tuple[str, ...]
-    code: bool
-
-
 def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     """`text` in parts of at most `limit` UTF-16 code units, cut at paragraphs, then lines,
     then words, then anywhere but inside a character (or a character and its accents,
-    joiners and variation selectors).
+    joiners and variation selectors); a code block cut in two is closed and opened again
+    with the same fence and info string (`core.text.split`).
 
     Teams measures a message in UTF-16 (learn.microsoft.com/microsoftteams/platform/bots/
     how-to/format-your-bot-messages: 100 KB for the whole activity "encoded as UTF-16",
     80 KB recommended). The default leaves room for the citations entity and the rest of
-    the activity. A code block is cut only if it cannot fit in one part; each piece is then
-    closed and opened again with the same fence and info string.
+    the activity.
     """
-    if limit < 2:
-        raise ValueError(f"limit must be at least 2 (one astral character), not {limit}")
-    atoms = (atom for block in _split_blocks(text) for atom in _block_atoms(block, limit))
-    parts = (_tidy(part) for part in _pack(atoms, limit))
-    return [part for part in parts if part]
+    return [_not_indented_code(part) for part in split(text, limit, measure=utf16_len)]
 
 
-def _tidy(part: str) -> str:
-    """Without blank lines around it, and not indented into a code block by where it was cut.
+def _not_indented_code(part: str) -> str:
+    """`part`, not indented into a code block by where it was cut.
 
     A part that starts inside a nested list would start with four or more spaces, which
     CommonMark reads as an indented code block; the leading run of lines is dedented.
+    Slack's mrkdwn has no indented code, so this is Teams' alone.
     """
-    lines = _LEADING_BLANK_LINES.sub("", part).rstrip().split("\n")
+    lines = part.split("\n")
     indent = len(lines[0]) - len(lines[0].lstrip(" "))
     if indent < 4:
-        return "\n".join(lines)
+        return part
     for index, line in enumerate(lines):
         if line.strip() and len(line) - len(line.lstrip(" ")) < indent:
             break
         lines[index] = line[indent:]
     return "\n".join(lines)
-
-
-def _split_blocks(text: str) -> Iterator[_Block]:
-    lines = iter(text.split("\n"))
-    separator, paragraph = "\n", list[str]()
-    for line in lines:
-        fence = _opening_fence(line)
-        if paragraph and (fence or not line.strip()):
-            yield _Block(separator=separator, lines=tuple(paragraph), code=False)
-            separator, paragraph = "\n", []
-        if fence:
-            yield _Block(separator=separator, lines=(line, *_fenced(lines, fence)), code=True)
-            separator = "\n"
-        elif line.strip():
-            paragraph.append(line)
-        else:
-            separator = "\n\n"
-    if paragraph:
-        yield _Block(separator=separator, lines=tuple(paragraph), code=False)
-
-
-def _opening_fence(line: str) -> str | None:
-    match = _FENCE.match(line)
-    # CommonMark: the info string of a backtick fence cannot contain a backtick.
-    if not match or (match["marker"][0] == "`" and "`" in line[match.end() :]):
-        return None
-    return match["marker"]
-
-
-def _fenced(lines: Iterator[str], marker: str) -> Iterator[str]:
-    """The rest of a code block, up to and including its closing fence (added if missing)."""
-    closing = re.compile(rf"[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*")
-    for line in lines:
-        yield line
-        if closing.fullmatch(line):
-            return
-    yield marker
-
-
-def _block_atoms(block: _Block, limit: int) -> Iterator[tuple[str, str]]:
-    """(separator, text) pieces of at most `limit` units that together make `block`."""
-    text = "\n".join(block.lines)
-    if utf16_len(text) <= limit:
-        yield block.separator, text
-        return
-    opening, closing = block.lines[0], block.lines[-1]
-    room = limit - utf16_len(opening) - utf16_len(closing) - 2
-    if not block.code or room < 1:
-        atoms = _line_atoms(block.lines, limit)
-    else:
-        pieces = _pack(_line_atoms(block.lines[1:-1], room, words=False), room)
-        atoms = (("\n", f"{opening}\n{piece}\n{closing}") for piece in pieces)
-    first = next(atoms)
-    yield block.separator, first[1]
-    yield from atoms
-
-
-def _line_atoms(
-    lines: Iterable[str], limit: int, *, words: bool = True
-) -> Iterator[tuple[str, str]]:
-    for line in lines:
-        if utf16_len(line) <= limit:
-            yield "\n", line
-            continue
-        for index, word in enumerate(line.split(" ") if words else [line]):
-            for cut, piece in enumerate(_cut(word, limit)):
-                yield ("" if cut else " " if index else "\n"), piece
-
-
-def _cut(text: str, limit: int) -> Iterator[str]:
-    """`text` in pieces of at most `limit` units, each whole characters (never half of a
-    surrogate pair) and, where they fit, whole clusters."""
-    piece, units = "", 0
-    for cluster in _clusters(text):
-        size = utf16_len(cluster)
-        if size > limit:  # a cluster longer than a part: cut between its characters
-            if piece:
-                yield piece
-            yield from _cut_characters(cluster, limit)
-            piece, units = "", 0
-            continue
-        if piece and units + size > limit:
-            yield piece
-            piece, units = "", 0
-        piece, units = piece + cluster, units + size
-    if piece or not text:
-        yield piece
-
-
-def _cut_characters(text: str, limit: int) -> Iterator[str]:
-    piece, units = "", 0
-    for char in text:
-        size = utf16_len(char)
-        if piece and units + size > limit:
-            yield piece
-            piece, units = "", 0
-        piece, units = piece + char, units + size
-    if piece:
-        yield piece
-
-
-def _clusters(text: str) -> Iterator[str]:
-    """Approximate grapheme clusters: a character with the marks, joiners, variation
-    selectors and skin tones that belong to it, so a cut cannot orphan an accent or break
-    a family emoji in two."""
-    cluster = ""
-    for char in text:
-        if cluster and (_extends(char) or cluster.endswith(_ZWJ)):
-            cluster += char
-            continue
-        if cluster:
-            yield cluster
-        cluster = char
-    if cluster:
-        yield cluster
-
-
-def _extends(char: str) -> bool:
-    code = ord(char)
-    return (
-        unicodedata.category(char) in ("Mn", "Mc", "Me")
-        or char == _ZWJ
-        or 0xFE00 <= code <= 0xFE0F  # variation selectors
-        or 0x1F3FB <= code <= 0x1F3FF  # skin tones
-        or 0xE0020 <= code <= 0xE007F  # emoji tag sequences (subdivision flags)
-    )
-
-
-def _pack(atoms: Iterable[tuple[str, str]], limit: int) -> Iterator[str]:
-    """Atoms joined greedily into parts of at most `limit` units."""
-    parts: list[str] = []
-    units = 0
-    for separator, atom in atoms:
-        size = utf16_len(atom)
-        # Separators are ASCII: one unit per character.
-        if parts and units + len(separator) + size <= limit:
-            parts += [separator, atom]
-            units += len(separator) + size
-            continue
-        if parts:
-            yield "".join(parts)
-        parts, units = [atom], size
-    if parts:
-        yield "".join(parts)
 
 
 # ----- AI message: citations, AI label, feedback -----
@@ -525,7 +361,7 @@ def _clip(text: str, limit: int) -> str:
     text = " ".join(text.split())
     if utf16_len(text) <= limit:
         return text
-    head = next(_cut(text, limit - 1))
+    head = next(cut(text, limit - 1, measure=utf16_len))
     word_end = head.rfind(" ")
     if word_end >= limit // 2:
         head = head[:word_end]

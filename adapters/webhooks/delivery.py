@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -35,6 +34,7 @@ import aiohttp
 
 from adapters.webhooks.payload import encode, event_name, payload
 from adapters.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, sign
+from core.retry import retry_after_seconds
 from core.tickets.model import TicketChange
 
 log = logging.getLogger(__name__)
@@ -235,22 +235,6 @@ class TicketWebhook:
         if status == 429 or status >= 500:
             return _Outcome("retry", f"HTTP {status}", retry_after)
         return _Outcome("refused", f"HTTP {status}")
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """`Retry-After` as seconds from now: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _describe(error: aiohttp.ClientError) -> str:
