@@ -7,7 +7,7 @@ with substitutes for what they fake (the model), so they run the real wiring.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,7 +24,7 @@ from adapters.qdrant.edge import EdgeKnowledgeIndex
 from adapters.sql import migrate
 from adapters.sql.conversations import SqlConversationStore
 from adapters.sql.deliveries import SqlDeliveryLog
-from adapters.sql.engine import create_engine, drain
+from adapters.sql.engine import Executor, create_engine, create_executor, drain
 from adapters.sql.feedback import SqlFeedbackStore
 from adapters.sql.inbox import SqlInbox
 from adapters.sql.profiles import SqlProfileStore
@@ -33,16 +33,27 @@ from adapters.sql.sent_messages import SqlSentMessages
 from adapters.sql.tickets import SqlTicketStore
 from bots.profile import BotProfile, default_profile
 from bots.settings import Settings
-from core.context import (
-    ContextAssembler,
-    ContextProvider,
-    HistoryProvider,
-    KnowledgeProvider,
-    ProfileProvider,
-)
+from core.context import ContextAssembler, KnowledgeProvider
 from core.errors import ConfigurationError, ModelError
+from core.model import ChatMessage
 from core.orchestrator import Orchestrator
-from core.ports import ChatModel, Embedder, KnowledgeStore, Retriever
+from core.ports import (
+    ChatModel,
+    ConversationReferences,
+    ConversationStore,
+    DeliveryLog,
+    Embedder,
+    FeedbackStore,
+    Inbox,
+    KnowledgeStore,
+    ProfileStore,
+    Retriever,
+    SentMessages,
+    TokenCounter,
+)
+from core.relay import ReplyRelay
+from core.threads import NewTurn
+from core.tickets.model import TicketStore
 from core.tickets.service import TicketService
 from core.tickets.tools import TICKET_TOOLS
 from core.tools.knowledge import search_knowledge
@@ -51,6 +62,8 @@ from core.tools.user_info import get_user_info
 from core.worker import ChannelRepliers, Worker
 
 log = logging.getLogger(__name__)
+
+HISTORY_TURNS = 100  # earlier turns a started message comes with (then trimmed to budget)
 
 
 class KnowledgeIndex(Retriever, KnowledgeStore, Protocol):
@@ -66,34 +79,87 @@ class KnowledgeIndex(Retriever, KnowledgeStore, Protocol):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Stores:
+    """Where the assistant keeps things: the inbox's units of work and the other stores.
+    `sql_stores` builds them on the configured database; unit tests pass in-memory ones."""
+
+    inbox: Inbox
+    conversations: ConversationStore
+    profiles: ProfileStore
+    deliveries: DeliveryLog
+    feedback: FeedbackStore
+    sent_messages: SentMessages
+    tickets: TicketStore
+    references: ConversationReferences
+    check: Callable[[], Awaitable[None]]  # raises when the database does not answer
+    engine: AsyncEngine | None = None  # for slack_sdk's OAuth stores
+    executor: Executor | None = None  # counts units and commits, for the benchmarks
+
+
+@dataclass(frozen=True, kw_only=True)
 class Switchboard:
-    """Everything a channel needs, built once per process."""
+    """Everything a channel needs, built once per process. A process that only receives
+    (the web role) has no model, knowledge index, orchestrator or worker."""
 
     settings: Settings
     profile: BotProfile
-    engine: AsyncEngine
-    conversations: SqlConversationStore
-    inbox: SqlInbox
-    profiles: SqlProfileStore
-    deliveries: SqlDeliveryLog
-    feedback: SqlFeedbackStore
-    sent_messages: SqlSentMessages
+    stores: Stores
+    inbox: Inbox
+    conversations: ConversationStore
+    profiles: ProfileStore
+    deliveries: DeliveryLog
+    feedback: FeedbackStore
+    sent_messages: SentMessages
     tickets: TicketService
-    references: SqlConversationReferences
-    model: ChatModel
-    knowledge: KnowledgeIndex | None
+    references: ConversationReferences
     repliers: ChannelRepliers
-    orchestrator: Orchestrator
-    worker: Worker
+    relay: ReplyRelay
+    model: ChatModel | None
+    knowledge: KnowledgeIndex | None
+    orchestrator: Orchestrator | None
+    worker: Worker | None
 
     async def check_database(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await self.stores.check()
 
     async def check_knowledge(self) -> None:
         if self.knowledge is None:
             raise ConfigurationError(["the knowledge index is not open in this process"])
         await self.knowledge.ping()
+
+
+@asynccontextmanager
+async def sql_stores(
+    settings: Settings, *, count: Callable[[NewTurn], int] | None = None
+) -> AsyncIterator[Stores]:
+    """The stores on SQLite (migrated here) or PostgreSQL (migrated by `switchboard db
+    upgrade`, the Procfile's release phase, before processes start). `count`: the tokens
+    of a turn the inbox stores (None where no turn begins: the web role)."""
+    async with AsyncExitStack() as stack:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.sqlalchemy_url)
+        stack.push_async_callback(engine.dispose)
+        await _prepare_schema(engine, settings)
+        executor = create_executor(settings.sqlalchemy_url, engine)
+        stack.push_async_callback(executor.aclose)
+        sql = [
+            SqlConversationStore(engine), SqlProfileStore(engine), SqlDeliveryLog(engine),
+            SqlFeedbackStore(engine), SqlSentMessages(engine), SqlTicketStore(engine),
+            SqlConversationReferences(engine),
+        ]
+        stack.push_async_callback(drain, *sql)
+        conversations, profiles, deliveries, feedback, sent, tickets, references = sql
+
+        async def check() -> None:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        yield Stores(
+            inbox=SqlInbox(executor, count=count or (lambda turn: 0), history=HISTORY_TURNS),
+            conversations=conversations, profiles=profiles, deliveries=deliveries,
+            feedback=feedback, sent_messages=sent, tickets=tickets, references=references,
+            check=check, engine=engine, executor=executor,
+        )
 
 
 @asynccontextmanager
@@ -103,99 +169,91 @@ async def bootstrap(
     model: ChatModel | None = None,
     retriever: Retriever | None = None,
     open_knowledge: bool = True,
+    answers: bool = True,
+    stores: Stores | None = None,
 ) -> AsyncIterator[Switchboard]:
     """Build the assistant's services and close them in reverse order on exit.
 
-    The embedded database is migrated here; PostgreSQL must be migrated by
-    `switchboard db upgrade` (the Procfile's release phase) before processes start.
+    `answers=False` (the web role) builds only what receiving needs. Tests pass a fake
+    `model`, `retriever` or `stores`, and get the real wiring around them.
     """
     async with AsyncExitStack() as stack:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.sqlalchemy_url)
-        stack.push_async_callback(engine.dispose)
-        await _prepare_schema(engine, settings)
-
-        if model is None:
-            model = _chat_model(settings)
-            aclose = getattr(model, "aclose", None)
-            if aclose is not None:
-                stack.push_async_callback(aclose)
-        knowledge = None
-        if open_knowledge:
-            embedder, dense_size = await embedder_for(settings, stack)
-            knowledge = open_knowledge_index(settings, embedder=embedder, dense_size=dense_size)
-            stack.push_async_callback(knowledge.aclose)
-            await knowledge.prepare()
-        if retriever is None:
-            retriever = knowledge
-
-        conversations = SqlConversationStore(engine)
-        inbox = SqlInbox(engine)
-        profiles = SqlProfileStore(engine)
-        deliveries = SqlDeliveryLog(engine)
-        feedback = SqlFeedbackStore(engine)
-        sent_messages = SqlSentMessages(engine)
-        ticket_store = SqlTicketStore(engine)
-        references = SqlConversationReferences(engine)
-        stack.push_async_callback(
-            drain, conversations, inbox, profiles, deliveries, feedback, sent_messages,
-            ticket_store, references,
-        )
-        tickets = TicketService(ticket_store, agents=settings.ticket_agent_names)
+        counter = token_counter_for(model.name if model else settings.model) if answers else None
+        if stores is None:
+            count = None if counter is None else _turn_counter(counter)
+            stores = await stack.enter_async_context(sql_stores(settings, count=count))
+        tickets = TicketService(stores.tickets, agents=settings.ticket_agent_names)
         profile = default_profile(settings.bot_name)
-        counter = token_counter_for(model.name)
-        assembler = ContextAssembler(
-            system_prompt=profile.system_prompt,
-            providers=_providers(conversations, profiles, retriever),
-            counter=counter,
-            budget_tokens=settings.context_tokens,
-        )
-        orchestrator = Orchestrator(
-            conversations=conversations,
-            assembler=assembler,
-            model=model,
-            tools=ToolRegistry([
-                get_user_info, *TICKET_TOOLS,
-                *([search_knowledge] if retriever is not None else []),
-            ]),
-            services=ToolServices(profiles=profiles, knowledge=retriever, tickets=tickets),
-            counter=counter,
-            max_tool_rounds=settings.max_tool_rounds,
-        )
-        repliers = ChannelRepliers({})
-        worker = Worker(
-            inbox=inbox,
-            orchestrator=orchestrator,
-            repliers=repliers,
-            concurrency=settings.workers,
-        )
+        # Web and terminal answers go back to where their request waits.
+        relay = ReplyRelay()
+        repliers = ChannelRepliers({"web": relay, "cli": relay})
+        knowledge = orchestrator = worker = None
+        if answers:
+            assert counter is not None
+            if model is None:
+                model = _chat_model(settings)
+                aclose = getattr(model, "aclose", None)
+                if aclose is not None:
+                    stack.push_async_callback(aclose)
+            if open_knowledge:
+                embedder, dense_size = await embedder_for(settings, stack)
+                knowledge = open_knowledge_index(
+                    settings, embedder=embedder, dense_size=dense_size
+                )
+                stack.push_async_callback(knowledge.aclose)
+                await knowledge.prepare()
+            if retriever is None:
+                retriever = knowledge
+            orchestrator = Orchestrator(
+                inbox=stores.inbox,
+                assembler=ContextAssembler(
+                    system_prompt=profile.system_prompt,
+                    providers=[KnowledgeProvider(retriever)] if retriever is not None else [],
+                    counter=counter,
+                    budget_tokens=settings.context_tokens,
+                ),
+                model=model,
+                tools=ToolRegistry([
+                    get_user_info, *TICKET_TOOLS,
+                    *([search_knowledge] if retriever is not None else []),
+                ]),
+                services=ToolServices(
+                    profiles=stores.profiles, knowledge=retriever, tickets=tickets
+                ),
+                counter=counter,
+                max_tool_rounds=settings.max_tool_rounds,
+            )
+            worker = Worker(
+                inbox=stores.inbox, orchestrator=orchestrator, repliers=repliers,
+                concurrency=settings.concurrency,
+            )
+            stack.push_async_callback(worker.aclose)
         yield Switchboard(
             settings=settings,
             profile=profile,
-            engine=engine,
-            conversations=conversations,
-            inbox=inbox,
-            profiles=profiles,
-            deliveries=deliveries,
-            feedback=feedback,
-            sent_messages=sent_messages,
+            stores=stores,
+            inbox=stores.inbox,
+            conversations=stores.conversations,
+            profiles=stores.profiles,
+            deliveries=stores.deliveries,
+            feedback=stores.feedback,
+            sent_messages=stores.sent_messages,
             tickets=tickets,
-            references=references,
+            references=stores.references,
+            repliers=repliers,
+            relay=relay,
             model=model,
             knowledge=knowledge,
-            repliers=repliers,
             orchestrator=orchestrator,
             worker=worker,
         )
 
 
-def _providers(
-    conversations: SqlConversationStore, profiles: SqlProfileStore, retriever: Retriever | None
-) -> list[ContextProvider]:
-    providers: list[ContextProvider] = [HistoryProvider(conversations), ProfileProvider(profiles)]
-    if retriever is not None:
-        providers.append(KnowledgeProvider(retriever))
-    return providers
+def _turn_counter(counter: TokenCounter) -> Callable[[NewTurn], int]:
+    def count(turn: NewTurn) -> int:
+        return counter.count_message(ChatMessage(role=turn.role, content=turn.content))
+
+    return count
 
 
 async def _prepare_schema(engine: AsyncEngine, settings: Settings) -> None:

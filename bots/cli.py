@@ -22,6 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the web chat, the REST API and the channels")
     serve.add_argument("--host", help="address to listen on (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT or 3978)")
+    serve.add_argument(
+        "--role", choices=["all", "web", "worker"], default="all",
+        help="all: receive and answer (default); web: receive and acknowledge only, for "
+        "`switchboard worker` processes to answer; worker: answer only",
+    )
+    sub.add_parser("worker", help="answer what the web processes receive (serve --role worker)")
     sub.add_parser("chat", help="chat in this terminal")
     sub.add_parser("doctor", help="check the configuration and reach every backend")
     db = sub.add_parser("db", help="database maintenance")
@@ -87,10 +93,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     match args.command:
+        case "serve" if args.role == "worker":
+            from bots.server import work
+
+            work(settings)
         case "serve":
             from bots.server import serve
 
-            serve(settings)
+            serve(settings, role=args.role)
+        case "worker":
+            from bots.server import work
+
+            work(settings)
         case "chat":
             from bots.chat import run_chat
 

@@ -1,4 +1,10 @@
-"""`switchboard serve`: the aiohttp app factory, one cleanup context per resource."""
+"""`switchboard serve` and `switchboard worker`: the aiohttp app factory for each role, one
+cleanup context per resource.
+
+- `web` verifies, translates, records (`accept`) and acknowledges; it never runs a turn.
+- `worker` claims and answers (and owns the embedded Qdrant shard); it listens on no port.
+- `all` is both in one process (the Quick start).
+"""
 
 from __future__ import annotations
 
@@ -6,56 +12,75 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from aiohttp import web
 
 from adapters.web.auth import WebAuth
-from adapters.web.replier import HistoryOnlyRepliers
 from adapters.web.routes import WEB_CHANNEL, WebChannel, add_web_routes
 from bots.bootstrap import Switchboard, bootstrap
 from bots.settings import Settings
-from bots.tickets import ticket_context
+from bots.tickets import ticket_context, ticket_notifier
 from core.ports import ChatModel, Retriever
 
 log = logging.getLogger(__name__)
 
+Role = Literal["all", "web", "worker"]
 SWITCHBOARD = web.AppKey("switchboard", Switchboard)
+# Platforms stop retrying a delivery within minutes; a day of delivery ids is plenty.
+DELIVERY_MEMORY = timedelta(days=1)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(
-    settings: Settings, *, model: ChatModel | None = None, retriever: Retriever | None = None
+    settings: Settings,
+    *,
+    role: Role = "all",
+    model: ChatModel | None = None,
+    retriever: Retriever | None = None,
 ) -> web.Application:
     """Build the app; services start with the app and stop with it, in reverse order."""
+    receives, answers = role in ("all", "web"), role in ("all", "worker")
     app = web.Application(client_max_size=settings.max_body_bytes)
-    add_web_routes(app)
-    app.cleanup_ctx.append(_services(settings, model, retriever))
-    app.cleanup_ctx.append(_web_channel)
+    if receives:
+        add_web_routes(app)
+    app.cleanup_ctx.append(_services(settings, model, retriever, answers=answers))
+    if receives:
+        app.cleanup_ctx.append(_web_channel)
     if settings.slack_enabled:
         # Slack's SDKs load only when Slack is configured.
-        from adapters.slack.http import add_slack_routes
+        if receives:
+            from adapters.slack.http import add_slack_routes
 
-        add_slack_routes(app)
-        app.cleanup_ctx.append(_slack_channel)
+            add_slack_routes(app)
+        app.cleanup_ctx.append(_slack_channel(receive=receives))
     if settings.teams_enabled:
         # botbuilder loads only when Teams is configured.
-        from adapters.teams.http import add_teams_routes
+        if receives:
+            from adapters.teams.http import add_teams_routes
 
-        add_teams_routes(app)
-        app.cleanup_ctx.append(_teams_channel)
+            add_teams_routes(app)
+        app.cleanup_ctx.append(_teams_channel(receive=receives))
     # After the channels (they register where notices go), before the worker.
     app.cleanup_ctx.append(ticket_context(SWITCHBOARD))
-    app.cleanup_ctx.append(_worker)
+    if receives:
+        app.cleanup_ctx.append(_forget_old_deliveries)
+    if answers:
+        app.cleanup_ctx.append(_worker)
     return app
 
 
 def _services(
-    settings: Settings, model: ChatModel | None, retriever: Retriever | None
+    settings: Settings, model: ChatModel | None, retriever: Retriever | None, *, answers: bool
 ) -> CleanupContext:
     async def services(app: web.Application) -> AsyncIterator[None]:
-        async with bootstrap(settings, model=model, retriever=retriever) as sb:
+        async with bootstrap(
+            settings, model=model, retriever=retriever, answers=answers, open_knowledge=answers
+        ) as sb:
             app[SWITCHBOARD] = sb
             if settings.bundled_docs and sb.knowledge is not None:
                 await _index_bundled_docs(sb)
@@ -79,51 +104,128 @@ async def _index_bundled_docs(sb: Switchboard) -> None:
         log.info("indexed the bundled documentation (%d documents)", report.added + report.updated)
 
 
+def _work_added(sb: Switchboard) -> Callable[[], None]:
+    """After a message is recorded: wake this process's worker, if it has one."""
+    worker = sb.worker
+    return worker.notify if worker is not None else (lambda: None)
+
+
 async def _web_channel(app: web.Application) -> AsyncIterator[None]:
     sb = app[SWITCHBOARD]
-    sb.repliers.register("web", HistoryOnlyRepliers())
+    probes = {"database": sb.check_database}
+    if sb.knowledge is not None:
+        probes["qdrant"] = sb.check_knowledge
     app[WEB_CHANNEL] = WebChannel(
         name=sb.profile.name,
         conversations=sb.conversations,
         inbox=sb.inbox,
-        profiles=sb.profiles,
-        worker=sb.worker,
+        relay=sb.relay,
+        work_added=_work_added(sb),
         tickets=sb.tickets,
         auth=WebAuth(sb.settings.api_key_users, local_user=getpass.getuser()),
-        probes={"database": sb.check_database, "qdrant": sb.check_knowledge},
+        probes=probes,
     )
     yield
 
 
-async def _slack_channel(app: web.Application) -> AsyncIterator[None]:
-    from bots.slack import slack_channel
+def _slack_channel(*, receive: bool) -> CleanupContext:
+    async def slack(app: web.Application) -> AsyncIterator[None]:
+        from adapters.slack.http import SLACK_CHANNEL
+        from adapters.slack.wiring import slack_wiring
+        from bots.slack import slack_config
 
-    async with slack_channel(app[SWITCHBOARD], app):
-        yield
+        sb = app[SWITCHBOARD]
+        async with slack_wiring(
+            slack_config(sb.settings), receive=receive, inbox=sb.inbox,
+            deliveries=sb.deliveries, feedback=sb.feedback, tickets=sb.tickets,
+            work_added=_work_added(sb), engine=sb.stores.engine,
+        ) as wired:
+            if wired.channel is not None:
+                app[SLACK_CHANNEL] = wired.channel
+            sb.repliers.register("slack", wired.repliers)
+            ticket_notifier(app).register("slack", wired.notices)
+            yield
+
+    return slack
 
 
-async def _teams_channel(app: web.Application) -> AsyncIterator[None]:
-    from bots.teams import teams_channel
+def _teams_channel(*, receive: bool) -> CleanupContext:
+    async def teams(app: web.Application) -> AsyncIterator[None]:
+        from adapters.teams.http import TEAMS_ENDPOINT, TeamsEndpoint
+        from adapters.teams.translate import CHANNEL
+        from adapters.teams.wiring import teams_wiring
+        from bots.teams import teams_config
 
-    async with teams_channel(app[SWITCHBOARD], app):
-        yield
+        sb = app[SWITCHBOARD]
+        async with teams_wiring(
+            teams_config(sb.settings), receive=receive, inbox=sb.inbox,
+            deliveries=sb.deliveries, feedback=sb.feedback, sent_messages=sb.sent_messages,
+            references=sb.references, tickets=sb.tickets, work_added=_work_added(sb),
+        ) as wired:
+            if wired.bot is not None:
+                app[TEAMS_ENDPOINT] = TeamsEndpoint(adapter=wired.adapter, bot=wired.bot)
+            sb.repliers.register(CHANNEL, wired.repliers)
+            ticket_notifier(app).register(CHANNEL, wired.notices)
+            yield
+
+    return teams
 
 
-async def _worker(app: web.Application) -> AsyncIterator[None]:
-    """The background worker answers what channels queue and what a crash left behind."""
-    task = asyncio.create_task(app[SWITCHBOARD].worker.run(), name="inbox-worker")
+async def _forget_old_deliveries(app: web.Application) -> AsyncIterator[None]:
+    deliveries = app[SWITCHBOARD].deliveries
+
+    async def prune() -> None:
+        while True:
+            try:
+                forgotten = await deliveries.forget_before(datetime.now(UTC) - DELIVERY_MEMORY)
+                log.debug("forgot %d old delivery ids", forgotten)
+            except Exception:
+                log.warning("could not prune old delivery ids", exc_info=True)
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(prune(), name="delivery-pruner")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
 
-def serve(settings: Settings) -> None:
-    log.info("serving on http://%s:%d", settings.host, settings.port)
+async def _worker(app: web.Application) -> AsyncIterator[None]:
+    """The worker answers what channels queue and what a crash left behind."""
+    worker = app[SWITCHBOARD].worker
+    assert worker is not None
+    task = asyncio.create_task(worker.run(), name="inbox-worker")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def serve(settings: Settings, *, role: Role = "all") -> None:
+    log.info("serving on http://%s:%d (role %s)", settings.host, settings.port, role)
     web.run_app(
-        create_app(settings),
+        create_app(settings, role=role),
         host=settings.host,
         port=settings.port,
         print=None,
         access_log_format='%a "%r" %s %b %Tfs',
     )
+
+
+def work(settings: Settings) -> None:
+    """`switchboard worker`: claim and answer until SIGTERM or SIGINT."""
+    asyncio.run(_work(settings))
+
+
+async def _work(settings: Settings) -> None:
+    runner = web.AppRunner(create_app(settings, role="worker"), handle_signals=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await runner.setup()  # starts the services and the worker; no port is opened
+    log.info("worker running")
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -65,7 +65,12 @@ class Settings(BaseSettings):
     port: int = Field(3978, ge=1, le=65535, validation_alias="PORT")
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="SWITCHBOARD_MAX_BODY_BYTES")
     api_keys: SecretStr | None = Field(None, validation_alias="SWITCHBOARD_API_KEYS")
-    workers: int = Field(16, ge=1, le=1024, validation_alias="SWITCHBOARD_WORKERS")
+    # Turns answered at once per worker process. A turn is almost all waiting on the
+    # model, so this is sized for waiting work, not CPU (SWITCHBOARD_WORKERS: old name).
+    concurrency: int = Field(
+        256, ge=1, le=10_000,
+        validation_alias=AliasChoices("SWITCHBOARD_CONCURRENCY", "SWITCHBOARD_WORKERS"),
+    )
     bot_name: str = Field("Switchboard", min_length=1, validation_alias="SWITCHBOARD_BOT_NAME")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="SWITCHBOARD_LOG_LEVEL"

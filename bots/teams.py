@@ -1,32 +1,17 @@
-"""Wiring for the Teams channel: built from the settings when MicrosoftAppId is set."""
+"""The Teams channel's configuration, from the settings (MicrosoftAppId and friends), and
+its check for `switchboard doctor`."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 import aiohttp
-from aiohttp import web
 
-from adapters.teams.adapter import TeamsAdapter, TeamsAuthentication
 from adapters.teams.auth import SigningKeys
-from adapters.teams.bot import TeamsBot
 from adapters.teams.config import DEFAULT_SERVICE_HOSTS, CloudKeys, TeamsConfig
 from adapters.teams.credentials import AppTokens
-from adapters.teams.http import TEAMS_ENDPOINT, TeamsEndpoint
-from adapters.teams.render import to_teams_markdown
-from adapters.teams.replier import TeamsRepliers, text_activity
-from adapters.teams.roster import Member, OnFetched, TeamsRoster
-from adapters.teams.translate import CHANNEL
-from adapters.teams.typing import EarlyTyping
-from bots.bootstrap import Switchboard
 from bots.settings import Settings
-from bots.tickets import SendNotice, ticket_notifier
 from core.errors import ConfigurationError
-from core.messages import ConversationRef, Sender
-from core.ports import ConversationReferences, ProfileStore
-from core.profiles import Profile
 
 log = logging.getLogger(__name__)
 
@@ -59,51 +44,6 @@ def teams_config(settings: Settings) -> TeamsConfig:
     )
 
 
-@contextlib.asynccontextmanager
-async def teams_channel(sb: Switchboard, app: web.Application) -> AsyncIterator[TeamsEndpoint]:
-    config = teams_config(sb.settings)
-    timeout = aiohttp.ClientTimeout(total=30, connect=10)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        authentication = TeamsAuthentication(config, session, AppTokens.for_config(config))
-        adapter = TeamsAdapter(authentication)
-        repliers = TeamsRepliers(adapter, app_id=config.app_id, sent=sb.sent_messages)
-        early = EarlyTyping(repliers.sender_for)
-        bot = TeamsBot(
-            config=config,
-            inbox=sb.inbox,
-            deliveries=sb.deliveries,
-            feedback=sb.feedback,
-            sent_messages=sb.sent_messages,
-            roster=TeamsRoster(on_fetched=_profile_saver(sb.profiles)),
-            notify=sb.worker.notify,
-            on_accepted=early.start,
-            tickets=sb.tickets,
-            references=sb.references,
-        )
-        endpoint = TeamsEndpoint(adapter=adapter, bot=bot)
-        app[TEAMS_ENDPOINT] = endpoint
-        sb.repliers.register(CHANNEL, repliers)
-        ticket_notifier(app).register(CHANNEL, _thread_poster(repliers, sb.references))
-        try:
-            yield endpoint
-        finally:
-            await early.aclose()
-
-
-def _thread_poster(repliers: TeamsRepliers, references: ConversationReferences) -> SendNotice:
-    """Ticket notices into the Teams conversation (or channel thread) a ticket came from,
-    through the reference the bot kept when it last heard from there."""
-
-    async def send(where: ConversationRef, text: str, mention: Sender | None) -> None:
-        reference = await references.get(where)
-        if reference is None:
-            log.warning("no way to reach Teams conversation %s for a notice", where.conversation)
-            return
-        await repliers.sender_for(reference)(text_activity(to_teams_markdown(text)))
-
-    return send
-
-
 async def check_teams(settings: Settings) -> str:
     """For `switchboard doctor`: the channel's signing keys load and Azure AD issues
     this app a bot token."""
@@ -112,16 +52,3 @@ async def check_teams(settings: Settings) -> str:
         keys = await SigningKeys(session, config.cloud.openid_metadata_url).refresh()
     await AppTokens.for_config(config).get(config.cloud.oauth_scope)
     return f", {keys} signing keys, bot token issued"
-
-
-def _profile_saver(profiles: ProfileStore) -> OnFetched:
-    async def save(member: Member) -> None:
-        await profiles.upsert(
-            Profile(
-                id=f"{CHANNEL}:{member.tenant}:{member.aad_object_id}",
-                name=member.name,
-                email=member.email,
-            )
-        )
-
-    return save

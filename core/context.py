@@ -1,7 +1,9 @@
-"""Context assembly: the system prompt, what providers add, and history within a budget.
+"""Context assembly: the system prompt, who is asking, what providers add, and history
+within a budget.
 
-Providers are independent, so they run concurrently, each under its own timeout; one that
-fails or is slow is logged and skipped rather than failing the answer.
+History and profile arrive with the turn (`begin_turn` reads them in its transaction).
+Providers (retrieval) are independent, so they run concurrently, each under its own
+timeout; one that fails or is slow is logged and skipped rather than failing the answer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from core.knowledge import Audience, Passage
 from core.messages import InboundMessage
 from core.model import ChatMessage
-from core.ports import ConversationStore, ProfileStore, Retriever, TokenCounter
+from core.ports import Retriever, TokenCounter
+from core.profiles import Profile
 from core.threads import Conversation, Turn
 
 log = logging.getLogger(__name__)
@@ -25,9 +28,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TurnInput:
+    """A started turn: the message, its conversation, the thread's earlier turns and the
+    sender's profile, as `begin_turn` read them in one transaction."""
+
     item_id: int
     message: InboundMessage
     conversation: Conversation
+    history: tuple[Turn, ...] = ()
+    profile: Profile | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,49 +64,25 @@ class AssembledContext:
         return (self.system, *self.history, self.user)
 
 
-class HistoryProvider:
-    """The thread's earlier turns (not those of the message being answered)."""
-
-    name = "history"
-
-    def __init__(self, store: ConversationStore, *, max_turns: int = 100) -> None:
-        self._store = store
-        self._max_turns = max_turns
-
-    async def provide(self, turn: TurnInput) -> ContextPart:
-        turns = await self._store.recent_turns(turn.conversation.id, self._max_turns)
-        return ContextPart(history=tuple(t for t in turns if t.inbox_item_id != turn.item_id))
-
-
-class ProfileProvider:
+def profile_note(turn: TurnInput) -> str | None:
     """Who the model is talking to, from the profile the channels filled in."""
-
-    name = "profile"
-
-    def __init__(self, profiles: ProfileStore) -> None:
-        self._profiles = profiles
-
-    async def provide(self, turn: TurnInput) -> ContextPart:
-        sender = turn.message.sender
-        profile = await self._profiles.get(sender.id)
-        name = (profile.name if profile else None) or sender.name
-        facts = [f"name: {name}"] if name else []
-        if profile is not None:
-            facts += [
-                f"{label}: {value}"
-                for label, value in (
-                    ("job title", profile.title),
-                    ("department", profile.department),
-                    ("time zone", profile.time_zone),
-                )
-                if value
-            ]
-            if profile.time_zone:
-                facts.append(f"their local time: {_local_time(profile.time_zone, turn)}")
-            facts += [f"preference {k}: {v}" for k, v in sorted(profile.preferences.items())]
-        if not facts:
-            return ContextPart()
-        return ContextPart(notes=("You are talking to a person with " + "; ".join(facts) + ".",))
+    profile, sender = turn.profile, turn.message.sender
+    name = (profile.name if profile else None) or sender.name
+    facts = [f"name: {name}"] if name else []
+    if profile is not None:
+        facts += [
+            f"{label}: {value}"
+            for label, value in (
+                ("job title", profile.title),
+                ("department", profile.department),
+                ("time zone", profile.time_zone),
+            )
+            if value
+        ]
+        if profile.time_zone:
+            facts.append(f"their local time: {_local_time(profile.time_zone, turn)}")
+        facts += [f"preference {k}: {v}" for k, v in sorted(profile.preferences.items())]
+    return "You are talking to a person with " + "; ".join(facts) + "." if facts else None
 
 
 class KnowledgeProvider:
@@ -156,9 +140,14 @@ class ContextAssembler:
         self._timeout = provider_timeout
 
     async def assemble(self, turn: TurnInput) -> AssembledContext:
-        parts = await asyncio.gather(*(self._run(p, turn) for p in self._providers))
-        notes = [note for part in parts for note in part.notes]
-        history = [t for part in parts for t in part.history]
+        """History and profile come with the turn; providers (retrieval) add the rest."""
+        if len(self._providers) <= 1:  # the usual case: no gather, no extra task
+            parts = [await self._run(p, turn) for p in self._providers]
+        else:
+            parts = list(await asyncio.gather(*(self._run(p, turn) for p in self._providers)))
+        note = profile_note(turn)
+        notes = [*([note] if note else []), *(n for part in parts for n in part.notes)]
+        history = [*turn.history, *(t for part in parts for t in part.history)]
         passages = tuple(p for part in parts for p in part.passages)
         system = ChatMessage(role="system", content=self._system_text(notes, passages))
         user = ChatMessage(role="user", content=turn.message.text)

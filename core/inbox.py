@@ -1,12 +1,25 @@
-"""The durable inbox's records: every inbound message is one item, claimed under a lease."""
+"""The durable inbox and the units of work on the answer path.
+
+Every inbound message is one inbox item, claimed by a worker under a lease. Storage is
+reached through three units, each exactly one transaction:
+
+- `accept` (the only write before an acknowledgement): refuse a second delivery, record
+  the item, and — for follow-ups without a mention — check that the bot answers the thread;
+- `begin_turn`: claim, get-or-create the conversation, store the person's turn and what
+  the channel told about them, and read back history and profile;
+- `finish_turn`: store the answer's turns, bump the conversation and mark the item done,
+  atomically: an answer is never stored without its item being done.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from core.messages import InboundMessage
+from core.profiles import Profile
+from core.threads import Conversation, NewTurn, Turn
 
 ItemStatus = Literal["pending", "processing", "done", "failed"]
 
@@ -22,10 +35,45 @@ class InboxItem:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Claim:
+    """Who takes an item, and for how long before another worker may take it over."""
+
+    owner: str
+    lease: timedelta
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Acceptance:
+    """One delivery of a message, as a channel hands it to `accept`.
+
+    - `delivery`: the platform's id of this delivery when it differs from the message id
+      (Slack's `event_id`: a mention arrives as `app_mention` and as `message.channels`,
+      two deliveries of one message). The message id alone decides what is a duplicate;
+      only a retry of the delivery first recorded (or any redelivery, where the platform
+      has no such id) re-queues a failed item.
+    - `follow_up`: accept only if the bot already has a conversation for this thread (a
+      thread reply without a mention).
+    - `claim`: the caller answers at once (terminal): the item is recorded claimed.
+    - `conversation_id`: the client names the conversation by our id (web); it must exist
+      and be the sender's, and the message goes there.
+    - `open_conversation`: get or create the conversation now and say which it is (web:
+      the client is told the id before the answer starts).
+    """
+
+    message: InboundMessage
+    delivery: str | None = None
+    follow_up: bool = False
+    claim: Claim | None = None
+    conversation_id: str | None = None
+    open_conversation: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Recorded:
-    """First delivery: stored, pending (or claimed, when the caller asked to claim it)."""
+    """First delivery: stored, pending (or claimed, when the acceptance asked)."""
 
     item: InboxItem
+    conversation_id: str | None = None
     kind: Literal["recorded"] = "recorded"
 
 
@@ -34,6 +82,7 @@ class Requeued:
     """A redelivery of a message whose answer failed: it is pending (or claimed) again."""
 
     item: InboxItem
+    conversation_id: str | None = None
     kind: Literal["requeued"] = "requeued"
 
 
@@ -43,7 +92,61 @@ class Duplicate:
 
     item_id: int
     status: ItemStatus
+    conversation_id: str | None = None
     kind: Literal["duplicate"] = "duplicate"
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NotFollowed:
+    """A follow-up in a thread the bot does not answer: nothing stored."""
+
+    kind: Literal["not_followed"] = "not_followed"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NotYours:
+    """The named conversation does not exist or belongs to someone else: nothing stored."""
+
+    kind: Literal["not_yours"] = "not_yours"
+
+
+AcceptOutcome = Recorded | Requeued | Duplicate | NotFollowed | NotYours
 RecordOutcome = Recorded | Requeued | Duplicate
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Started:
+    """A claimed item, ready to answer: its conversation, the thread's earlier turns
+    (oldest first, not this message's) and the sender's profile as stored now."""
+
+    item: InboxItem
+    conversation: Conversation
+    history: tuple[Turn, ...]
+    profile: Profile | None
+    kind: Literal["started"] = "started"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Exhausted:
+    """A claimed item that failed too often: the worker apologises and gives it up."""
+
+    item: InboxItem
+    kind: Literal["exhausted"] = "exhausted"
+
+
+TurnStart = Started | Exhausted
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TurnEnd:
+    """What `finish_turn` stores for a started item, in one transaction with the item
+    being marked done."""
+
+    item_id: int
+    owner: str
+    conversation_id: str
+    turns: tuple[NewTurn, ...]
+
+
+class LeaseLost(Exception):
+    """The item's lease expired and another worker took it over: that one answers."""

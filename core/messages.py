@@ -26,12 +26,14 @@ class ConversationRef:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Sender:
-    """The verified author of a message. `id` is channel-scoped: `channel:tenant:user`."""
+    """The verified author of a message. `id` is channel-scoped: `channel:tenant:user`.
+    `time_zone` (IANA) is what the channel could tell (Slack's profile, the browser)."""
 
     id: str
     name: str | None = None
     email: str | None = None
     groups: tuple[str, ...] = ()
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,4 +1,10 @@
-"""One turn: from a claimed inbox item to a persisted, delivered answer."""
+"""One turn: from a started inbox item to a stored, delivered answer.
+
+`begin_turn` brought the message, its thread and the sender's profile; the orchestrator
+assembles the context, streams the model and runs its tools (or, for a typed `/ticket …`
+command, asks the ticket service instead of the model), then stores the answer with
+`finish_turn` — which marks the item done in the same transaction — and delivers it.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,14 @@ import logging
 from dataclasses import dataclass, field
 
 from core.context import ContextAssembler, TurnInput, audience_of
-from core.inbox import InboxItem
+from core.inbox import Started, TurnEnd
 from core.knowledge import PassageBook, cited
 from core.messages import Citation
 from core.model import ChatMessage, ChatRequest, ModelText, ModelToolCalls, ModelUsage, ToolCall
-from core.ports import ChatModel, ConversationStore, Replier, TokenCounter
-from core.replies import ReplyDone, Status, TextDelta, ToolProgress
+from core.ports import ChatModel, Inbox, Replier, TokenCounter
+from core.replies import ReplyDone, ReplyEvent, Status, TextDelta, ToolProgress
 from core.threads import NewTurn
+from core.tickets.commands import is_ticket_command, run_ticket_command
 from core.tools.registry import ToolContext, ToolRegistry, ToolServices
 
 log = logging.getLogger(__name__)
@@ -25,11 +32,15 @@ class _Round:
     usage: list[ModelUsage] = field(default_factory=list)
 
 
+class AnswerUndelivered(Exception):
+    """The answer is stored (the item is done) but the channel could not deliver it."""
+
+
 class Orchestrator:
     def __init__(
         self,
         *,
-        conversations: ConversationStore,
+        inbox: Inbox,
         assembler: ContextAssembler,
         model: ChatModel,
         tools: ToolRegistry,
@@ -37,7 +48,7 @@ class Orchestrator:
         counter: TokenCounter,
         max_tool_rounds: int = 5,
     ) -> None:
-        self._conversations = conversations
+        self._inbox = inbox
         self._assembler = assembler
         self._model = model
         self._tools = tools
@@ -45,28 +56,18 @@ class Orchestrator:
         self._counter = counter
         self._max_tool_rounds = max_tool_rounds
 
-    async def answer(self, item: InboxItem, replier: Replier) -> ReplyDone | None:
-        """Answer one message through `replier`; returns None if a previous attempt
-        already answered it (a crash before the item was marked done). Raises on failure,
-        after keeping the person's message; the caller apologises and marks the item."""
-        message = item.message
-        owner = message.sender.id if message.is_direct else None
-        conversation = await self._conversations.get_or_create(message.conversation, owner=owner)
-        # Only a retry can find turns of its own: an earlier attempt stored the message,
-        # and perhaps an answer it could not mark done before its process died.
-        earlier = await self._conversations.turns_for_item(item.id) if item.attempts > 1 else []
-        if any(t.role == "assistant" and not t.tool_calls for t in earlier):
-            log.info("message %s was already answered; not answering twice", message.id)
-            return None
-        if not earlier:
-            user = ChatMessage(role="user", content=message.text)
-            await self._conversations.add_turns(
-                conversation.id, [self._new_turn(user, item_id=item.id)]
-            )
-
+    async def answer(self, start: Started, replier: Replier, *, owner: str) -> ReplyDone:
+        """Answer one started item through `replier`, as its lease holder `owner`. Raises
+        on failure with nothing stored but the person's turn; the caller apologises and
+        marks the item. Raises `AnswerUndelivered` when only the delivery failed."""
+        item, message = start.item, start.item.message
+        if is_ticket_command(message.text):
+            return await self._ticket_command(start, replier, owner=owner)
         await replier.send(Status(text="Thinking…"))
+        conversation = start.conversation
         context = await self._assembler.assemble(
-            TurnInput(item_id=item.id, message=message, conversation=conversation)
+            TurnInput(item_id=item.id, message=message, conversation=conversation,
+                      history=start.history, profile=start.profile)
         )
         messages = list(context.messages)
         sources = PassageBook(context.passages)
@@ -101,16 +102,46 @@ class Orchestrator:
             messages += [assistant, *results]
             new_turns += [self._new_turn(m, item_id=item.id) for m in (assistant, *results)]
 
-        final_text = result.text
         citations = cited("\n\n".join(shown), sources.passages)
-        final = ChatMessage(role="assistant", content=final_text)
-        stored = await self._conversations.add_turns(
-            conversation.id,
-            [*new_turns, self._new_turn(final, item_id=item.id, citations=citations)],
+        final = ChatMessage(role="assistant", content=result.text)
+        new_turns.append(self._new_turn(final, item_id=item.id, citations=citations))
+        stored = await self._inbox.finish_turn(
+            TurnEnd(item_id=item.id, owner=owner, conversation_id=conversation.id,
+                    turns=tuple(new_turns))
         )
         done = ReplyDone(text="\n\n".join(shown), citations=citations, turn_id=stored[-1].id)
-        await replier.send(done)
+        await self._deliver(done, replier)
         return done
+
+    async def _ticket_command(self, start: Started, replier: Replier, *, owner: str) -> ReplyDone:
+        """Typed `/ticket …`: answered by the ticket service, not the model, and kept in
+        the thread like any exchange, so a later "the ticket I just opened" has it."""
+        tickets = self._services.tickets
+        message = start.item.message
+        if tickets is None:
+            text = "Tickets are not available here."
+        else:
+            text = await run_ticket_command(
+                tickets, message.sender, message.text, origin=message.conversation
+            )
+        answer = NewTurn(role="assistant", content=text, inbox_item_id=start.item.id)
+        stored = await self._inbox.finish_turn(
+            TurnEnd(item_id=start.item.id, owner=owner,
+                    conversation_id=start.conversation.id, turns=(answer,))
+        )
+        done = ReplyDone(text=text, turn_id=stored[-1].id, feedback=False)
+        # The text as one delta, then done: the same events as a model's answer, so a
+        # streaming page or the terminal shows it the usual way.
+        await self._deliver(TextDelta(text=text), replier)
+        await self._deliver(done, replier)
+        return done
+
+    @staticmethod
+    async def _deliver(event: ReplyEvent, replier: Replier) -> None:
+        try:
+            await replier.send(event)
+        except Exception as e:
+            raise AnswerUndelivered(f"the {event.kind} event could not be delivered") from e
 
     async def _stream_round(self, request: ChatRequest, replier: Replier, *, separate: bool) -> _Round:
         result = _Round()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from core.feedback import Feedback
-from core.inbox import InboxItem, RecordOutcome
+from core.inbox import Acceptance, AcceptOutcome, Claim, InboxItem, TurnEnd, TurnStart
 from core.knowledge import Audience, Chunk, Passage
-from core.messages import ConversationRef, InboundMessage, Sender
+from core.messages import ConversationRef, Sender
 from core.model import ChatMessage, ChatRequest, ModelEvent
 from core.profiles import Profile
 from core.replies import ReplyEvent
@@ -17,6 +17,8 @@ from core.threads import Conversation, NewTurn, Turn
 
 
 class ConversationStore(Protocol):
+    """Reading threads (the answer path writes them through the `Inbox` units)."""
+
     async def get_or_create(self, ref: ConversationRef, *, owner: str | None) -> Conversation: ...
 
     async def get(self, conversation_id: str) -> Conversation | None: ...
@@ -33,42 +35,41 @@ class ConversationStore(Protocol):
         """The last `limit` turns, oldest first; costs O(limit) whatever the thread's size."""
         ...
 
-    async def turns_for_item(self, inbox_item_id: int) -> list[Turn]:
-        """Turns written while answering one inbox item, oldest first."""
-        ...
-
     async def add_turns(self, conversation_id: str, turns: Sequence[NewTurn]) -> list[Turn]:
         """Append turns atomically: all of them or none."""
         ...
 
 
 class Inbox(Protocol):
-    async def record(
-        self, message: InboundMessage, *, owner: str | None = None, lease: timedelta | None = None
-    ) -> RecordOutcome:
-        """Store a message durably, refusing a second delivery of the same
-        (channel, tenant, message id) atomically; a redelivery of a failed one re-queues it.
-        With `owner` and `lease` the stored item is claimed by the caller at once (channels
-        that answer within the request, like the web API, must not race the worker)."""
+    """The answer path's units of work (`core/inbox.py`), each one transaction."""
+
+    async def accept(self, acceptance: Acceptance) -> AcceptOutcome:
+        """Dedupe and record one delivery (the only write before an acknowledgement)."""
         ...
 
-    async def claim(self, *, owner: str, lease: timedelta, limit: int) -> list[InboxItem]:
-        """Claim pending items and items whose lease expired (their process died)."""
+    async def begin_turns(self, claim: Claim, *, limit: int) -> list[TurnStart]:
+        """Claim up to `limit` pending items, and items whose lease expired (their process
+        died), oldest first, and start each."""
         ...
 
-    async def claim_item(self, item_id: int, *, owner: str, lease: timedelta) -> InboxItem | None:
-        """Claim one item now, if it is pending or its lease expired."""
+    async def begin_turn(self, item_id: int, claim: Claim) -> TurnStart | None:
+        """Claim and start one item now, if it is pending or its lease expired."""
         ...
 
-    async def renew(self, item_id: int, *, owner: str, lease: timedelta) -> bool: ...
-
-    async def complete(self, item_id: int, *, owner: str) -> None: ...
-
-    async def release(self, item_id: int, *, owner: str) -> None:
-        """Give an unfinished claim back (graceful shutdown) so another worker takes it."""
+    async def finish_turn(self, end: TurnEnd) -> list[Turn]:
+        """Store the answer's turns and mark the item done, atomically. Raises `LeaseLost`
+        (and stores nothing) if another worker took the item over."""
         ...
 
-    async def fail(self, item_id: int, *, owner: str, error: str) -> None:
+    async def renew(self, item_ids: Sequence[int], claim: Claim) -> set[int]:
+        """Extend the lease of the items still held by `claim.owner`; which ones were."""
+        ...
+
+    async def release(self, item_id: int, *, owner: str) -> bool:
+        """Give an unfinished claim back (shutdown) so another worker takes it."""
+        ...
+
+    async def fail(self, item_id: int, *, owner: str, error: str) -> bool:
         """Mark failed: kept, and retried when the same message is delivered again."""
         ...
 
@@ -76,6 +77,10 @@ class Inbox(Protocol):
 
     async def find(self, *, channel: str, tenant: str, message_id: str) -> InboxItem | None:
         """The item of a message already delivered, if any."""
+        ...
+
+    async def answer_of(self, item_id: int) -> Turn | None:
+        """The answer stored for an item, if it has one."""
         ...
 
 

@@ -7,7 +7,9 @@ events, then exactly one `ReplyDone` or `ReplyFailed`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
 
 from core.messages import Citation
 
@@ -57,3 +59,17 @@ class ReplyFailed:
 
 
 ReplyEvent = Status | TextDelta | ToolProgress | ReplyDone | ReplyFailed
+
+
+_events: TypeAdapter[ReplyEvent] = TypeAdapter(
+    Annotated[ReplyEvent, Field(discriminator="kind")]
+)
+
+
+def event_to_json(event: ReplyEvent) -> bytes:
+    """One event as JSON, to cross a process boundary (the reply relay)."""
+    return _events.dump_json(event)
+
+
+def event_from_json(data: bytes | str) -> ReplyEvent:
+    return _events.validate_json(data)

@@ -1,29 +1,48 @@
 """The inbox worker: claims messages, answers them under a lease, never goes silent.
 
-Every claimed item ends in one of three ways: done (answered), failed (the person got a
-short apology; a redelivery retries it), or released (shutdown; another worker takes it).
-A process that dies leaves its items under a lease that expires, and they are claimed
-again — at start-up or by any other process polling the same inbox.
+Every claimed item ends in one of three ways: done (answered: `finish_turn` marks it in
+the transaction that stores the answer), failed (the person got a short apology; a
+redelivery retries it), or released (shutdown; another worker takes it). A process that
+dies leaves its items under a lease that expires, and they are claimed again — at
+start-up or by any other worker on the same inbox.
+
+A turn is almost all waiting on the model, so the number of turns in flight is bounded by
+`concurrency` (hundreds), not by CPU slots; the model's own rate limit is the model
+adapter's to keep.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 
 from core.errors import SwitchboardError
-from core.inbox import Duplicate, InboxItem, Recorded, RecordOutcome, Requeued
-from core.messages import InboundMessage
-from core.orchestrator import Orchestrator
+from core.inbox import (
+    Acceptance,
+    Claim,
+    Duplicate,
+    Exhausted,
+    InboxItem,
+    LeaseLost,
+    NotFollowed,
+    NotYours,
+    Recorded,
+    Requeued,
+    TurnStart,
+)
+from core.orchestrator import AnswerUndelivered, Orchestrator
 from core.ports import Inbox, Replier, ReplierFactory
 from core.replies import ReplyEvent, ReplyFailed
 
 log = logging.getLogger(__name__)
 
 GAVE_UP = "Sorry, I couldn't answer this message after several attempts. Please send it again."
+CLAIM_BATCH = 32  # items started per transaction when many are waiting
 
 
 class ChannelRepliers:
@@ -58,25 +77,28 @@ class Worker:
         orchestrator: Orchestrator,
         repliers: ReplierFactory,
         owner: str | None = None,
-        concurrency: int = 16,
+        concurrency: int = 256,
         lease: timedelta = timedelta(seconds=60),
         poll_interval: float = 1.0,
-        max_attempts: int = 3,
     ) -> None:
         self._inbox = inbox
         self._orchestrator = orchestrator
         self._repliers = repliers
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
-        self.lease = lease
-        self._slots = asyncio.Semaphore(concurrency)
+        self.claim = Claim(owner=self.owner, lease=lease)
         self._concurrency = concurrency
-        self._busy = 0
         self._poll_interval = poll_interval
-        self._max_attempts = max_attempts
+        self._held: set[int] = set()  # items this worker is answering
+        self._keeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
+    @property
+    def busy(self) -> int:
+        return len(self._held)
+
     def notify(self) -> None:
-        """A message was recorded in this process: look now rather than at the next poll."""
+        """There may be new work (recorded in this process, or signalled by another):
+        look now rather than at the next poll."""
         self._wake.set()
 
     async def run(self) -> None:
@@ -85,62 +107,89 @@ class Worker:
         async with asyncio.TaskGroup() as tasks:
             while True:
                 self._wake.clear()
-                free = self._concurrency - self._busy
-                claimed: list[InboxItem] = []
+                free = self._concurrency - len(self._held)
+                starts: list[TurnStart] = []
                 if free > 0:
                     try:
-                        claimed = await self._inbox.claim(owner=self.owner, lease=self.lease, limit=free)
+                        starts = await self._inbox.begin_turns(
+                            self.claim, limit=min(free, CLAIM_BATCH)
+                        )
                     except Exception:
                         log.exception("could not claim from the inbox; retrying")
-                for item in claimed:
-                    self._busy += 1
-                    tasks.create_task(self._process_claimed(item))
-                if len(claimed) < free or free == 0:
-                    try:
-                        async with asyncio.timeout(self._poll_interval):
-                            await self._wake.wait()
-                    except TimeoutError:
-                        pass
+                for start in starts:
+                    self._hold(start.item.id)
+                    tasks.create_task(self._answer_claimed(start))
+                if free > 0 and len(starts) == min(free, CLAIM_BATCH):
+                    continue  # more may be waiting
+                try:
+                    async with asyncio.timeout(self._poll_interval):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
 
-    async def _process_claimed(self, item: InboxItem) -> None:
+    async def _answer_claimed(self, start: TurnStart) -> None:
         try:
-            await self.process(item, self._repliers.replier_for(item))
+            await self.process(start, self._repliers.replier_for(start.item))
         finally:
-            self._busy -= 1
+            self._held.discard(start.item.id)
             self._wake.set()
 
-    async def answer_now(self, message: InboundMessage, replier: Replier) -> RecordOutcome:
-        """Record a message claimed by this worker and answer it in the caller's task, for
-        channels that answer within the request (web API, terminal). A duplicate is not
-        answered again; the caller decides what to show for it."""
-        outcome = await self._inbox.record(message, owner=self.owner, lease=self.lease)
+    def _hold(self, item_id: int) -> None:
+        self._held.add(item_id)
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_leases(), name="lease-keeper")
+
+    async def aclose(self) -> None:
+        """Stop renewing leases (after the turns have ended or been cancelled)."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+
+    async def answer_now(
+        self, acceptance: Acceptance, replier: Replier
+    ) -> Recorded | Requeued | Duplicate:
+        """Record a message claimed by this worker and answer it in the caller's task (the
+        terminal answers its own messages). A duplicate is not answered again; the caller
+        decides what to show for it."""
+        outcome = await self._inbox.accept(replace(acceptance, claim=self.claim))
         match outcome:
             case Recorded(item=item) | Requeued(item=item):
-                await self.process(item, replier)
+                start = await self._inbox.begin_turn(item.id, self.claim)
+                if start is not None:
+                    self._hold(item.id)
+                    try:
+                        await self.process(start, replier)
+                    finally:
+                        self._held.discard(item.id)
+                return outcome
             case Duplicate():
-                pass
-        return outcome
+                return outcome
+            case NotFollowed() | NotYours():
+                raise ValueError(f"answer_now cannot answer a message that is {outcome.kind}")
 
-    async def process(self, item: InboxItem, replier: Replier) -> None:
+    async def process(self, start: TurnStart, replier: Replier) -> None:
         """Answer one claimed item and settle it. Never raises except on cancellation."""
-        async with self._slots:
-            if item.attempts > self._max_attempts:
-                await self._give_up(item, replier)
-                return
-            keeper = asyncio.create_task(self._keep_lease(item.id))
-            try:
-                await self._orchestrator.answer(item, replier)
-            except asyncio.CancelledError:
-                await asyncio.shield(self._settle(self._inbox.release(item.id, owner=self.owner)))
-                raise
-            except Exception as e:
-                await self._apologise(item, replier, e)
-            else:
-                await self._settle(self._inbox.complete(item.id, owner=self.owner))
-            finally:
-                keeper.cancel()
+        item = start.item
+        if isinstance(start, Exhausted):
+            await self._give_up(item, replier)
+            return
+        try:
+            await self._orchestrator.answer(start, replier, owner=self.owner)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._settle(self._inbox.release(item.id, owner=self.owner)))
+            raise
+        except LeaseLost:
+            log.warning("inbox item %d was taken over by another worker; it answers", item.id)
+        except AnswerUndelivered as e:
+            # Stored and done: a retry would not answer again, so nothing to mark.
+            await self._tell(item, replier, e, settle=False)
+        except Exception as e:
+            await self._tell(item, replier, e, settle=True)
 
-    async def _apologise(self, item: InboxItem, replier: Replier, error: Exception) -> None:
+    async def _tell(
+        self, item: InboxItem, replier: Replier, error: Exception, *, settle: bool
+    ) -> None:
         reference = uuid.uuid4().hex[:8]
         log.error(
             "answering message %s (%s, inbox item %d, attempt %d) failed, reference %s",
@@ -151,37 +200,49 @@ class Worker:
             reference,
             exc_info=error,
         )
-        text = error.user_message if isinstance(error, SwitchboardError) else SwitchboardError.user_message
-        await self._fail(item, replier, ReplyFailed(text=text, reference=reference),
-                         error=f"{type(error).__name__} ({reference})")
+        cause = error.__cause__ if isinstance(error, AnswerUndelivered) else error
+        text = cause.user_message if isinstance(cause, SwitchboardError) else SwitchboardError.user_message
+        apology = ReplyFailed(text=text, reference=reference)
+        await self._fail(item, replier, apology, error=f"{type(error).__name__} ({reference})",
+                         settle=settle)
 
     async def _give_up(self, item: InboxItem, replier: Replier) -> None:
         log.error("message %s failed %d times; giving up", item.message.id, item.attempts - 1)
         apology = ReplyFailed(text=GAVE_UP, reference=f"item-{item.id}")
-        await self._fail(item, replier, apology, error="too many attempts")
+        await self._fail(item, replier, apology, error="too many attempts", settle=True)
 
-    async def _fail(self, item: InboxItem, replier: Replier, apology: ReplyFailed, *, error: str) -> None:
+    async def _fail(
+        self, item: InboxItem, replier: Replier, apology: ReplyFailed, *, error: str,
+        settle: bool,
+    ) -> None:
         """Tell the person (never silent), then mark the item failed: retried on redelivery."""
         try:
             await replier.send(apology)
         except Exception:
             log.exception("could not deliver the apology for message %s", item.message.id)
-        await self._settle(self._inbox.fail(item.id, owner=self.owner, error=error))
+        if settle:
+            await self._settle(self._inbox.fail(item.id, owner=self.owner, error=error))
 
-    async def _settle(self, update: Awaitable[None]) -> None:
+    async def _settle(self, update: Awaitable[bool]) -> None:
         try:
             await update
         except Exception:
             # The lease will expire and the item be claimed again; that is the safe side.
             log.exception("could not update the inbox")
 
-    async def _keep_lease(self, item_id: int) -> None:
-        interval = self.lease.total_seconds() / 3
+    async def _keep_leases(self) -> None:
+        """One renewal for every item held, every third of the lease: a turn that waits
+        on a slow model keeps its item, and a dead process's items expire."""
+        interval = self.claim.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
+            held = sorted(self._held)
+            if not held:
+                continue
             try:
-                if not await self._inbox.renew(item_id, owner=self.owner, lease=self.lease):
-                    log.warning("lost the lease on inbox item %d", item_id)
-                    return
+                renewed = await self._inbox.renew(held, self.claim)
             except Exception:
-                log.exception("could not renew the lease on inbox item %d", item_id)
+                log.exception("could not renew the leases of %d inbox items", len(held))
+                continue
+            for item_id in {i for i in held if i in self._held} - renewed:  # still answering
+                log.warning("lost the lease on inbox item %d", item_id)

@@ -24,11 +24,9 @@ from adapters.slack import blocks
 from adapters.slack.clients import SlackClients, Workspace
 from adapters.slack.config import BOT_SCOPES, SlackConfig
 from adapters.slack.markup import mentioned_users
-from adapters.slack.status import EarlyStatus
 from adapters.slack.tickets import SlackTickets
 from adapters.slack.translate import (
     ANSWERED_SUBTYPES,
-    message_id,
     sender_id,
     tenant_of,
     thread_ref,
@@ -36,9 +34,9 @@ from adapters.slack.translate import (
 )
 from adapters.slack.users import SlackUsers
 from core.feedback import Feedback
-from core.inbox import Duplicate
+from core.inbox import Acceptance, Recorded, Requeued
 from core.messages import Sender
-from core.ports import ConversationStore, DeliveryLog, FeedbackStore, Inbox
+from core.ports import DeliveryLog, FeedbackStore, Inbox
 from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
@@ -71,23 +69,19 @@ class SlackChannel:
         clients: SlackClients,
         users: SlackUsers,
         inbox: Inbox,
-        conversations: ConversationStore,
         deliveries: DeliveryLog,
         feedback: FeedbackStore,
-        notify: Callable[[], None],
-        early: EarlyStatus,
+        work_added: Callable[[], None],
         oauth: AsyncOAuthSettings | None = None,
         tickets: TicketService | None = None,
     ) -> None:
         self.config = config
-        self._early = early
         self._clients = clients
         self._users = users
         self._inbox = inbox
-        self._conversations = conversations
         self._deliveries = deliveries
         self._feedback = feedback
-        self._notify = notify
+        self._work_added = work_added
         self.app = AsyncApp(
             signing_secret=config.signing_secret,
             # Socket Mode has no signatures: the connection itself is authenticated.
@@ -124,8 +118,10 @@ class SlackChannel:
             # A mention in a channel the bot reads also arrives as app_mention; both
             # carry the same message id and the inbox keeps the first.
             await self._accept(body, event, context)
-        elif event.get("thread_ts") and await self._answers_thread(event, context):
-            await self._accept(body, event, context)
+        elif event.get("thread_ts"):
+            # A follow-up needs no mention in a thread the bot already answers: `accept`
+            # checks that in the transaction that records it.
+            await self._accept(body, event, context, follow_up=True)
 
     def _ignored(self, event: Mapping[str, Any], context: AsyncBoltContext) -> bool:
         if event.get("subtype") not in ANSWERED_SUBTYPES or not event.get("user"):
@@ -141,24 +137,12 @@ class SlackChannel:
             event.get("text") or ""
         )
 
-    async def _answers_thread(self, event: Mapping[str, Any], context: AsyncBoltContext) -> bool:
-        """A follow-up needs no mention in a thread the bot already answers."""
-        tenant = tenant_of(context.team_id, context.enterprise_id)
-        ref = thread_ref(tenant, event["channel"], event["thread_ts"])
-        return await self._conversations.find(ref) is not None
-
     async def _accept(
-        self, body: Mapping[str, Any], event: Mapping[str, Any], context: AsyncBoltContext
+        self, body: Mapping[str, Any], event: Mapping[str, Any], context: AsyncBoltContext,
+        *, follow_up: bool = False,
     ) -> None:
         """Record a message the bot should answer (callers have dropped ignored ones)."""
         tenant = tenant_of(context.team_id, context.enterprise_id)
-        key = message_id(event["channel"], event["ts"])
-        if not await self._first_delivery(body, tenant):
-            # A retry. Drop it unless its answer failed (a redelivery retries it) or its
-            # first delivery died before reaching the inbox.
-            item = await self._inbox.find(channel="slack", tenant=tenant, message_id=key)
-            if item is not None and item.status != "failed":
-                return
         client = context.client or self._clients.shared
         if not self._allowed(event):
             await self._refuse(client, event)
@@ -173,13 +157,16 @@ class SlackChannel:
             event, workspace=workspace, bot_user_id=context.bot_user_id,
             sender=sender, user_names=names,
         )
-        outcome = await self._inbox.record(message)
-        if not isinstance(outcome, Duplicate):
-            thread = message.conversation.thread or event["ts"]
-            self._early.start(message.id, client, event["channel"], thread)
-            self._notify()
+        event_id = body.get("event_id")
+        outcome = await self._inbox.accept(Acceptance(
+            message=message, delivery=f"{tenant}/{event_id}" if event_id else None,
+            follow_up=follow_up,
+        ))
+        if isinstance(outcome, Recorded | Requeued):
+            self._work_added()
 
     async def _first_delivery(self, body: Mapping[str, Any], tenant: str) -> bool:
+        """For events that are not messages (App Home): drop Slack's retries."""
         event_id = body.get("event_id")
         if not event_id:
             return True
@@ -224,6 +211,7 @@ class SlackChannel:
             id=sender_id(tenant, user),
             name=me.name if me else None,
             email=me.email if me else None,
+            time_zone=me.time_zone if me else None,
         )
         return sender, names
 

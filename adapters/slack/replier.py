@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.blocks import answer_footer
 from adapters.slack.clients import ChannelPacer, SlackClients
 from adapters.slack.mrkdwn import split_message, to_mrkdwn
-from adapters.slack.status import THINKING, EarlyStatus, set_status
+from adapters.slack.status import set_status
 from adapters.slack.translate import SlackTarget, target_of
 from core.inbox import InboxItem
 from core.replies import ReplyDone, ReplyEvent, ReplyFailed, Status, TextDelta, ToolProgress
@@ -34,16 +34,12 @@ _TASK_STATE = {"running": "in_progress", "done": "complete", "failed": "error"}
 
 
 class SlackRepliers:
-    def __init__(self, clients: SlackClients, pacer: ChannelPacer, early: EarlyStatus) -> None:
+    def __init__(self, clients: SlackClients, pacer: ChannelPacer) -> None:
         self._clients = clients
         self._pacer = pacer
-        self._early = early
 
     def replier_for(self, item: InboxItem) -> SlackReplier:
-        return SlackReplier(
-            target_of(item.message), self._clients, self._pacer,
-            early=self._early, message_id=item.message.id,
-        )
+        return SlackReplier(target_of(item.message), self._clients, self._pacer)
 
 
 class SlackReplier:
@@ -53,12 +49,8 @@ class SlackReplier:
         clients: SlackClients,
         pacer: ChannelPacer,
         *,
-        early: EarlyStatus | None = None,
-        message_id: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._early = early
-        self._message_id = message_id
         self._target = target
         self._clients = clients
         self._pacer = pacer
@@ -75,10 +67,6 @@ class SlackReplier:
         self._unsent_tasks: list[str] = []
 
     async def send(self, event: ReplyEvent) -> None:
-        if self._early is not None:
-            early, self._early = self._early, None
-            if await early.taken_over(self._message_id):
-                self._status = THINKING
         match event:
             case Status(text=text):
                 await self._set_status(text)

@@ -1,4 +1,5 @@
 """Who a Slack user is (name, email, time zone), from `users.info`, cached with a TTL.
+What it tells rides with the message as its `Sender`; `begin_turn` keeps it in the profile.
 
 Concurrent lookups of one user share a single request; a failed lookup is remembered
 briefly so a burst of messages does not hammer the API, and the message is answered
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +31,6 @@ class SlackUser:
     is_bot: bool = False
 
 
-OnFetched = Callable[[SlackUser], Awaitable[None]]
-
-
 class SlackUsers:
     def __init__(
         self,
@@ -40,13 +38,11 @@ class SlackUsers:
         ttl: float = 3600.0,
         failure_ttl: float = 60.0,
         timeout: float = 2.0,
-        on_fetched: OnFetched | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ttl = ttl
         self._failure_ttl = failure_ttl
         self._timeout = timeout
-        self._on_fetched = on_fetched
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[float, SlackUser | None]] = {}
         self._pending: dict[tuple[str, str], asyncio.Future[SlackUser | None]] = {}
@@ -87,11 +83,6 @@ class SlackUsers:
             self._cache[(team, user_id)] = (self._clock() + self._failure_ttl, None)
             return None
         self._cache[(team, user_id)] = (self._clock() + self._ttl, user)
-        if self._on_fetched is not None:
-            try:
-                await self._on_fetched(user)
-            except Exception:
-                log.warning("could not store the profile of %s", user_id, exc_info=True)
         return user
 
 

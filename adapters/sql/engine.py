@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from sqlalchemy import Table, event
+from sqlalchemy import Connection, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -175,3 +175,57 @@ def _log_orphaned_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and (error := task.exception()) is not None:
         log.warning("a database operation failed after its caller was cancelled",
                     exc_info=error)
+
+
+class Executor(Protocol):
+    """Runs units of work (`adapters/sql/units.py`), each in exactly one transaction."""
+
+    units: int  # units run, and transactions committed, for the benchmarks
+    commits: int
+
+    async def run(self, unit: Callable[[Connection], T], what: str) -> T: ...
+
+    async def aclose(self) -> None: ...
+
+
+class EngineExecutor:
+    """PostgreSQL: each unit in its own transaction through `AsyncConnection.run_sync`.
+    A caller's cancellation returns at once while the transaction still ends in COMMIT or
+    ROLLBACK (see `uninterrupted`)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self.units = 0
+        self.commits = 0
+
+    async def run(self, unit: Callable[[Connection], T], what: str) -> T:
+        self.units += 1
+        task = asyncio.create_task(self._run(unit, what))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_log_orphaned_failure)
+            raise
+
+    async def _run(self, unit: Callable[[Connection], T], what: str) -> T:
+        async with transaction(self._engine, what) as conn:
+            result = await conn.run_sync(unit)
+        self.commits += 1
+        return result
+
+    async def aclose(self) -> None:
+        await drain(self)
+
+
+def create_executor(url: str, engine: AsyncEngine) -> Executor:
+    """SQLite: one writer thread on the sync driver with group commit; PostgreSQL: the
+    async engine (asyncpg)."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        from adapters.sql.writer import SqliteWriter, sqlite_sync_engine
+
+        return SqliteWriter(sqlite_sync_engine(parsed))
+    return EngineExecutor(engine)

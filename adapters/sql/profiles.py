@@ -7,15 +7,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql.engine import insert, single_statement, transaction, uninterrupted
+from adapters.sql.rows import profile_values, to_profile
 from adapters.sql.tables import profiles
 from adapters.sql.types import utcnow
 from core.profiles import Profile
-
-_FIELDS = ("name", "email", "title", "department", "time_zone", "preferences")
 
 
 class SqlProfileStore:
@@ -29,14 +28,14 @@ class SqlProfileStore:
         query = select(profiles).where(profiles.c.id == sender_id)
         async with single_statement(self._engine, f"reading profile {sender_id}") as conn:
             row = (await conn.execute(query)).one_or_none()
-        return None if row is None else _profile(row)
+        return None if row is None else to_profile(row)
 
     @uninterrupted
     async def upsert(self, profile: Profile) -> Profile:
         now = self._now()
         stmt = (
             insert(self._engine, profiles)
-            .values({**_values(profile), "id": profile.id, "updated_at": now})
+            .values({**profile_values(profile), "id": profile.id, "updated_at": now})
             .on_conflict_do_nothing(index_elements=["id"])
         )
         # The row lock (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises anyway) makes
@@ -45,19 +44,11 @@ class SqlProfileStore:
         async with transaction(self._engine, f"saving profile {profile.id}") as conn:
             if (await conn.execute(stmt)).rowcount == 1:
                 return profile
-            merged = _profile((await conn.execute(stored)).one()).merged(profile)
+            merged = to_profile((await conn.execute(stored)).one()).merged(profile)
             await conn.execute(
                 update(profiles)
                 .where(profiles.c.id == profile.id)
-                .values({**_values(merged), "updated_at": now})
+                .values({**profile_values(merged), "updated_at": now})
             )
         return merged
-
-
-def _values(profile: Profile) -> dict[str, Any]:
-    return {name: getattr(profile, name) for name in _FIELDS}
-
-
-def _profile(row: Row[Any]) -> Profile:
-    return Profile(id=row.id, **{name: getattr(row, name) for name in _FIELDS})
 

@@ -82,6 +82,9 @@ inbox = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", UtcDateTime, nullable=True),
     Column("last_error", String(256), nullable=True),
+    # The platform's id of the delivery first recorded, where it differs from the message
+    # id (Slack's event_id): only a retry of that delivery re-queues a failed item.
+    Column("delivery_key", String(256), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("channel", "tenant", "message_key"),

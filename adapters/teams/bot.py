@@ -30,7 +30,7 @@ from adapters.teams.translate import (
     to_inbound,
 )
 from core.feedback import Feedback
-from core.inbox import Duplicate
+from core.inbox import Acceptance, Recorded, Requeued
 from core.messages import Sender
 from core.ports import (
     ConversationReferences,
@@ -73,8 +73,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         feedback: FeedbackStore,
         sent_messages: SentMessages,
         roster: TeamsRoster,
-        notify: Callable[[], None],
-        on_accepted: Callable[[dict[str, Any]], None] | None = None,
+        work_added: Callable[[], None],
         tickets: TicketService | None = None,
         references: ConversationReferences | None = None,
     ) -> None:
@@ -84,8 +83,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         self._feedback = feedback
         self._sent = sent_messages
         self._roster = roster
-        self._notify = notify
-        self._on_accepted = on_accepted
+        self._work_added = work_added
         self._tickets = tickets
         self._references = references
         self._remembered: set[tuple[str, str]] = set()
@@ -110,15 +108,19 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
             return
         if self._tickets is not None and tickets.is_form_submit(activity.get("value")):
             # A card's submit: no mention, even in a channel.
-            await self._ticket(turn_context, activity, form=activity["value"])
+            await self._ticket_submit(turn_context, activity, activity["value"])
             return
         personal = conversation_type(activity) == "personal"
         if not personal and not mentions_bot(activity):
             return  # Teams only sends these with resource-specific consent; not for us
         text = clean_text(activity)
         if self._tickets is not None and tickets.is_ticket_text(text):
-            await self._ticket(turn_context, activity, text=text)
-            return
+            if tickets.wants_form(text):
+                await self._ticket_form(turn_context, activity)
+                return
+            # Typed commands go the way of every message (and every channel): stored in
+            # the thread, answered once, by the ticket service rather than the model.
+            text = tickets.as_command(text)
         if text.lower().lstrip("/") in _COMMAND_NAMES:
             if await self._first(activity, "help"):
                 await turn_context.send_activity(help_text(self._config.bot_name))
@@ -128,20 +130,21 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         reference = TurnContext.get_conversation_reference(turn_context.activity).serialize()
         # Teams delivers the same activity again after ~15 s: the inbox refuses the copy
         # (a copy of one whose answer failed is queued again).
-        outcome = await self._inbox.record(
-            to_inbound(activity, sender=sender, reference=reference)
-        )
-        if not isinstance(outcome, Duplicate):
-            self._notify()
-            if self._on_accepted is not None:
-                self._on_accepted(reference)
+        message = to_inbound(activity, sender=sender, reference=reference, text=text)
+        outcome = await self._inbox.accept(Acceptance(message=message))
+        if isinstance(outcome, Recorded | Requeued):
+            self._work_added()
         await self._remember(activity, reference)
 
-    async def _ticket(
-        self, turn_context: TurnContext, activity: Mapping[str, Any], *,
-        text: str = "", form: Mapping[str, Any] | None = None,
+    async def _ticket_form(self, turn_context: TurnContext, activity: Mapping[str, Any]) -> None:
+        """The form card, sent within the request; a redelivery is answered once."""
+        if await self._first(activity, "ticket"):
+            await tickets.send_form(turn_context)
+
+    async def _ticket_submit(
+        self, turn_context: TurnContext, activity: Mapping[str, Any], form: Mapping[str, Any]
     ) -> None:
-        """Answered within the request (no model); a redelivery is answered once."""
+        """A filled-in form: answered within the request (no model); once."""
         assert self._tickets is not None
         if not await self._first(activity, "ticket"):
             return
@@ -150,10 +153,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         origin = thread_ref(tenant, activity["conversation"]["id"])
         reference = TurnContext.get_conversation_reference(turn_context.activity).serialize()
         await self._remember(activity, reference)
-        if form is not None:
-            await tickets.answer_submit(turn_context, self._tickets, sender, form, origin)
-        else:
-            await tickets.answer_text(turn_context, self._tickets, sender, text, origin)
+        await tickets.answer_submit(turn_context, self._tickets, sender, form, origin)
 
     async def _remember(self, activity: Mapping[str, Any], reference: dict[str, Any]) -> None:
         """Keep how to reach this conversation for notices (a ticket's status changing):

@@ -3,7 +3,8 @@
 A roster lookup is one connector call made while Teams waits for our answer to its
 request, so it is cached (an hour; a failure for a minute), made once at a time per
 person, bounded by a short timeout, and never fatal: without it the message is still
-answered, only without the sender's email.
+answered, only without the sender's email. What it finds rides with the message as its
+`Sender`; `begin_turn` keeps it in the profile.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from botbuilder.schema.teams import TeamsChannelAccount
@@ -32,14 +32,10 @@ class Member:
     email: str | None
 
 
-OnFetched = Callable[[Member], Awaitable[None]]
-
-
 class TeamsRoster:
-    def __init__(self, *, on_fetched: OnFetched | None = None) -> None:
+    def __init__(self) -> None:
         self._cache: dict[tuple[str, str], tuple[float, Member | None]] = {}
         self._pending: dict[tuple[str, str], asyncio.Future[Member | None]] = {}
-        self._on_fetched = on_fetched
 
     async def get(
         self, client: ConnectorClient, *, tenant: str, conversation_id: str, member_id: str,
@@ -84,9 +80,4 @@ class TeamsRoster:
             email=account.email,
         )
         self._cache[key] = (time.monotonic() + FOUND_TTL, member)
-        if self._on_fetched is not None:
-            try:
-                await self._on_fetched(member)
-            except Exception:
-                log.warning("could not save the profile of a Teams member", exc_info=True)
         return member

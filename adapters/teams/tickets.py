@@ -1,6 +1,7 @@
-"""Tickets in Teams: `ticket …` typed to the bot (the same grammar as `/ticket` elsewhere)
-and an Adaptive Card form, whose submit comes back to the bot as a message carrying the
-card's values; it is answered with a card, or the form again with errors by the fields."""
+"""Tickets in Teams: `ticket …` typed to the bot (the same grammar as `/ticket` elsewhere,
+answered through the inbox like any message) and an Adaptive Card form, whose submit comes
+back to the bot as a message carrying the card's values; it is answered with a card, or
+the form again with errors by the fields."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from typing import Any
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
 
-from adapters.teams.render import to_teams_markdown
 from core.messages import ConversationRef, Sender
-from core.tickets.commands import run_ticket_command, status_label
+from core.tickets.commands import status_label
 from core.tickets.model import (
     DESCRIPTION_MAX,
     PRIORITIES,
@@ -36,17 +36,19 @@ def is_form_submit(value: object) -> bool:
     return isinstance(value, Mapping) and value.get("action") == FORM_ACTION
 
 
-async def answer_text(
-    turn_context: TurnContext, service: TicketService, sender: Sender, text: str,
-    origin: ConversationRef,
-) -> None:
-    words = text.strip().split()
-    rest = words[1:]
-    if not rest or (rest[0].lower() in ("new", "create", "open") and len(rest) == 1):
-        await _send_card(turn_context, form_card())
-        return
-    answer = await run_ticket_command(service, sender, "/ticket " + " ".join(rest), origin=origin)
-    await turn_context.send_activity(MessageFactory.text(to_teams_markdown(answer)))
+def wants_form(text: str) -> bool:
+    """`ticket` alone (or `ticket new` without a title) asks for the form card."""
+    rest = text.strip().split()[1:]
+    return not rest or (rest[0].lower() in ("new", "create", "open") and len(rest) == 1)
+
+
+def as_command(text: str) -> str:
+    """`ticket list` (how Teams shows the bot's commands) in the core's grammar."""
+    return "/ticket " + " ".join(text.strip().split()[1:])
+
+
+async def send_form(turn_context: TurnContext) -> None:
+    await _send_card(turn_context, form_card())
 
 
 async def answer_submit(

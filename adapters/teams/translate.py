@@ -89,17 +89,19 @@ def sent_at(activity: Mapping[str, Any]) -> datetime:
 
 
 def to_inbound(
-    activity: Mapping[str, Any], *, sender: Sender, reference: Mapping[str, Any]
+    activity: Mapping[str, Any], *, sender: Sender, reference: Mapping[str, Any],
+    text: str | None = None,
 ) -> InboundMessage:
     """`reference` is the conversation reference the worker answers through, kept with
-    the inbox item so an answer survives a restart."""
+    the inbox item so an answer survives a restart. `text`: the message's text when the
+    caller has read it already (a command rewritten into the core's grammar)."""
     tenant = tenant_of(activity)
     kind = conversation_type(activity)
     return InboundMessage(
         id=message_id(activity),
         conversation=thread_ref(tenant, activity["conversation"]["id"]),
         sender=sender,
-        text=clean_text(activity) or EMPTY_MENTION,
+        text=(clean_text(activity) if text is None else text) or EMPTY_MENTION,
         sent_at=sent_at(activity),
         is_direct=kind == "personal",
         channel_data={

@@ -8,20 +8,23 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from adapters.web.auth import WebAuth
-from core.ports import ConversationStore, Inbox, ProfileStore
+from core.ports import ConversationStore, Inbox
+from core.relay import ReplyRelay
 from core.tickets.service import TicketService
-from core.worker import Worker
 
 Probe = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, kw_only=True)
 class WebChannel:
+    """`relay` brings the answer back from whichever process answers; `work_added` tells
+    the workers a message was recorded."""
+
     name: str
     conversations: ConversationStore
     inbox: Inbox
-    profiles: ProfileStore
-    worker: Worker
+    relay: ReplyRelay
+    work_added: Callable[[], None]
     tickets: TicketService
     auth: WebAuth
     probes: Mapping[str, Probe]

@@ -1,5 +1,5 @@
-"""Repliers for the web: server-sent events, a collector for JSON answers, and a
-history-only replier for answers nobody is waiting for (retried after a restart)."""
+"""Repliers for the web request that waits: server-sent events, or a collector for the
+JSON answer. (The worker reaches them through the reply relay, `core/relay.py`.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 from aiohttp_sse import EventSourceResponse
 
 from adapters.web.render import to_html
-from core.inbox import InboxItem
 from core.replies import ReplyDone, ReplyEvent, ReplyFailed, Status, TextDelta, ToolProgress
 
 log = logging.getLogger(__name__)
@@ -81,17 +80,3 @@ class CollectingReplier:
                 self.failed = event
             case _:
                 pass
-
-
-class HistoryOnlyReplier:
-    """For a web or terminal message answered by the background worker (its request is
-    gone, e.g. after a restart): the answer lands in the conversation's history."""
-
-    async def send(self, event: ReplyEvent) -> None:
-        if isinstance(event, ReplyFailed):
-            log.warning("a retried web message failed again (reference %s)", event.reference)
-
-
-class HistoryOnlyRepliers:
-    def replier_for(self, item: InboxItem) -> HistoryOnlyReplier:
-        return HistoryOnlyReplier()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,20 +18,33 @@ from pydantic import BaseModel, ConfigDict, Field
 from adapters.web import tickets
 from adapters.web.body import read_body
 from adapters.web.channel import WEB_CHANNEL, Probe, WebChannel
-from adapters.web.commands import TicketCommands
 from adapters.web.errors import json_error, json_errors
 from adapters.web.render import to_html
 from adapters.web.replier import CollectingReplier, SseReplier, done_body
-from core.inbox import Duplicate, RecordOutcome
+from core.inbox import (
+    Acceptance,
+    Duplicate,
+    NotFollowed,
+    NotYours,
+    Recorded,
+    RecordOutcome,
+    Requeued,
+)
 from core.messages import ConversationRef, InboundMessage, Sender
-from core.ports import ProfileStore, Replier
-from core.profiles import Profile
-from core.replies import ReplyDone
+from core.ports import Replier
+from core.relay import REPLY_TO
+from core.replies import ReplyDone, ReplyEvent, ReplyFailed
 from core.threads import Conversation, Turn
 
 log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).parent / "static" / "index.html"
+FIRST_EVENT_SECONDS = 60.0  # for a worker to start on the message
+NEXT_EVENT_SECONDS = 300.0  # between two events of an answer (a long tool, a slow model)
+NO_WORKER = (
+    "Sorry, nobody could start on your message just now. It is kept, and the answer will "
+    "appear in this conversation."
+)
 __all__ = ["WEB_CHANNEL", "WebChannel", "add_web_routes"]
 
 
@@ -94,10 +107,14 @@ async def _probe(name: str, probe: Probe) -> str:
 
 
 async def chat(request: web.Request) -> web.Response:
-    channel, message, conv = await _accept(request)
+    channel, acceptance = await _accept(request)
     replier = CollectingReplier()
-    outcome = await _answer_now(channel, message, replier)
-    ids = {"conversation_id": conv.id, "message_id": _client_id(message)}
+    async with channel.relay.waiting(acceptance.message.id) as events:
+        outcome = await _record(channel, acceptance)
+        ids = {"conversation_id": outcome.conversation_id,
+               "message_id": _client_id(acceptance.message)}
+        if not isinstance(outcome, Duplicate):
+            await _pump(events, replier)
     if replier.failed is not None:
         return web.json_response(
             {"error": replier.failed.text, "reference": replier.failed.reference,
@@ -109,37 +126,55 @@ async def chat(request: web.Request) -> web.Response:
 
 
 async def chat_stream(request: web.Request) -> web.StreamResponse:
-    channel, message, conv = await _accept(request)
-    ids = {"conversation_id": conv.id, "message_id": _client_id(message)}
-    async with sse_response(request, allow_all_methods=True) as response:
-        replier = SseReplier(response, extra=ids)
-        await replier.emit("start", ids)
-        outcome = await _answer_now(channel, message, replier)
-        if isinstance(outcome, Duplicate):
-            try:
-                await replier.send(await _stored_answer(channel, outcome))
-            except web.HTTPConflict:
-                await replier.emit(
-                    "error",
-                    {"error": "This message is already being answered.", "retryable": True, **ids},
-                )
-        response.stop_streaming()
+    channel, acceptance = await _accept(request)
+    async with channel.relay.waiting(acceptance.message.id) as events:
+        outcome = await _record(channel, acceptance)
+        ids = {"conversation_id": outcome.conversation_id,
+               "message_id": _client_id(acceptance.message)}
+        async with sse_response(request, allow_all_methods=True) as response:
+            replier = SseReplier(response, extra=ids)
+            await replier.emit("start", ids)
+            if isinstance(outcome, Duplicate):
+                try:
+                    await replier.send(await _stored_answer(channel, outcome))
+                except web.HTTPConflict:
+                    await replier.emit(
+                        "error",
+                        {"error": "This message is already being answered.", "retryable": True,
+                         **ids},
+                    )
+            else:
+                await _pump(events, replier)
+            response.stop_streaming()
     return response
 
 
-async def _answer_now(
-    channel: WebChannel, message: InboundMessage, replier: Replier
-) -> RecordOutcome:
-    """Typed `/ticket …` is answered by the ticket service without the model; anything
-    else by the worker. Both record the message in the inbox first, so a retried request
-    (same message id) is a `Duplicate` and is never answered twice."""
-    if TicketCommands.handles(message):
-        commands = TicketCommands(
-            tickets=channel.tickets, inbox=channel.inbox, conversations=channel.conversations,
-            owner=channel.worker.owner, lease=channel.worker.lease,
-        )
-        return await commands.answer_now(message, replier)
-    return await channel.worker.answer_now(message, replier)
+async def _record(channel: WebChannel, acceptance: Acceptance) -> Recorded | Requeued | Duplicate:
+    """Accept the message (a retried request with the same message id is a `Duplicate`,
+    never answered twice) and wake the workers."""
+    outcome = await channel.inbox.accept(acceptance)
+    match outcome:
+        case NotYours() | NotFollowed():
+            raise json_error(404, "unknown conversation")
+        case Recorded() | Requeued():
+            channel.work_added()
+    return outcome
+
+
+async def _pump(events: asyncio.Queue[ReplyEvent], replier: Replier) -> None:
+    """Pass the answer's events on until it is done or failed. If no worker starts on it
+    in time, say so: the message is kept and its answer will land in the conversation."""
+    timeout = FIRST_EVENT_SECONDS
+    while True:
+        try:
+            event = await asyncio.wait_for(events.get(), timeout)
+        except TimeoutError:
+            await replier.send(ReplyFailed(text=NO_WORKER, reference="no-worker"))
+            return
+        await replier.send(event)
+        if event.kind in ("done", "failed"):
+            return
+        timeout = NEXT_EVENT_SECONDS
 
 
 async def conversation(request: web.Request) -> web.Response:
@@ -176,38 +211,27 @@ def _turn_json(turn: Turn) -> dict[str, Any]:
     return body
 
 
-async def _accept(request: web.Request) -> tuple[WebChannel, InboundMessage, Conversation]:
+async def _accept(request: web.Request) -> tuple[WebChannel, Acceptance]:
     """Authenticate, validate, and turn the request into an inbound message; every
-    rejection happens here, before anything is stored."""
+    rejection here happens before anything is stored."""
     channel = request.app[WEB_CHANNEL]
     sender = channel.auth.sender(request)
     body = await read_body(request, ChatBody)
     user = sender.id.rsplit(":", 1)[-1]
-    message_id = f"{user}/{body.message_id or uuid.uuid4().hex}"
-    earlier = None
-    if body.message_id:
-        earlier = await channel.inbox.find(channel="web", tenant="local", message_id=message_id)
-    if earlier is not None:
-        # A retry: answer (or re-show the answer) where the message was first sent, even
-        # if the client never learnt that conversation's id.
-        conv = await channel.conversations.get_or_create(
-            earlier.message.conversation, owner=sender.id
-        )
-    elif body.conversation_id:
-        conv = await _own_conversation(channel, body.conversation_id, sender)
-    else:
-        ref = ConversationRef(channel="web", tenant="local", conversation=uuid.uuid4().hex)
-        conv = await channel.conversations.get_or_create(ref, owner=sender.id)
-    await _remember(channel.profiles, sender, body.time_zone)
     message = InboundMessage(
-        id=message_id,
-        conversation=conv.ref,
-        sender=sender,
+        id=f"{user}/{body.message_id or uuid.uuid4().hex}",
+        # Used only if this starts a conversation: a retry is answered where the message
+        # was first sent, and a named conversation is the accept unit's to look up.
+        conversation=ConversationRef(channel="web", tenant="local", conversation=uuid.uuid4().hex),
+        sender=replace(sender, time_zone=_zone(body.time_zone)),
         text=body.message,
         sent_at=datetime.now(UTC),
         is_direct=True,
+        channel_data={REPLY_TO: channel.relay.address},
     )
-    return channel, message, conv
+    return channel, Acceptance(
+        message=message, conversation_id=body.conversation_id, open_conversation=True
+    )
 
 
 async def _own_conversation(
@@ -219,24 +243,21 @@ async def _own_conversation(
     return conv
 
 
-async def _remember(profiles: ProfileStore, sender: Sender, time_zone: str | None) -> None:
-    """Fill in the profile with what the web knows: the user's name and browser time zone."""
-    if time_zone is not None:
-        try:
-            ZoneInfo(time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            time_zone = None
-    stored = await profiles.get(sender.id)
-    update = Profile(id=sender.id, name=sender.name, time_zone=time_zone)
-    if stored is None or stored.merged(update) != stored:
-        await profiles.upsert(update)
+def _zone(time_zone: str | None) -> str | None:
+    """The browser's time zone, if it names one (kept in the sender's profile)."""
+    if time_zone is None:
+        return None
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return time_zone
 
 
 async def _stored_answer(channel: WebChannel, outcome: RecordOutcome) -> ReplyDone:
     """The answer already given to this message (a retried request is not answered twice)."""
     item_id = outcome.item_id if isinstance(outcome, Duplicate) else outcome.item.id
-    turns = await channel.conversations.turns_for_item(item_id)
-    final = next((t for t in reversed(turns) if t.role == "assistant" and not t.tool_calls), None)
+    final = await channel.inbox.answer_of(item_id)
     if final is None:
         raise json_error(409, "this message is already being answered; retry later")
     return ReplyDone(text=final.content, citations=final.citations, turn_id=final.id)

@@ -88,7 +88,7 @@ async def read_events(response: ClientResponse) -> list[tuple[str, dict[str, Any
 
 async def settled(app: TestClient[Any, Any]) -> None:
     """Wait until the worker has nothing left pending or in progress."""
-    engine = services(app).engine
+    engine = services(app).stores.engine
     for _ in range(500):
         async with engine.connect() as conn:
             busy = (await conn.execute(

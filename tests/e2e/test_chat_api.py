@@ -132,7 +132,7 @@ async def test_the_same_message_id_is_answered_once(client: Client, llm: FakeOpe
 
 
 async def _stored_rows(client: Client) -> tuple[int, int]:
-    async with services(client).engine.connect() as conn:
+    async with services(client).stores.engine.connect() as conn:
         items = await conn.scalar(select(func.count()).select_from(inbox))
         stored = await conn.scalar(select(func.count()).select_from(turns))
     return items, stored

@@ -13,7 +13,16 @@ import pytest
 from bots.bootstrap import Switchboard, bootstrap
 from bots.settings import load_settings
 from core.errors import ModelError
-from core.inbox import Duplicate, InboxItem, Recorded, Requeued
+from core.inbox import (
+    Acceptance,
+    Claim,
+    Duplicate,
+    Exhausted,
+    InboxItem,
+    Recorded,
+    Requeued,
+    Started,
+)
 from core.messages import ConversationRef, InboundMessage, Sender
 from core.profiles import Profile
 from core.replies import ReplyDone, ReplyFailed, Status, ToolProgress
@@ -47,7 +56,7 @@ async def sb(tmp_path: Path, model: ScriptedChatModel) -> AsyncIterator[Switchbo
 
 async def answer(sb: Switchboard, msg: InboundMessage) -> RecordingReplier:
     replier = RecordingReplier()
-    await sb.worker.answer_now(msg, replier)
+    await sb.worker.answer_now(Acceptance(message=msg), replier)
     return replier
 
 
@@ -126,7 +135,7 @@ async def test_the_same_message_is_answered_once(sb: Switchboard, model: Scripte
     model.steps = [says("Once.")]
     await answer(sb, message("hi"))
     replier = RecordingReplier()
-    outcome = await sb.worker.answer_now(message("hi"), replier)
+    outcome = await sb.worker.answer_now(Acceptance(message=message("hi")), replier)
     assert isinstance(outcome, Duplicate) and outcome.status == "done"
     assert replier.events == [] and len(model.requests) == 1
 
@@ -152,29 +161,38 @@ async def test_history_and_profile_reach_the_model(sb: Switchboard, model: Scrip
     assert "Europe/London" in sent[0].content and "name: Ada" in sent[0].content
 
 
-async def test_a_message_answered_before_a_crash_is_not_answered_again(
+async def test_a_crash_between_begin_and_finish_is_answered_once_after_restart(
     sb: Switchboard, model: ScriptedChatModel
 ) -> None:
     model.steps = [says("Answered.")]
-    outcome = await sb.inbox.record(message("hi"), owner="dead", lease=timedelta(0))
+    dead = Claim(owner="dead", lease=timedelta(0))
+    outcome = await sb.inbox.accept(Acceptance(message=message("hi"), claim=dead))
     assert isinstance(outcome, Recorded)
-    # The turn completes but the process dies before marking the item done...
-    await sb.orchestrator.answer(outcome.item, RecordingReplier())
-    # ...so once the lease has expired, another worker claims it.
-    retry = await sb.inbox.claim_item(outcome.item.id, owner="w2", lease=timedelta(minutes=1))
-    assert retry is not None and retry.attempts == 2
+    # The turn begins (the person's turn is stored), then the process dies...
+    first = await sb.inbox.begin_turn(outcome.item.id, dead)
+    assert isinstance(first, Started)
+    # ...so once the lease has expired, another worker claims it and answers, once.
     replier = RecordingReplier()
-    assert await sb.orchestrator.answer(retry, replier) is None
-    assert replier.events == [] and len(model.requests) == 1
+    sb.repliers.register("test", _Fixed(replier))
+    worker = asyncio.create_task(sb.worker.run())
+    try:
+        await asyncio.wait_for(replier.finished.wait(), timeout=10)
+    finally:
+        worker.cancel()
+    assert replier.events[-1].kind == "done" and len(model.requests) == 1
+    turns = await sb.conversations.recent_turns(first.conversation.id, 10)
+    assert [(t.role, t.content) for t in turns] == [("user", "hi"), ("assistant", "Answered.")]
+    item = await sb.inbox.get(outcome.item.id)
+    assert item is not None and item.status == "done" and item.attempts == 2
 
 
 async def test_work_left_by_a_crashed_process_is_claimed_and_answered(
     sb: Switchboard, model: ScriptedChatModel
 ) -> None:
     model.steps = [says("Recovered.")]
-    await sb.inbox.record(message("are you there?"))
+    await sb.inbox.accept(Acceptance(message=message("are you there?")))
     # A process claimed it and died: its lease has already expired.
-    [dead] = await sb.inbox.claim(owner="dead-process", lease=timedelta(0), limit=1)
+    [dead] = await sb.inbox.begin_turns(Claim(owner="dead-process", lease=timedelta(0)), limit=1)
     replier = RecordingReplier()
     sb.repliers.register("test", _Fixed(replier))
     worker = asyncio.create_task(sb.worker.run())
@@ -183,23 +201,24 @@ async def test_work_left_by_a_crashed_process_is_claimed_and_answered(
     finally:
         worker.cancel()
     assert replier.events[-1].kind == "done"
-    item = await sb.inbox.get(dead.id)
+    item = await sb.inbox.get(dead.item.id)
     assert item is not None and item.status == "done" and item.attempts == 2
 
 
 async def test_a_message_that_keeps_failing_gets_a_final_apology(
     sb: Switchboard, model: ScriptedChatModel
 ) -> None:
-    await sb.inbox.record(message("cursed"))
+    await sb.inbox.accept(Acceptance(message=message("cursed")))
     for n in range(3):
-        await sb.inbox.claim(owner=f"dead-{n}", lease=timedelta(0), limit=1)
-    [item] = await sb.inbox.claim(owner=sb.worker.owner, lease=timedelta(minutes=1), limit=1)
+        await sb.inbox.begin_turns(Claim(owner=f"dead-{n}", lease=timedelta(0)), limit=1)
+    [start] = await sb.inbox.begin_turns(sb.worker.claim, limit=1)
+    assert isinstance(start, Exhausted)
     replier = RecordingReplier()
-    await sb.worker.process(item, replier)
+    await sb.worker.process(start, replier)
     assert replier.kinds() == ["failed"] and model.requests == []
-    stored = await sb.inbox.get(item.id)
+    stored = await sb.inbox.get(start.item.id)
     assert stored is not None and stored.status == "failed"
-    outcome = await sb.inbox.record(message("cursed"))
+    outcome = await sb.inbox.accept(Acceptance(message=message("cursed")))
     assert isinstance(outcome, Requeued)
 
 

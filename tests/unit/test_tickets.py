@@ -12,6 +12,7 @@ import pytest
 
 from bots.bootstrap import Switchboard, bootstrap
 from bots.settings import load_settings
+from core.inbox import Acceptance
 from core.messages import ConversationRef, InboundMessage, Sender
 from core.replies import ReplyDone
 from core.tickets.commands import run_ticket_command
@@ -129,7 +130,7 @@ def message(text: str, sender: Sender, mid: str) -> InboundMessage:
 
 async def answer(sb: Switchboard, msg: InboundMessage) -> RecordingReplier:
     replier = RecordingReplier()
-    await sb.worker.answer_now(msg, replier)
+    await sb.worker.answer_now(Acceptance(message=msg), replier)
     return replier
 
 

@@ -166,21 +166,8 @@ async def test_tool_calls_and_citations_round_trip(conversations: SqlConversatio
         (n.role, n.content, n.tool_calls, n.tool_call_id, n.tokens, n.citations) for n in batch
     ]
     assert stored == await conversations.recent_turns(conversation.id, 10)
-    assert stored == await conversations.turns_for_item(41)
     assert [t.id for t in stored] == sorted(t.id for t in stored)
     assert stored[1].as_message().tool_calls == (call,)
-
-
-async def test_turns_for_item_are_only_that_items_turns(
-    conversations: SqlConversationStore,
-) -> None:
-    conversation = await conversations.get_or_create(WEB, owner="web:local:ada")
-    for item_id, text in ((1, "a"), (2, "b")):
-        turn = NewTurn(role="user", content=text, inbox_item_id=item_id)
-        await conversations.add_turns(conversation.id, [turn])
-
-    assert [t.content for t in await conversations.turns_for_item(2)] == ["b"]
-    assert await conversations.turns_for_item(3) == []
 
 
 async def test_a_failing_batch_writes_no_turn(

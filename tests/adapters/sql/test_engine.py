@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from adapters.sql import migrate
-from adapters.sql.engine import create_engine, sqlite_url
+from adapters.sql.engine import EngineExecutor, create_engine, sqlite_url
 from adapters.sql.inbox import SqlInbox
 from core.errors import ConfigurationError, StorageError
 
@@ -72,6 +72,6 @@ async def test_an_unreachable_database_is_a_storage_error() -> None:
     engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
     try:
         with pytest.raises(StorageError, match="reading item 1 failed"):
-            await SqlInbox(engine).get(1)
+            await SqlInbox(EngineExecutor(engine)).get(1)
     finally:
         await engine.dispose()

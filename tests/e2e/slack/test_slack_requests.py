@@ -15,7 +15,7 @@ from tests.fakes.slack_api import FakeSlack
 
 
 async def inbox_size(app: TestClient[Any, Any]) -> int:
-    async with services(app).engine.connect() as conn:
+    async with services(app).stores.engine.connect() as conn:
         return int((await conn.execute(text("SELECT count(*) FROM inbox"))).scalar_one())
 
 

@@ -128,7 +128,7 @@ async def test_an_answer_survives_a_restart_through_the_stored_reference(
     async with serving(settings) as second:
         message = await connector.wait_for_text("Yes, after a restart.", timeout=10)
         await settled(second)
-        async with services(second).engine.connect() as conn:
+        async with services(second).stores.engine.connect() as conn:
             statuses = (await conn.execute(text("SELECT status FROM inbox"))).scalars().all()
     gate.set()
     assert message.reply_to_id == personal(connector, "")["id"]
@@ -141,7 +141,7 @@ async def test_activities_from_a_tenant_not_allowed_are_ignored(
     async with serving(teams_settings(teams_allowed_tenants="another-tenant")) as app:
         response = await post_activity(app, identity, personal(connector, "hello"))
         await settled(app)
-        async with services(app).engine.connect() as conn:
+        async with services(app).stores.engine.connect() as conn:
             stored = (await conn.execute(text("SELECT count(*) FROM inbox"))).scalar()
 
     assert response.status == 200

@@ -26,7 +26,7 @@ from tests.fakes.openai_server import FakeOpenAI
 
 
 async def stored(app: TestClient[Any, Any]) -> int:
-    async with services(app).engine.connect() as conn:
+    async with services(app).stores.engine.connect() as conn:
         return int((await conn.execute(text("SELECT count(*) FROM inbox"))).scalar() or 0)
 
 

@@ -1,0 +1,59 @@
+"""The Teams channel put together from its configuration and the core's ports: the
+authenticated adapter (inbound checks, outbound connectors and tokens) for everything;
+the bot where activities are received; the repliers where they are answered; notices
+either way."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from adapters.teams.adapter import TeamsAdapter, TeamsAuthentication
+from adapters.teams.bot import TeamsBot
+from adapters.teams.config import TeamsConfig
+from adapters.teams.credentials import AppTokens
+from adapters.teams.notices import TeamsNotices
+from adapters.teams.replier import TeamsRepliers
+from adapters.teams.roster import TeamsRoster
+from core.ports import ConversationReferences, DeliveryLog, FeedbackStore, Inbox, SentMessages
+from core.tickets.service import TicketService
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TeamsWiring:
+    adapter: TeamsAdapter
+    bot: TeamsBot | None  # receiving (the web role); None in a worker
+    repliers: TeamsRepliers
+    notices: TeamsNotices
+
+
+@contextlib.asynccontextmanager
+async def teams_wiring(
+    config: TeamsConfig,
+    *,
+    receive: bool,
+    inbox: Inbox,
+    deliveries: DeliveryLog,
+    feedback: FeedbackStore,
+    sent_messages: SentMessages,
+    references: ConversationReferences,
+    tickets: TicketService | None,
+    work_added: Callable[[], None],
+) -> AsyncIterator[TeamsWiring]:
+    timeout = aiohttp.ClientTimeout(total=30, connect=10)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        authentication = TeamsAuthentication(config, session, AppTokens.for_config(config))
+        adapter = TeamsAdapter(authentication)
+        repliers = TeamsRepliers(adapter, app_id=config.app_id, sent=sent_messages)
+        bot = TeamsBot(
+            config=config, inbox=inbox, deliveries=deliveries, feedback=feedback,
+            sent_messages=sent_messages, roster=TeamsRoster(), work_added=work_added,
+            tickets=tickets, references=references,
+        ) if receive else None
+        yield TeamsWiring(
+            adapter=adapter, bot=bot, repliers=repliers,
+            notices=TeamsNotices(repliers, references),
+        )

@@ -1,0 +1,118 @@
+"""`switchboard chat`: the terminal loop. Each line is a message from the person at the
+keyboard, accepted and answered like any other channel's (the same `accept` policy, the
+same orchestrator), in this process and shown as it streams."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import socket
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from adapters.terminal.replier import TerminalReplier
+from core.inbox import Acceptance
+from core.messages import ConversationRef, InboundMessage, Sender
+from core.ports import ConversationStore
+from core.threads import Conversation
+from core.worker import Worker
+
+CHANNEL = "cli"
+HELP = (
+    "Type a message and press Enter. /new starts a new thread, /ticket help shows the "
+    "ticket commands, /quit leaves."
+)
+
+
+async def chat_loop(
+    *,
+    name: str,
+    worker: Worker,
+    conversations: ConversationStore,
+    lines: TextIO,
+    out: TextIO,
+    sender: Sender | None = None,
+) -> None:
+    sender = sender or local_sender()
+    conv = await conversations.latest(channel=CHANNEL, owner=sender.id)
+    if conv is None:
+        ref = _new_thread()
+        out.write(f"{name} — {HELP}\n\n")
+    else:
+        ref = conv.ref
+        await _show_recent(conversations, conv, name, out)
+    replier = TerminalReplier(out)
+    interactive = lines.isatty()
+    while True:
+        if interactive:
+            out.write("you> ")
+            out.flush()
+        line = await asyncio.to_thread(lines.readline)
+        if not line:
+            break
+        text = line.strip()
+        if text in ("/quit", "/exit"):
+            break
+        if text == "/new":
+            ref = _new_thread()
+            out.write("Started a new thread.\n\n")
+            continue
+        if text in ("/help", "?"):
+            out.write(HELP + "\n")
+            continue
+        if not text:
+            continue
+        message = InboundMessage(
+            id=uuid.uuid4().hex, conversation=ref, sender=sender, text=text,
+            sent_at=datetime.now(UTC), is_direct=True,
+        )
+        # `/ticket …` is answered by the ticket service, anything else by the model: the
+        # orchestrator decides, as for every channel.
+        await worker.answer_now(Acceptance(message=message), replier)
+
+
+def _new_thread() -> ConversationRef:
+    return ConversationRef(channel=CHANNEL, tenant=socket.gethostname(),
+                           conversation=uuid.uuid4().hex)
+
+
+async def _show_recent(
+    conversations: ConversationStore, conv: Conversation, name: str, out: TextIO
+) -> None:
+    turns = [t for t in await conversations.recent_turns(conv.id, 20) if t.content]
+    out.write(f"Continuing your last thread ({HELP})\n")
+    for t in [t for t in turns if t.role in ("user", "assistant")][-6:]:
+        who = "you" if t.role == "user" else name.lower()
+        out.write(f"{who}> {t.content}\n")
+    out.write("\n")
+
+
+def local_sender() -> Sender:
+    """The person at this keyboard: the OS user, with the machine's time zone."""
+    user = getpass.getuser()
+    return Sender(id=f"{CHANNEL}:{socket.gethostname()}:{user}", name=_full_name(user) or user,
+                  time_zone=_local_zone())
+
+
+def _full_name(user: str) -> str | None:
+    try:
+        import pwd
+
+        return pwd.getpwnam(user).pw_gecos.split(",")[0] or None
+    except (ImportError, KeyError):
+        return None
+
+
+def _local_zone() -> str | None:
+    """The IANA name of the machine's time zone, when it can be told."""
+    if os.environ.get("TZ"):
+        return os.environ["TZ"].lstrip(":")
+    try:
+        target = str(Path("/etc/localtime").resolve())
+    except OSError:
+        return None
+    marker = "/zoneinfo/"
+    return target.split(marker, 1)[1] if marker in target else None
