@@ -1,6 +1,7 @@
 """Teams under load: activities with valid channel tokens against `switchboard serve`, end to end.
 
-`switchboard serve` runs as its own process (fresh data directory per scenario), configured
+`switchboard serve` runs as its own process (fresh data directory per scenario; with
+`--layout split`, `switchboard serve --role web` plus `switchboard worker`), configured
 for Teams against fakes served from this process: the channel's OpenID metadata and signing
 keys and a fake Azure AD (both on background threads), the Bot Connector and an
 OpenAI-compatible model (both on this event loop). C clients post activities to
@@ -24,7 +25,8 @@ message elsewhere); first sign of life (POST → the first activity replying to 
 a channel, the informative stream update in a personal chat). Also: replies per second
 (answers / first POST → last answer), duplicates (an activity, redelivered or not, answered
 or streamed into more than once), missing answers (none came for 30 s), non-2xx responses,
-the server's peak RSS (VmHWM) and CPU, and the fake connector's protocol violations.
+the fake connector's protocol violations; and over every process of Switchboard's process
+trees (see `serving.py`): CPU per activity (after the warm-up) and the sum of their peak RSS.
 
     .venv/bin/python benchmarks/teams_load.py            # instant model at 1, 10, 50; slow at 50
     .venv/bin/python benchmarks/teams_load.py --quick    # a smoke run
@@ -64,7 +66,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.serving import pct, proc_stat, switchboard_serve
+from benchmarks.serving import LAYOUTS, pct, serve
 from tests.fakes.bot_framework import ChannelIdentity, ConnectorCall, FakeConnector, FakeLogin
 from tests.fakes.openai_server import FakeOpenAI, Hang
 
@@ -197,9 +199,9 @@ def headers(token: str) -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def switchboard(  # type: ignore[no-untyped-def]
     identity: ChannelIdentity, login: FakeLogin, llm: FakeOpenAI, workdir: Path,
-    extra_env: dict[str, str],
+    extra_env: dict[str, str], layout: str,
 ):
-    """`switchboard serve` configured for Teams against the fakes."""
+    """Switchboard (the commands of `layout`) configured for Teams against the fakes."""
     env = {
         "MicrosoftAppId": APP_ID, "MicrosoftAppPassword": APP_SECRET,
         "MicrosoftAppTenantId": TENANT,
@@ -211,13 +213,13 @@ async def switchboard(  # type: ignore[no-untyped-def]
         "SWITCHBOARD_MODEL": "fake-model", "SWITCHBOARD_LOG_LEVEL": "WARNING",
         **extra_env,
     }
-    async with switchboard_serve(env, workdir) as served:
+    async with serve(LAYOUTS[layout], env, workdir) as served:
         yield served
 
 
 async def run(
     scenario: Scenario, identity: ChannelIdentity, login: FakeLogin, chats: int,
-    extra_env: dict[str, str],
+    extra_env: dict[str, str], layout: str = "all",
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-teams-load-"))
     token_requests = len(login.token_requests)  # the fake Azure AD serves every scenario
@@ -230,24 +232,22 @@ async def run(
                                      name=person.name, email=f"{person.id[3:]}@example.com")
             if scenario.slow:  # every request waits before its first byte, then echoes
                 llm.script(*[Hang(seconds=SLOW_FIRST_TOKEN)] * ((scenario.events + chats + 1) * 3))
-            async with switchboard(identity, login, llm, workdir, extra_env) as (
-                server, url, stderr_path
-            ):
-                _, ready_rss, _ = proc_stat(server.pid)
+            async with switchboard(identity, login, llm, workdir, extra_env, layout) as served:
+                ready = served.sample()
                 tracker = Tracker(connector)
                 token = identity.token(app_id=APP_ID, service_url=connector.base_url)
-                messages_url = f"{url}/api/messages"
+                messages_url = f"{served.url}/api/messages"
                 await warm_up(tracker, messages_url, token, chats)
                 warm_violations = len(connector.violations)
-                _, _, warm_cpu = proc_stat(server.pid)
+                warm = served.sample()
                 result = await load(scenario, tracker, messages_url, token, chats)
-                result["rss_mb"], _, cpu = proc_stat(server.pid)
-                result["ready_rss_mb"], result["server_cpu_s"] = ready_rss, cpu - warm_cpu
-                if server.returncode is not None:
-                    raise RuntimeError(f"switchboard serve died with {server.returncode}")
-            problems = [line for line in stderr_path.read_text(errors="replace").splitlines()
-                        if any(word in line for word in ("WARNING", "ERROR", "Traceback"))]
-            result["stderr"] = problems
+                end = served.sample()
+                served.check_alive()
+            result.update(rss_mb=end.peak_rss_mb, ready_rss_mb=ready.rss_mb,
+                          server_cpu_s=end.cpu_s - warm.cpu_s, processes=end.processes,
+                          alive=end.alive, fleeting=end.fleeting,
+                          left_behind=served.left_behind)
+            result["stderr"] = served.problems()
             result["model_requests"] = len(llm.requests)
             result["violations"] = list(connector.violations)
             result["warm_violations"] = warm_violations
@@ -369,20 +369,34 @@ async def load(
     }
 
 
+def cpu_per_activity(r: dict[str, Any]) -> float:
+    """CPU of all Switchboard processes under load per activity answered (redeliveries are
+    extra work, not extra answers)."""
+    answered = len(r["replies"])
+    return r["server_cpu_s"] * 1000 / answered if answered else float("nan")
+
+
 def row(r: dict[str, Any]) -> str:
     s: Scenario = r["scenario"]
     cells = [s.name, s.events, *(f"{pct(r[k], p):.1f}" for k, p in
              (("acks", 50), ("acks", 99), ("replies", 50), ("replies", 99), ("signs", 50),
               ("signs", 99))),
              f"{r['per_second']:.1f}", r["duplicates"], r["missing"], r["non_2xx"],
-             f"{r['rss_mb']:.0f}"]
+             f"{cpu_per_activity(r):.1f}", f"{r['rss_mb']:.0f}"]
     return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def processes_note(r: dict[str, Any]) -> str:
+    n = r["fleeting"]
+    return f"; {n} short-lived helpers, not in peak RSS" if n else ""
 
 
 def notes(r: dict[str, Any]) -> str:
     s: Scenario = r["scenario"]
     statuses = ", ".join(f"{n}× {status}" for status, n in sorted(r["again_statuses"].items()))
-    text = (f"{s.name}: posting took {r['post_seconds']:.1f} s; under load the server used "
+    text = (f"{s.name}: posting took {r['post_seconds']:.1f} s; under load its "
+            f"{r['processes']} processes ({r['alive']} running at the end"
+            f"{processes_note(r)}) used "
             f"{r['server_cpu_s']:.1f} s of CPU, this process {r['bench_cpu_s']:.1f} s; RSS "
             f"{r['ready_rss_mb']:.0f} MB when ready; {r['personal']} personal-chat "
             f"activities; {r['redelivered']} redelivered ({statuses}; HTTP p50 "
@@ -401,6 +415,8 @@ def notes(r: dict[str, Any]) -> str:
     if r["violations"]:
         text += (f"; {len(r['violations'])} connector protocol violations "
                  f"({r['warm_violations']} in the warm-up), e.g. {r['violations'][0][:160]!r}")
+    if r["left_behind"]:
+        text += f"; {r['left_behind']} processes still ran after the commands exited (ended)"
     if r["stderr"]:
         text += f"; {len(r['stderr'])} warning/error lines, e.g. {r['stderr'][0][:200]!r}"
     return text
@@ -435,6 +451,9 @@ async def main() -> None:
                         help="how many 1:1 chats the personal-chat activities share (default 5)")
     parser.add_argument("--env", nargs="+", default=[], metavar="NAME=VALUE",
                         help="extra settings for the server, e.g. SWITCHBOARD_WORKERS=64")
+    parser.add_argument("--layout", choices=sorted(LAYOUTS), default="all",
+                        help="Switchboard as one command (`serve`, default) or as `serve "
+                             "--role web` plus `worker`")
     args = parser.parse_args()
     extra_env = dict(pair.split("=", 1) for pair in args.env)
     started = time.monotonic()
@@ -443,15 +462,16 @@ async def main() -> None:
         login.add_app(APP_ID, APP_SECRET, tenant=TENANT)
         for scenario in scenarios(args):
             print(f"running: {scenario.name} ({scenario.events} activities)…", file=sys.stderr)
-            result = await run(scenario, identity, login, args.personal_chats, extra_env)
+            result = await run(scenario, identity, login, args.personal_chats, extra_env,
+                               args.layout)
             results.append(result)
             print(f"  connector violations: {len(result['violations'])}", file=sys.stderr)
             for violation in result["violations"]:
                 print(f"    {violation}", file=sys.stderr)
     print("| scenario | activities | HTTP p50 ms | HTTP p99 ms | reply p50 ms | reply p99 ms "
           "| first sign p50 ms | first sign p99 ms | replies/s | duplicates | missing "
-          "| non-2xx | peak RSS MB |")
-    print("|---|" + "---:|" * 12)
+          "| non-2xx | CPU ms/activity | peak RSS MB |")
+    print("|---|" + "---:|" * 13)
     for r in results:
         print(row(r))
     print()

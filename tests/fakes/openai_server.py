@@ -5,6 +5,8 @@
         client = AsyncOpenAI(api_key="k", base_url=fake.base_url)
 
 With nothing scripted it answers "echo: <last user message>", so it doubles as an instant model.
+`FakeOpenAI(default=step)` answers with that step instead when nothing is scripted, e.g.
+`default=Paced(first_token=0.5, tokens=100, rate=50)`: a model that thinks, then types.
 """
 
 from __future__ import annotations
@@ -63,13 +65,33 @@ class Hang:
 
 
 @dataclass(frozen=True)
+class Paced:
+    """A model that thinks, then types: the role chunk at once, the first content chunk
+    `first_token` seconds after the request, then one chunk per token, `rate` tokens a
+    second (token k at first_token + k / rate, on absolute deadlines, so pacing does not
+    drift), then the finish (and usage, when asked). The answer is `text` (by default
+    "echo: <last user message>") as words, padded with filler words to `tokens` tokens or,
+    if longer, its remaining words in the last one: always `tokens` content chunks.
+    Without streaming, the whole answer comes when the last token would have."""
+
+    first_token: float
+    tokens: int
+    rate: float
+    text: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.tokens < 1 or self.rate <= 0 or self.first_token < 0:
+            raise ValueError("Paced needs tokens >= 1, rate > 0 and first_token >= 0")
+
+
+@dataclass(frozen=True)
 class Malformed:
     """A 200 stream whose only event is `event`: by default not even JSON."""
 
     event: str = "{not json"
 
 
-Step = Reply | CallTools | Fail | Hang | Malformed
+Step = Reply | CallTools | Fail | Hang | Paced | Malformed
 
 
 @dataclass(frozen=True)
@@ -81,13 +103,15 @@ class RecordedRequest:
 
 
 class FakeOpenAI:
-    def __init__(self, *, model: str = "fake-model") -> None:
+    def __init__(self, *, model: str = "fake-model", default: Step | None = None) -> None:
         self.model = model
+        self.default = default  # the answer when nothing is scripted (None: an instant echo)
         self.requests: list[RecordedRequest] = []
         self._steps: deque[Step] = deque()
         self._seen = asyncio.Condition()
         self._closing = asyncio.Event()
         self._ids = itertools.count(1)
+        self._paced: set[asyncio.Task[Any]] = set()  # handlers sleeping between paced tokens
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         # /v1/embeddings: texts → vectors; tests may set a semantic fake (tests/fakes/embeddings).
@@ -116,6 +140,8 @@ class FakeOpenAI:
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing.set()  # releases any Hang still waiting
+        for task in list(self._paced):  # and ends paced answers still typing
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -145,7 +171,9 @@ class FakeOpenAI:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        step = self._steps.popleft() if self._steps else None
+        step = self._steps.popleft() if self._steps else self.default
+        if isinstance(step, Paced):
+            return await self._paced_answer(request, body, step)
         if isinstance(step, Hang):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), step.seconds)
@@ -166,7 +194,33 @@ class FakeOpenAI:
             return await self._sse(request, self._chunks(body, answer), gate=gate)
         return web.json_response(self._completion(body, answer))
 
-    def _chunks(self, body: Any, answer: Reply | CallTools) -> list[str]:
+    async def _paced_answer(
+        self, request: web.Request, body: Any, step: Paced
+    ) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        text = step.text if step.text is not None else \
+            f"echo: {_last_user_text(body['messages'])}"
+        tokens = _paced_tokens(text, step.tokens)
+        answer = Reply("".join(tokens))
+        deadlines = [start + step.first_token + k / step.rate for k in range(len(tokens))]
+        task = asyncio.current_task()
+        assert task is not None
+        self._paced.add(task)
+        try:
+            if not body.get("stream"):
+                await asyncio.sleep(max(0.0, deadlines[-1] - loop.time()))
+                return web.json_response(self._completion(body, answer))
+            events = self._chunks(body, answer, pieces=tokens)
+            # event 0 is the role chunk, events 1..tokens the content, then finish/usage/DONE
+            at = [None, *deadlines]
+            return await self._sse(request, events, at=at)
+        finally:
+            self._paced.discard(task)
+
+    def _chunks(
+        self, body: Any, answer: Reply | CallTools, *, pieces: list[str] | None = None
+    ) -> list[str]:
         base = {"id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": body["model"], "system_fingerprint": None}
         with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -177,7 +231,9 @@ class FakeOpenAI:
             return json.dumps({**base, "choices": [choice], **usage})
 
         chunks = [chunk({"role": "assistant", "content": ""})]
-        chunks += [chunk({"content": piece}) for piece in _pieces(answer.text, answer.chunk_size)]
+        if pieces is None:
+            pieces = list(_pieces(answer.text, answer.chunk_size))
+        chunks += [chunk({"content": piece}) for piece in pieces]
         if isinstance(answer, CallTools):
             chunks += [chunk({"tool_calls": [delta]}) for delta in _tool_call_deltas(answer)]
         chunks.append(chunk({}, _finish_reason(answer)))
@@ -201,13 +257,18 @@ class FakeOpenAI:
                 "usage": _usage(body, answer)}
 
     async def _sse(
-        self, request: web.Request, events: list[str], *, gate: asyncio.Event | None = None
+        self, request: web.Request, events: list[str], *, gate: asyncio.Event | None = None,
+        at: list[float | None] | None = None,
     ) -> web.StreamResponse:
+        """`at`: for event n, the loop time (if any) before which it is not sent."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        loop = asyncio.get_running_loop()
         for n, event in enumerate(events):
             if n == 2 and gate is not None:  # after the role chunk and the first text
                 await gate.wait()
+            if at is not None and n < len(at) and (deadline := at[n]) is not None:
+                await asyncio.sleep(max(0.0, deadline - loop.time()))
             await response.write(f"data: {event}\n\n".encode())
         await response.write_eof()
         return response
@@ -226,6 +287,18 @@ def _usage(body: Any, answer: Reply | CallTools) -> dict[str, int]:
 
 def _pieces(text: str, size: int) -> Iterator[str]:
     return (text[i : i + size] for i in range(0, len(text), max(size, 1)))
+
+
+FILLER = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
+
+
+def _paced_tokens(text: str, count: int) -> list[str]:
+    """`text` as `count` tokens: a word each (with its leading space), padded with filler
+    words, or its remaining words all in the last token."""
+    words = text.split(" ")
+    tokens = [words[0], *(" " + word for word in words[1:])]
+    tokens += [f" {FILLER[k % len(FILLER)]}" for k in range(max(0, count - len(tokens)))]
+    return [*tokens[: count - 1], "".join(tokens[count - 1 :])]
 
 
 def _tool_call_deltas(step: CallTools) -> Iterator[dict[str, Any]]:
