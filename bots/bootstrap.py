@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy import text
@@ -51,7 +52,8 @@ from core.ports import (
     SentMessages,
     TokenCounter,
 )
-from core.relay import ReplyRelay
+from core.relay import RelayTransport, ReplyRelay
+from core.replies import ReplyEvent
 from core.threads import NewTurn
 from core.tickets.model import TicketStore
 from core.tickets.service import TicketService
@@ -114,10 +116,18 @@ class Switchboard:
     references: ConversationReferences
     repliers: ChannelRepliers
     relay: ReplyRelay
+    signals: Signals | None
     model: ChatModel | None
     knowledge: KnowledgeIndex | None
     orchestrator: Orchestrator | None
     worker: Worker | None
+
+    def work_added(self) -> None:
+        """A message was recorded: wake this process's worker and the other processes'."""
+        if self.worker is not None:
+            self.worker.notify()
+        if self.signals is not None:
+            self.signals.work_added()
 
     async def check_database(self) -> None:
         await self.stores.check()
@@ -170,12 +180,17 @@ async def bootstrap(
     retriever: Retriever | None = None,
     open_knowledge: bool = True,
     answers: bool = True,
+    receives: bool = True,
+    listens: bool = False,
     stores: Stores | None = None,
 ) -> AsyncIterator[Switchboard]:
     """Build the assistant's services and close them in reverse order on exit.
 
-    `answers=False` (the web role) builds only what receiving needs. Tests pass a fake
-    `model`, `retriever` or `stores`, and get the real wiring around them.
+    `answers=False` (the web role) builds only what receiving needs; `receives=False` (a
+    worker) waits for no request. `listens`: this process is one of several sharing the
+    database (a server role), so it hears of new work and of answers for its waiting
+    requests from the others. Tests pass a fake `model`, `retriever` or `stores`, and get
+    the real wiring around them.
     """
     async with AsyncExitStack() as stack:
         counter = token_counter_for(model.name if model else settings.model) if answers else None
@@ -184,8 +199,9 @@ async def bootstrap(
             stores = await stack.enter_async_context(sql_stores(settings, count=count))
         tickets = TicketService(stores.tickets, agents=settings.ticket_agent_names)
         profile = default_profile(settings.bot_name)
+        signals = _signals(settings, stores) if listens else None
         # Web and terminal answers go back to where their request waits.
-        relay = ReplyRelay()
+        relay = ReplyRelay(signals)
         repliers = ChannelRepliers({"web": relay, "cli": relay})
         knowledge = orchestrator = worker = None
         if answers:
@@ -225,9 +241,15 @@ async def bootstrap(
             )
             worker = Worker(
                 inbox=stores.inbox, orchestrator=orchestrator, repliers=repliers,
-                concurrency=settings.concurrency,
+                concurrency=settings.concurrency, lease=timedelta(seconds=settings.lease_seconds),
             )
             stack.push_async_callback(worker.aclose)
+        if signals is not None:
+            await signals.start(
+                on_work=worker.notify if worker is not None else None,
+                deliver=relay.deliver if receives else None,
+            )
+            stack.push_async_callback(signals.aclose)
         yield Switchboard(
             settings=settings,
             profile=profile,
@@ -242,11 +264,39 @@ async def bootstrap(
             references=stores.references,
             repliers=repliers,
             relay=relay,
+            signals=signals,
             model=model,
             knowledge=knowledge,
             orchestrator=orchestrator,
             worker=worker,
         )
+
+
+class Signals(RelayTransport, Protocol):
+    """How processes sharing one database tell each other of new work and of answers."""
+
+    async def start(
+        self, *, on_work: Callable[[], None] | None = None,
+        deliver: Callable[[str, ReplyEvent], None] | None = None,
+    ) -> None: ...
+
+    def work_added(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _signals(settings: Settings, stores: Stores) -> Signals | None:
+    """PostgreSQL: LISTEN/NOTIFY (across machines). SQLite: Unix sockets next to the file
+    (its processes share one machine)."""
+    if settings.database_is_embedded:
+        from adapters.sockets.signals import UnixSignals, run_dir
+
+        return UnixSignals(run_dir(settings.data_dir))
+    if stores.engine is None:
+        return None
+    from adapters.sql.notify import PgSignals
+
+    return PgSignals(stores.engine)
 
 
 def _turn_counter(counter: TokenCounter) -> Callable[[NewTurn], int]:

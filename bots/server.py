@@ -48,7 +48,9 @@ def create_app(
     app = web.Application(client_max_size=settings.max_body_bytes)
     if receives:
         add_web_routes(app)
-    app.cleanup_ctx.append(_services(settings, model, retriever, answers=answers))
+    app.cleanup_ctx.append(
+        _services(settings, model, retriever, answers=answers, receives=receives)
+    )
     if receives:
         app.cleanup_ctx.append(_web_channel)
     if settings.slack_enabled:
@@ -75,11 +77,13 @@ def create_app(
 
 
 def _services(
-    settings: Settings, model: ChatModel | None, retriever: Retriever | None, *, answers: bool
+    settings: Settings, model: ChatModel | None, retriever: Retriever | None, *,
+    answers: bool, receives: bool,
 ) -> CleanupContext:
     async def services(app: web.Application) -> AsyncIterator[None]:
         async with bootstrap(
-            settings, model=model, retriever=retriever, answers=answers, open_knowledge=answers
+            settings, model=model, retriever=retriever, answers=answers, receives=receives,
+            listens=True, open_knowledge=answers,
         ) as sb:
             app[SWITCHBOARD] = sb
             if settings.bundled_docs and sb.knowledge is not None:
@@ -104,12 +108,6 @@ async def _index_bundled_docs(sb: Switchboard) -> None:
         log.info("indexed the bundled documentation (%d documents)", report.added + report.updated)
 
 
-def _work_added(sb: Switchboard) -> Callable[[], None]:
-    """After a message is recorded: wake this process's worker, if it has one."""
-    worker = sb.worker
-    return worker.notify if worker is not None else (lambda: None)
-
-
 async def _web_channel(app: web.Application) -> AsyncIterator[None]:
     sb = app[SWITCHBOARD]
     probes = {"database": sb.check_database}
@@ -120,7 +118,7 @@ async def _web_channel(app: web.Application) -> AsyncIterator[None]:
         conversations=sb.conversations,
         inbox=sb.inbox,
         relay=sb.relay,
-        work_added=_work_added(sb),
+        work_added=sb.work_added,
         tickets=sb.tickets,
         auth=WebAuth(sb.settings.api_key_users, local_user=getpass.getuser()),
         probes=probes,
@@ -138,7 +136,7 @@ def _slack_channel(*, receive: bool) -> CleanupContext:
         async with slack_wiring(
             slack_config(sb.settings), receive=receive, inbox=sb.inbox,
             deliveries=sb.deliveries, feedback=sb.feedback, tickets=sb.tickets,
-            work_added=_work_added(sb), engine=sb.stores.engine,
+            work_added=sb.work_added, engine=sb.stores.engine,
         ) as wired:
             if wired.channel is not None:
                 app[SLACK_CHANNEL] = wired.channel
@@ -160,7 +158,7 @@ def _teams_channel(*, receive: bool) -> CleanupContext:
         async with teams_wiring(
             teams_config(sb.settings), receive=receive, inbox=sb.inbox,
             deliveries=sb.deliveries, feedback=sb.feedback, sent_messages=sb.sent_messages,
-            references=sb.references, tickets=sb.tickets, work_added=_work_added(sb),
+            references=sb.references, tickets=sb.tickets, work_added=sb.work_added,
         ) as wired:
             if wired.bot is not None:
                 app[TEAMS_ENDPOINT] = TeamsEndpoint(adapter=wired.adapter, bot=wired.bot)

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
         256, ge=1, le=10_000,
         validation_alias=AliasChoices("SWITCHBOARD_CONCURRENCY", "SWITCHBOARD_WORKERS"),
     )
+    # How long a worker holds a message before another may take it over (renewed every
+    # third of it while answering): how soon a crashed worker's messages are answered.
+    lease_seconds: int = Field(60, ge=3, le=3600, validation_alias="SWITCHBOARD_LEASE_SECONDS")
     bot_name: str = Field("Switchboard", min_length=1, validation_alias="SWITCHBOARD_BOT_NAME")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="SWITCHBOARD_LOG_LEVEL"

@@ -1,0 +1,157 @@
+"""`PgSignals`: processes sharing one PostgreSQL database (on any machines) signal each
+other with LISTEN/NOTIFY.
+
+- Work: `accept` NOTIFYs `switchboard_inbox` in the transaction that records a message,
+  so it is heard exactly at COMMIT; workers LISTEN and claim at once.
+- Answers: a process where requests wait LISTENs on a channel of its own; the worker
+  answering such a request NOTIFYs the events there (consecutive text deltas merged,
+  long events in parts under PostgreSQL's 8,000-byte payload limit), from one connection
+  so they arrive in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.sql.units import WORK_CHANNEL
+from core.replies import ReplyEvent, TextDelta, event_from_json, event_to_json
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[str, ReplyEvent], None]
+_Queued = tuple[str, tuple[str, ReplyEvent]]  # (channel, (message key, event))
+_PART = 7000  # bytes of event per notification, under the 8,000-byte payload limit
+_BATCH = 200  # notifications per round trip
+
+
+class PgSignals:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._channel = f"switchboard_reply_{uuid.uuid4().hex[:16]}"
+        self._held: list[AsyncConnection] = []
+        self._listener: Any = None  # asyncpg connection that LISTENs
+        self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
+        self._parts: dict[str, list[str]] = {}
+
+    @property
+    def address(self) -> str:
+        return f"pg:{self._channel}"
+
+    async def start(
+        self, *, on_work: Callable[[], None] | None = None, deliver: Deliver | None = None
+    ) -> None:
+        if on_work is None and deliver is None:
+            return
+        listener = await self._connection()
+        if on_work is not None:
+            await listener.add_listener(WORK_CHANNEL, lambda *_: on_work())
+        if deliver is not None:
+            await listener.add_listener(
+                self._channel, lambda _c, _p, _ch, payload: self._received(payload, deliver)
+            )
+        self._listener = listener
+
+    async def aclose(self) -> None:
+        if self._sender is not None:
+            await self._queue.join()  # what the worker sent still goes out
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+        for conn in self._held:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    def work_added(self) -> None:
+        """Nothing to do: `accept` NOTIFYs in its own transaction."""
+
+    def replier(self, address: str, key: str) -> _NotifyReplier:
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_all(), name="pg-reply-notify")
+        return _NotifyReplier(self._queue, address.removeprefix("pg:"), key)
+
+    async def _connection(self) -> Any:
+        """A connection of its own for the process's lifetime (LISTEN is per session)."""
+        conn = await self._engine.connect()
+        self._held.append(conn)
+        raw = await conn.get_raw_connection()
+        return raw.driver_connection
+
+    async def _send_all(self) -> None:
+        """One connection sends every reply notification, in order, batched."""
+        sender = await self._connection()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < _BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            rows = [row for channel, payload in _merged(batch) for row in _rows(channel, payload)]
+            try:
+                await sender.executemany("SELECT pg_notify($1, $2)", rows)
+            except Exception:
+                log.warning("could not send %d answer events; they stay stored", len(rows),
+                            exc_info=True)
+            for _ in batch:
+                self._queue.task_done()
+
+    def _received(self, payload: str, deliver: Deliver) -> None:
+        try:
+            data = json.loads(payload)
+            key = data["k"]
+            if "n" in data:  # one part of a long event
+                parts = self._parts.setdefault(key, [])
+                parts.append(data["d"])
+                if len(parts) < data["n"]:
+                    return
+                del self._parts[key]
+                encoded = "".join(parts)
+            else:
+                encoded = data["e"]
+            deliver(key, event_from_json(encoded))
+        except (ValueError, KeyError) as e:
+            log.warning("dropped a malformed answer notification: %s", type(e).__name__)
+
+
+class _NotifyReplier:
+    def __init__(self, queue: asyncio.Queue[_Queued], channel: str, key: str) -> None:
+        self._queue = queue
+        self._channel = channel
+        self._key = key
+
+    async def send(self, event: ReplyEvent) -> None:
+        self._queue.put_nowait((self._channel, (self._key, event)))
+
+
+def _merged(batch: list[_Queued]) -> list[_Queued]:
+    """Consecutive text deltas of one answer become one notification."""
+    merged: list[_Queued] = []
+    for channel, (key, event) in batch:
+        if merged and isinstance(event, TextDelta):
+            last_channel, (last_key, last) = merged[-1]
+            if (last_channel, last_key) == (channel, key) and isinstance(last, TextDelta):
+                merged[-1] = (channel, (key, TextDelta(text=last.text + event.text)))
+                continue
+        merged.append((channel, (key, event)))
+    return merged
+
+
+def _rows(channel: str, item: tuple[str, ReplyEvent]) -> list[tuple[str, str]]:
+    key, event = item
+    encoded = event_to_json(event).decode()
+    whole = json.dumps({"k": key, "e": encoded})
+    if len(whole.encode()) <= _PART:
+        return [(channel, whole)]
+    # Cut by characters so that each part, JSON-escaped, stays under the limit (an emoji
+    # outside the BMP escapes to 12 bytes).
+    step = _PART // 12
+    pieces = [encoded[i : i + step] for i in range(0, len(encoded), step)]
+    return [
+        (channel, json.dumps({"k": key, "n": len(pieces), "d": piece})) for piece in pieces
+    ]
