@@ -1,0 +1,252 @@
+"""Switchboard as real processes: `switchboard serve --role web`, `switchboard worker`,
+`switchboard db upgrade`, each started from this test process with an explicit
+environment, its stderr in a file, stopped (or killed) for certain when the test ends.
+
+    with Processes(tmp_path, env) as procs:        # or the `processes` fixture of a test
+        web = procs.start("web", "serve", "--role", "web", http=True)
+        worker = procs.start("worker", "worker", env={"OPENAI_BASE_URL": ...})
+        await procs.ready(web)                      # GET /readyz answers 200
+        ...
+        assert await worker.stop() in (0, -signal.SIGTERM)
+
+Every child runs in its own session (process group), so nothing it starts survives it:
+`close()` sends SIGTERM to what still runs, SIGKILL after a grace period, then SIGKILL to
+whatever is left in the children's process groups. `report()` is the tail of every
+child's stderr; print it in a fixture's teardown and pytest shows it when the test fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+from sqlalchemy import text
+
+from adapters.sql.engine import create_engine
+
+REPOSITORY = Path(__file__).parents[2]
+CLI = (sys.executable, "-m", "bots.cli")
+# Settings a child must not inherit from this process: only those a test gives count.
+FOREIGN_ENV = ("SLACK_", "SWITCHBOARD_", "OPENAI_", "QDRANT_", "DATABASE_", "MICROSOFT_",
+               "MicrosoftApp", "TO_BOT_FROM_", "TO_CHANNEL_FROM_", "TEAMS_", "CHANNEL_SERVICE",
+               "VALIDATE_AUTHORITY", "OAUTH_URL", "REQUESTS_CA_BUNDLE", "DATA_DIR", "HOST",
+               "PORT", "TIKTOKEN_CACHE_DIR")
+READY_WITHIN = 60.0  # seconds for `/readyz` to answer 200 (start-up takes ~2 s)
+STOP_WITHIN = 15.0  # seconds from SIGTERM to exit before a child is killed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(settings: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without any Switchboard or channel setting, plus
+    `settings`."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV)}
+    return {**inherited, "PYTHONUNBUFFERED": "1", **settings}
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return "(no stderr file)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Child:
+    """One running command. `url` is set for a command started with `http=True`."""
+
+    name: str
+    argv: tuple[str, ...]
+    popen: subprocess.Popen[bytes]
+    stderr_path: Path
+    url: str | None = None
+    stopped: bool = False  # this process stopped or killed it: its exit is no surprise
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """None while it runs; -N when signal N ended it."""
+        return self.popen.poll()
+
+    @property
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def tail(self, lines: int = 40) -> str:
+        return tail(self.stderr_path, lines)
+
+    def describe(self) -> str:
+        state = "running" if self.running else f"exited with {self.returncode}"
+        return f"{self.name} (pid {self.pid}, {' '.join(self.argv[len(CLI):])}) {state}"
+
+    @property
+    def command(self) -> str:
+        """The `switchboard` command it runs: serve, worker, db…"""
+        return self.argv[len(CLI)]
+
+    def send(self, signum: int) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
+            self.stopped = True
+        if self.running:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signum)
+
+    async def wait(self, timeout: float) -> int:
+        """Its exit code once it has exited; TimeoutError if it still runs after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while (code := self.popen.poll()) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.describe()} after {timeout:.0f} s")
+            await asyncio.sleep(0.05)
+        return code
+
+    async def stop(self, timeout: float = STOP_WITHIN) -> int:
+        """SIGTERM, then its exit code (0, or -15 if the signal ended it). TimeoutError
+        (and SIGKILL) if it does not exit within `timeout`."""
+        self.send(signal.SIGTERM)
+        try:
+            return await self.wait(timeout)
+        except TimeoutError:
+            self.kill()
+            raise
+
+    def kill(self) -> int:
+        """SIGKILL, as a crash would: no clean-up of any kind. Returns the exit code."""
+        self.send(signal.SIGKILL)
+        return self.popen.wait()
+
+
+@dataclass
+class Processes:
+    """The children of one test: each its own session, the same base environment, one
+    working directory (their stderr files go there too)."""
+
+    workdir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    children: list[Child] = field(default_factory=list)
+
+    def start(
+        self, name: str, *args: str, env: Mapping[str, str] | None = None, http: bool = False
+    ) -> Child:
+        """`python -m bots.cli ARGS…` with `self.env`, then `env`, over a clean copy of this
+        process's environment. `http=True` adds `--host 127.0.0.1 --port <free port>`."""
+        url = None
+        if http:
+            port = free_port()
+            args = (*args, "--host", "127.0.0.1", "--port", str(port))
+            url = f"http://127.0.0.1:{port}"
+        argv = (*CLI, *args)
+        same = sum(1 for c in self.children if c.name == name or c.name.startswith(f"{name}-"))
+        label = name if same == 0 else f"{name}-{same + 1}"
+        path = self.workdir / f"{label}.stderr.log"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as stderr:
+            popen = subprocess.Popen(
+                argv, env=clean_env({**self.env, **(env or {})}), cwd=REPOSITORY,
+                stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                start_new_session=True,
+            )
+        child = Child(label, argv, popen, path, url)
+        self.children.append(child)
+        return child
+
+    async def run(self, name: str, *args: str, env: Mapping[str, str] | None = None,
+                  timeout: float = 60.0) -> Child:
+        """A command that ends by itself (`db upgrade`); AssertionError unless it exits 0."""
+        child = self.start(name, *args, env=env)
+        code = await child.wait(timeout)
+        assert code == 0, f"{child.describe()}:\n{child.tail()}"
+        return child
+
+    async def ready(self, web: Child, timeout: float = READY_WITHIN) -> None:
+        """Until `GET /readyz` answers 200; fails at once when any child has exited."""
+        assert web.url is not None, f"{web.name} serves no HTTP"
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while True:
+                self.check_running()
+                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                    async with session.get(f"{web.url}/readyz",
+                                           timeout=aiohttp.ClientTimeout(total=5)) as r:
+                        if r.status == 200:
+                            return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{web.describe()}: /readyz not 200 within "
+                                         f"{timeout:.0f} s\n{web.tail()}")
+                await asyncio.sleep(0.1)
+
+    def check_running(self) -> None:
+        """AssertionError naming the first server or worker that has exited unasked."""
+        for child in self.children:
+            if child.command in ("serve", "worker") and not child.stopped and not child.running:
+                raise AssertionError(f"{child.describe()}:\n{child.tail()}")
+
+    def close(self, grace: float = STOP_WITHIN) -> None:
+        """SIGTERM to every child still running, SIGKILL after `grace`; then SIGKILL to
+        anything left in their process groups (each child leads its own)."""
+        for child in self.children:
+            child.send(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for child in self.children:
+            try:
+                child.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for child in self.children:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)  # only its own group: pgid == its pid
+
+    def report(self, lines: int = 40) -> str:
+        return "\n".join(f"--- {child.describe()}: stderr (last {lines} lines) ---\n"
+                         f"{child.tail(lines)}" for child in self.children)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+        if error is not None:
+            print(self.report(), file=sys.stderr)
+
+
+async def inbox_settled(database_url: str, timeout: float = 30.0) -> dict[str, int]:
+    """Wait until no inbox item is pending or being answered (whichever process holds
+    it); returns the number of items in each status."""
+    engine = create_engine(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            async with engine.connect() as conn:
+                rows = (await conn.execute(
+                    text("SELECT status, count(*) FROM inbox GROUP BY status")
+                )).all()
+            counts = {str(status): int(n) for status, n in rows}
+            if not counts.get("pending") and not counts.get("processing"):
+                return counts
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the inbox did not settle in {timeout:.0f} s: {counts}")
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,353 @@
+"""The production layout as real processes: `switchboard serve --role web` receives and
+acknowledges, `switchboard worker` answers, on one database (SQLite, and PostgreSQL when it
+is reachable), the two signalling each other for real (Unix sockets next to SQLite,
+LISTEN/NOTIFY on PostgreSQL).
+
+Slack and Teams are configured in both processes against fakes served from this test
+process (the Slack Web API, the Bot Framework's OpenID keys, Azure AD and Bot Connector),
+and the worker's model is the fake OpenAI server. The web process has no model configured
+at all: every echo seen here was produced in the worker process.
+
+Each test starts its processes afresh (~2 s each); the module takes ~30 s.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import make_url
+
+from adapters.sql.engine import create_engine
+from tests.conftest import POSTGRES_URL
+from tests.e2e.conftest import read_events
+from tests.e2e.processes import Child, Processes, inbox_settled
+from tests.e2e.slack.conftest import ASKER, BOT_TOKEN, BOT_USER, SECRET, TEAM, mention, sign
+from tests.e2e.slack.conftest import BOT_ID as SLACK_BOT_ID
+from tests.e2e.teams.conftest import (
+    APP_ID,
+    APP_SECRET,
+    ASKER_AAD,
+    ASKER_ID,
+    TENANT,
+    channel_mention,
+)
+from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
+from tests.fakes.openai_server import FakeOpenAI, Hang
+from tests.fakes.slack_api import FakeSlack, Message
+
+pytestmark = pytest.mark.timeout(150)
+
+CHANNEL = "C111"
+ANSWERED_WITHIN = 30.0  # seconds: generous, the processes are real and the machine small
+STOPPED_WITHIN = 15.0
+SHORT_LEASE = 3  # SWITCHBOARD_LEASE_SECONDS' minimum: a crashed turn is retried ~3 s later
+SIGTERM_EXIT = (0, -signal.SIGTERM)
+
+
+# ----- the fakes, in this process -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def identity() -> Iterator[ChannelIdentity]:
+    with ChannelIdentity() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def login() -> Iterator[FakeLogin]:
+    with FakeLogin() as fake:
+        fake.add_app(APP_ID, APP_SECRET, tenant=TENANT)
+        yield fake
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[FakeConnector]:
+    async with FakeConnector() as fake:
+        fake.add_member(id=ASKER_ID, aad_object_id=ASKER_AAD, name="Dave Taniguchi",
+                        email="dave@example.com")
+        yield fake
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack(team_id=TEAM, bot_user_id=BOT_USER, bot_id=SLACK_BOT_ID) as fake:
+        fake.add_user(ASKER, name="ada", real_name="Ada Lovelace", email="ada@example.com")
+        yield fake
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI(model="fake-model") as fake:
+        yield fake
+
+
+# ----- the database ---------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_unreachable: str | None
+) -> AsyncIterator[str | None]:
+    """None for SQLite under DATA_DIR; else the URL of a fresh PostgreSQL database (dropped
+    afterwards), in the plain `postgresql://` form an operator would write."""
+    if request.param == "sqlite":
+        yield None
+        return
+    if postgres_unreachable:
+        pytest.skip(postgres_unreachable)
+    name = f"sb_roles_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        url = make_url(POSTGRES_URL).set(drivername="postgresql", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.dispose()
+
+
+# ----- the processes --------------------------------------------------------------------------
+
+
+@dataclass
+class Deployment:
+    """`serve --role web` and `worker` on one database, configured against the fakes."""
+
+    procs: Processes
+    database_url: str  # for this process to look at the inbox
+    worker_env: dict[str, str]
+    web: Child | None = None
+    worker: Child | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.web is not None and self.web.url is not None
+        return self.web.url
+
+    def start_worker(self, **env: str) -> Child:
+        self.worker = self.procs.start("worker", "worker", env={**self.worker_env, **env})
+        return self.worker
+
+    async def start(self, **env: str) -> None:
+        """The web process and a worker; returns once the web process is ready."""
+        self.web = self.procs.start("web", "serve", "--role", "web", env=env, http=True)
+        self.start_worker(**env)
+        await self.procs.ready(self.web)
+
+    async def settled(self) -> dict[str, int]:
+        self.procs.check_running()
+        return await inbox_settled(self.database_url)
+
+
+@pytest.fixture
+async def deployment(
+    tmp_path: Path, database: str | None, slack: FakeSlack, identity: ChannelIdentity,
+    login: FakeLogin, llm: FakeOpenAI,
+) -> AsyncIterator[Deployment]:
+    """Nothing started yet (a test may add settings); every child is stopped afterwards,
+    and the tail of each one's stderr printed (pytest shows it when the test failed)."""
+    data_dir = tmp_path / "data"
+    env = {
+        "DATA_DIR": str(data_dir),
+        "SWITCHBOARD_BUNDLED_DOCS": "false",
+        "SWITCHBOARD_LOG_LEVEL": "INFO",
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "MicrosoftAppId": APP_ID,
+        "MicrosoftAppPassword": APP_SECRET,
+        "MicrosoftAppTenantId": TENANT,
+        "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL": identity.metadata_url,
+        "TO_CHANNEL_FROM_BOT_LOGIN_URL": login.authority(TENANT),
+        "VALIDATE_AUTHORITY": "false",
+        "TEAMS_SERVICE_URL_ALLOWLIST": "127.0.0.1",
+        "REQUESTS_CA_BUNDLE": login.ca_file,  # MSAL speaks HTTPS only: trust the fake's CA
+    }
+    if database is not None:
+        env["DATABASE_URL"] = database
+    # Only the worker has a model: the web process must never answer.
+    worker_env = {
+        "OPENAI_BASE_URL": llm.base_url,
+        "OPENAI_API_KEY": "sk-test-0123456789",
+        "SWITCHBOARD_MODEL": "fake-model",
+        "SWITCHBOARD_MODEL_RETRIES": "0",
+    }
+    procs = Processes(tmp_path / "processes", env)
+    url = database or f"sqlite+aiosqlite:///{data_dir / 'switchboard.db'}"
+    try:
+        if database is not None:
+            await procs.run("db-upgrade", "db", "upgrade")
+        yield Deployment(procs, url, worker_env)
+    finally:
+        procs.close()
+        print(procs.report())
+        left = [child.describe() for child in procs.children if child.running]
+        assert not left, f"still running: {left}"
+
+
+# ----- requests to the web process ------------------------------------------------------------
+
+
+async def post_slack(
+    url: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> int:
+    raw = json.dumps(body)
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{url}/slack/events", data=raw.encode(),
+        headers={"Content-Type": "application/json", **sign(raw), **(headers or {})},
+    ) as response:
+        await response.read()
+        return response.status
+
+
+async def post_teams(url: str, identity: ChannelIdentity, body: dict[str, Any]) -> int:
+    token = identity.token(app_id=APP_ID, service_url=body["serviceUrl"])
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{url}/api/messages", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json; charset=utf-8",
+                 "Authorization": f"Bearer {token}"},
+    ) as response:
+        await response.read()
+        return response.status
+
+
+async def chat(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{url}/api/v1/chat", json=body
+    ) as response:
+        return response.status, await response.json()
+
+
+async def chat_stream(url: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{url}/api/v1/chat/stream", json=body
+    ) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        return await read_events(response)
+
+
+def asked(llm: FakeOpenAI, question: str) -> int:
+    """How many chat completions the model was asked with `question` as the last user turn."""
+    def last_user(request: Any) -> str | None:
+        messages = (request.json or {}).get("messages") or []
+        users = [m.get("content") for m in messages if m.get("role") == "user"]
+        return users[-1] if users else None
+
+    return sum(1 for r in llm.requests
+               if r.path.endswith("/chat/completions") and last_user(r) == question)
+
+
+def final_answers(slack: FakeSlack, thread_ts: str) -> list[Message]:
+    return [m for m in slack.thread(CHANNEL, thread_ts) if m.state in ("stopped", "posted")]
+
+
+# ----- the tests ------------------------------------------------------------------------------
+
+
+async def test_web_receives_and_the_worker_answers_each_once_then_both_stop_on_sigterm(
+    deployment: Deployment, slack: FakeSlack, identity: ChannelIdentity,
+    connector: FakeConnector, llm: FakeOpenAI, record_property: Any,
+) -> None:
+    await deployment.start()
+    url = deployment.url
+
+    # 1. Slack: acknowledged by the web process, answered in its thread by the worker.
+    root = "1700000001.000100"
+    slack_event = mention("what is the capital of France?", ts=root, event_id="EvRoles1")
+    assert await post_slack(url, slack_event) == 200
+    await slack.wait_for("chat.stopStream", timeout=ANSWERED_WITHIN)
+    [answer] = final_answers(slack, root)
+    assert answer.text == "echo: what is the capital of France?"
+    assert answer.thread_ts == root and answer.state == "stopped"
+
+    # 2. Teams: a channel mention, answered in its thread through the connector.
+    activity = channel_mention(connector, "where is the fire exit?")
+    assert await post_teams(url, identity, activity) == 200
+    reply = await connector.wait_for_text("echo: where is the fire exit?",
+                                          timeout=ANSWERED_WITHIN)
+    assert reply.reply_to_id == activity["id"]
+    assert reply.conversation_id == activity["conversation"]["id"]
+
+    # 3. Web chat: the worker's answer streams back to the web process's request…
+    events = await chat_stream(url, {"message": "stream it please"})
+    names = [name for name, _ in events]
+    assert names[0] == "start" and names[-1] == "done", names
+    assert {"status", "delta"} & set(names[1:-1]), names
+    assert events[-1][1]["reply"] == "echo: stream it please"
+    assert events[-1][1]["conversation_id"] == events[0][1]["conversation_id"]
+    # …and as JSON; asked again with the same message id, the stored answer, not a new one.
+    request = {"message": "answer me once", "message_id": "roles-json-1"}
+    status, first = await chat(url, request)
+    assert (status, first["reply"]) == (200, "echo: answer me once")
+    status, again = await chat(url, request)
+    assert status == 200
+    assert (again["reply"], again["conversation_id"], again["message_id"]) == \
+        (first["reply"], first["conversation_id"], "roles-json-1")
+    assert asked(llm, "answer me once") == 1
+
+    # 4. Redelivery: Slack's retry and Teams' second delivery are acknowledged, not answered.
+    assert await post_slack(url, slack_event, headers={"X-Slack-Retry-Num": "1",
+                                                       "X-Slack-Retry-Reason": "http_timeout"}) \
+        == 200
+    assert await post_teams(url, identity, activity) == 200
+    # A later message is answered: the worker is alive and has seen everything before it.
+    later = "1700000001.000900"
+    assert await post_slack(url, mention("still there?", ts=later, event_id="EvRoles2")) == 200
+    await slack.wait_for("chat.stopStream", count=2, timeout=ANSWERED_WITHIN)
+    counts = await deployment.settled()
+    assert counts.get("failed", 0) == 0, counts
+    assert [m.text for m in final_answers(slack, root)] == ["echo: what is the capital of France?"]
+    assert [m.text for m in final_answers(slack, later)] == ["echo: still there?"]
+    assert len(slack.calls_to("chat.startStream")) == 2
+    assert [m.text for m in connector.messages()] == ["echo: where is the fire exit?"]
+    assert asked(llm, "what is the capital of France?") == 1
+    assert asked(llm, "where is the fire exit?") == 1
+
+    # 5. Both stop on SIGTERM (the worker first, as a deploy would).
+    assert deployment.worker is not None and deployment.web is not None
+    worker_exit = await deployment.worker.stop(STOPPED_WITHIN)
+    web_exit = await deployment.web.stop(STOPPED_WITHIN)
+    record_property("worker_sigterm_exit", worker_exit)
+    record_property("web_sigterm_exit", web_exit)
+    print(f"exit codes on SIGTERM: worker {worker_exit}, web {web_exit}", file=sys.stderr)
+    assert worker_exit in SIGTERM_EXIT, deployment.worker.tail()
+    assert web_exit in SIGTERM_EXIT, deployment.web.tail()
+    assert "Traceback" not in deployment.worker.stderr() + deployment.web.stderr()
+
+
+async def test_a_crash_between_begin_turn_and_finish_turn_is_answered_once_after_restart(
+    deployment: Deployment, slack: FakeSlack, llm: FakeOpenAI,
+) -> None:
+    llm.script(Hang(seconds=600))  # the first worker's turn never gets its answer
+    await deployment.start(SWITCHBOARD_LEASE_SECONDS=str(SHORT_LEASE))
+    root = "1700000003.000100"
+
+    assert await post_slack(deployment.url, mention("survive a crash?", ts=root)) == 200
+    await llm.wait_for_requests(1, timeout=ANSWERED_WITHIN)  # the turn has begun
+    assert deployment.worker is not None
+    assert deployment.worker.kill() == -signal.SIGKILL
+
+    # A new worker takes the item over once the dead one's lease has expired.
+    deployment.start_worker(SWITCHBOARD_LEASE_SECONDS=str(SHORT_LEASE))
+    await slack.wait_for("chat.stopStream", timeout=ANSWERED_WITHIN)
+    counts = await deployment.settled()
+
+    assert counts == {"done": 1}, counts
+    # One answer, and nothing the dead worker left half-written in the thread.
+    thread = [(m.text, m.state) for m in slack.thread(CHANNEL, root)]
+    assert thread == [("echo: survive a crash?", "stopped")]
+    assert len(slack.calls_to("chat.startStream")) == 1
+    assert len(slack.calls_to("chat.stopStream")) == 1
+    assert asked(llm, "survive a crash?") == 2  # the hung attempt, then the answer
