@@ -176,33 +176,66 @@ def begin_turns(
     else:
         # SKIP LOCKED lets concurrent PostgreSQL claimers pass each other's candidates
         # (SQLite drops the clause: its transactions are serial anyway).
+        # A MATERIALIZED CTE, not `IN (subquery)`: PostgreSQL may plan the subquery on
+        # the inner side of a nested loop and rescan it for every row, and each rescan
+        # skips the rows this UPDATE has just claimed and locks the next ones, so the
+        # LIMIT bounded nothing (a claim of 3 took all 5 waiting items). Materialized,
+        # the candidates are chosen and locked once.
         candidates = (
             select(inbox.c.id).where(_claimable(now)).order_by(inbox.c.id).limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("candidates").prefix_with("MATERIALIZED", dialect="postgresql")
         )
-        which = and_(inbox.c.id.in_(candidates.scalar_subquery()), _claimable(now))
+        which = and_(inbox.c.id.in_(select(candidates.c.id)), _claimable(now))
     claimed = update(inbox).where(which).values(
         **_holding(claim, now), attempts=inbox.c.attempts + 1, updated_at=now
     )
     rows = sorted(conn.execute(claimed.returning(inbox)).all(), key=lambda r: r.id)
+    items = [to_item(row) for row in rows]
+    ready = [item for item in items if item.attempts <= max_attempts]
+    conversations_of, profiles_of = _open_in_order(conn, ready, now)
     starts: list[TurnStart] = []
-    for row in rows:
-        item = to_item(row)
+    for item in items:
         if item.attempts > max_attempts:
             starts.append(Exhausted(item=item))
         else:
-            starts.append(_start(conn, item, now, history=history, count=count))
+            starts.append(_start(conn, item, conversations_of[item.id], profiles_of[item.id],
+                                 now, history=history, count=count))
     return starts
 
 
+def _open_in_order(
+    conn: Connection, items: Sequence[InboxItem], now: datetime
+) -> tuple[dict[int, Conversation], dict[int, Profile | None]]:
+    """Get or create the batch's conversations (in key order), then merge its senders'
+    profiles (in id order, each sender's items in turn).
+
+    The order is the same in every transaction, so concurrent PostgreSQL batches cannot
+    deadlock: a batch waits on another's not yet committed conversation or profile row,
+    and taken in item order, one batch could hold a new conversation the other waits for
+    while it waits for a profile the other inserted (seen with three claimers).
+    """
+    conversations: dict[int, Conversation] = {}
+    by_thread = sorted(
+        items, key=lambda i: (tuple(conversation_key(i.message.conversation).values()), i.id)
+    )
+    for item in by_thread:
+        conversations[item.id] = conversation_of(conn, item.message, now)
+    profiles: dict[int, Profile | None] = {}
+    for item in sorted(items, key=lambda i: (i.message.sender.id, i.id)):
+        profiles[item.id] = _sender_profile(conn, item.message.sender, now)
+    return conversations, profiles
+
+
 def _start(
-    conn: Connection, item: InboxItem, now: datetime, *, history: int,
-    count: Callable[[NewTurn], int],
+    conn: Connection, item: InboxItem, conversation: Conversation, profile: Profile | None,
+    now: datetime, *, history: int, count: Callable[[NewTurn], int],
 ) -> Started:
     message = item.message
-    conversation = conversation_of(conn, message, now)
     recent = conn.execute(recent_turns_query(conversation.id, history + 1)).all()
-    earlier = [to_turn(r) for r in reversed(recent) if r.inbox_item_id != item.id][-history:]
+    earlier = [to_turn(r) for r in reversed(recent) if r.inbox_item_id != item.id]
+    # Not `[-history:]`: with history=0 that is the whole list (the turn read above).
+    earlier = earlier[max(len(earlier) - history, 0):]
     # Only a retry can find its own turn: an earlier attempt stored it, then died.
     if item.attempts <= 1 or not _has_user_turn(conn, item.id):
         turn = NewTurn(role="user", content=message.text, inbox_item_id=item.id)
@@ -210,7 +243,6 @@ def _start(
             insert(conn, turns).values(turn_values(conversation.id, replace(
                 turn, tokens=count(turn)), now))
         )
-    profile = _sender_profile(conn, message.sender, now)
     return Started(item=item, conversation=conversation, history=tuple(earlier), profile=profile)
 
 

@@ -1,4 +1,5 @@
-"""One turn end to end through the real composition root, with a scripted model."""
+"""One turn end to end through the real composition root, with a scripted model and the
+in-memory stores: no database is touched."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ from core.inbox import (
 from core.messages import ConversationRef, InboundMessage, Sender
 from core.profiles import Profile
 from core.replies import ReplyDone, ReplyFailed, Status, ToolProgress
+from core.worker import Worker
 from tests.fakes.scripted import RecordingReplier, ScriptedChatModel, calls, says
+from tests.fakes.stores import in_memory_stores
 
 ADA = Sender(id="test:t1:ada", name="Ada Lovelace", email="ada@example.com")
 
@@ -50,14 +53,33 @@ def model() -> ScriptedChatModel:
 @pytest.fixture
 async def sb(tmp_path: Path, model: ScriptedChatModel) -> AsyncIterator[Switchboard]:
     settings = load_settings(data_dir=tmp_path, max_tool_rounds=2)
-    async with bootstrap(settings, model=model, open_knowledge=False) as services:
+    async with bootstrap(
+        settings, model=model, stores=in_memory_stores(), open_knowledge=False
+    ) as services:
         yield services
+
+
+def worker_of(sb: Switchboard) -> Worker:
+    assert sb.worker is not None
+    return sb.worker
 
 
 async def answer(sb: Switchboard, msg: InboundMessage) -> RecordingReplier:
     replier = RecordingReplier()
-    await sb.worker.answer_now(Acceptance(message=msg), replier)
+    await worker_of(sb).answer_now(Acceptance(message=msg), replier)
     return replier
+
+
+async def test_these_tests_touch_no_database(
+    tmp_path: Path, sb: Switchboard, model: ScriptedChatModel
+) -> None:
+    model.steps = [says("Hello.")]
+    await answer(sb, message("hi"))
+    assert await sb.inbox.find(channel="test", tenant="t1", message_id="m1") is not None
+
+    assert sb.stores.engine is None and sb.stores.executor is None
+    assert sb.settings.data_dir == tmp_path
+    assert list(tmp_path.rglob("*.db*")) == []  # no SQLite file (nor its -wal, -shm)
 
 
 async def test_plain_answer_streams_then_persists_and_completes(
@@ -135,7 +157,7 @@ async def test_the_same_message_is_answered_once(sb: Switchboard, model: Scripte
     model.steps = [says("Once.")]
     await answer(sb, message("hi"))
     replier = RecordingReplier()
-    outcome = await sb.worker.answer_now(Acceptance(message=message("hi")), replier)
+    outcome = await worker_of(sb).answer_now(Acceptance(message=message("hi")), replier)
     assert isinstance(outcome, Duplicate) and outcome.status == "done"
     assert replier.events == [] and len(model.requests) == 1
 
@@ -174,7 +196,7 @@ async def test_a_crash_between_begin_and_finish_is_answered_once_after_restart(
     # ...so once the lease has expired, another worker claims it and answers, once.
     replier = RecordingReplier()
     sb.repliers.register("test", _Fixed(replier))
-    worker = asyncio.create_task(sb.worker.run())
+    worker = asyncio.create_task(worker_of(sb).run())
     try:
         await asyncio.wait_for(replier.finished.wait(), timeout=10)
     finally:
@@ -195,7 +217,7 @@ async def test_work_left_by_a_crashed_process_is_claimed_and_answered(
     [dead] = await sb.inbox.begin_turns(Claim(owner="dead-process", lease=timedelta(0)), limit=1)
     replier = RecordingReplier()
     sb.repliers.register("test", _Fixed(replier))
-    worker = asyncio.create_task(sb.worker.run())
+    worker = asyncio.create_task(worker_of(sb).run())
     try:
         await asyncio.wait_for(replier.finished.wait(), timeout=10)
     finally:
@@ -211,10 +233,10 @@ async def test_a_message_that_keeps_failing_gets_a_final_apology(
     await sb.inbox.accept(Acceptance(message=message("cursed")))
     for n in range(3):
         await sb.inbox.begin_turns(Claim(owner=f"dead-{n}", lease=timedelta(0)), limit=1)
-    [start] = await sb.inbox.begin_turns(sb.worker.claim, limit=1)
+    [start] = await sb.inbox.begin_turns(worker_of(sb).claim, limit=1)
     assert isinstance(start, Exhausted)
     replier = RecordingReplier()
-    await sb.worker.process(start, replier)
+    await worker_of(sb).process(start, replier)
     assert replier.kinds() == ["failed"] and model.requests == []
     stored = await sb.inbox.get(start.item.id)
     assert stored is not None and stored.status == "failed"
@@ -247,7 +269,8 @@ async def test_the_model_can_search_again_and_cite_what_it_found(
         says("Use the portal [1]."),
     ]
     settings = load_settings(data_dir=tmp_path)
-    async with bootstrap(settings, model=model, retriever=retriever, open_knowledge=False) as sb:
+    async with bootstrap(settings, model=model, retriever=retriever, stores=in_memory_stores(),
+                         open_knowledge=False) as sb:
         replier = await answer(sb, message("vpn?"))
 
     tool_result = model.requests[1].messages[-1].content
