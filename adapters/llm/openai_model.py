@@ -2,6 +2,11 @@
 
 Any OpenAI-compatible server works with just a base URL: OpenAI, Azure OpenAI's v1
 endpoint, Ollama, vLLM, llama.cpp server. Retries on 408/409/429/5xx are the SDK's.
+
+The request goes through the SDK's own `post` (its auth, retries, errors and SSE
+decoding) with a body we build and chunks read as JSON: `chat.completions.create` would
+re-walk the body against its TypedDicts and build a pydantic model per chunk, which
+measured at more than half of the SDK's CPU per answer (`benchmarks/README.md`).
 """
 
 from __future__ import annotations
@@ -14,8 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 import openai
-from openai import AsyncOpenAI
-from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
+from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
 
 from core.errors import ModelError, ModelTimeout
 from core.model import (
@@ -32,10 +36,14 @@ from core.model import (
 log = logging.getLogger(__name__)
 
 
+_AUTH: dict[str, Any] = {"security": {"bearer_auth": True}}
+
+
 class OpenAIChatModel:
     def __init__(self, client: AsyncOpenAI, model: str) -> None:
         self._client = client
         self._model = model
+        self._tools: tuple[tuple[ToolSpec, ...], list[dict[str, Any]]] = ((), [])
 
     @property
     def name(self) -> str:
@@ -50,35 +58,45 @@ class OpenAIChatModel:
             await self._client.models.list()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ModelEvent]:
-        options: dict[str, Any] = {}
+        body: dict[str, Any] = {
+            "model": self._model,
+            "messages": [_message(m) for m in request.messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         if request.tools:
-            options["tools"] = [_tool(spec) for spec in request.tools]
+            body["tools"] = self._tool_specs(request.tools)
         calls = _ToolCallAssembler()
         usage: ModelUsage | None = None
         with self._errors_translated():
-            chunks = await self._client.chat.completions.create(
-                model=self._model,
-                messages=[_message(m) for m in request.messages],
-                stream=True,
-                stream_options={"include_usage": True},
-                **options,
+            chunks = await self._client.post(
+                "/chat/completions", body=body, options=_AUTH, cast_to=object,
+                stream=True, stream_cls=AsyncStream[object],
             )
             async with chunks:
-                async for chunk in chunks:
-                    if chunk.usage is not None:
+                async for raw in chunks:
+                    chunk: dict[str, Any] = raw  # type: ignore[assignment]  # JSON object
+                    if chunk.get("usage"):
                         usage = ModelUsage(
-                            prompt_tokens=chunk.usage.prompt_tokens or 0,
-                            completion_tokens=chunk.usage.completion_tokens or 0,
+                            prompt_tokens=chunk["usage"].get("prompt_tokens") or 0,
+                            completion_tokens=chunk["usage"].get("completion_tokens") or 0,
                         )
-                    for choice in chunk.choices:
-                        if choice.delta.content:
-                            yield ModelText(text=choice.delta.content)
-                        for delta in choice.delta.tool_calls or ():
-                            calls.add(delta)
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        if delta.get("content"):
+                            yield ModelText(text=delta["content"])
+                        for call in delta.get("tool_calls") or ():
+                            calls.add(call)
         if calls:
             yield ModelToolCalls(calls=calls.assembled())
         if usage is not None:
             yield usage
+
+    def _tool_specs(self, specs: tuple[ToolSpec, ...]) -> list[dict[str, Any]]:
+        """The tools in the API's shape; the registry hands the same tuple every turn."""
+        if self._tools[0] is not specs:
+            self._tools = (specs, [_tool(spec) for spec in specs])
+        return self._tools[1]
 
     @contextmanager
     def _errors_translated(self) -> Iterator[None]:
@@ -87,6 +105,9 @@ class OpenAIChatModel:
         try:
             yield
         except openai.APITimeoutError as e:
+            if _refused(e):  # the aiohttp transport reports a refused connection as a timeout
+                log.warning("model %s unreachable: connection refused", self._model)
+                raise ModelError(f"model {self._model} is unreachable") from e
             log.warning("model %s timed out", self._model)
             raise ModelTimeout(f"model {self._model} timed out") from e
         except openai.APIStatusError as e:
@@ -101,22 +122,37 @@ class OpenAIChatModel:
         except openai.APIError as e:  # an error event in the middle of the stream
             log.warning("model %s failed mid-response (code %s)", self._model, e.code)
             raise ModelError(f"model {self._model} failed mid-response") from e
-        except (ValueError, TypeError, AttributeError) as e:
-            # Not a chat completion stream: bad JSON, or wrong shapes (the SDK does not
-            # validate chunks, so those surface as attribute and type errors here).
+        except (ValueError, TypeError, AttributeError, KeyError) as e:
+            # Not a chat completion stream: bad JSON, or wrong shapes (chunks are read as
+            # JSON, so those surface as key, attribute and type errors here).
             log.warning("model %s sent a malformed stream: %s", self._model, type(e).__name__)
             raise ModelError(f"model {self._model} sent a malformed response") from e
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether a connection was refused (or reset) somewhere under `error`, as opposed to
+    a wait that ran out."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and not isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def create_chat_model(
     *, model: str, api_key: str | None, base_url: str | None, timeout: float, max_retries: int
 ) -> OpenAIChatModel:
-    # Local servers ignore the key, but the SDK refuses to start without one.
+    # Local servers ignore the key, but the SDK refuses to start without one. The aiohttp
+    # transport (the SDK's own, `openai[aiohttp]`): with many answers in flight, HTTPX's
+    # pool checks every idle connection on each request (more than half the SDK's CPU
+    # with 50 streams at once; half the CPU per request with aiohttp).
     client = AsyncOpenAI(
         api_key=api_key or "not-needed",
         base_url=base_url,
         timeout=timeout,
         max_retries=max_retries,
+        http_client=DefaultAioHttpClient(),
     )
     return OpenAIChatModel(client, model)
 
@@ -176,20 +212,21 @@ class _ToolCallAssembler:
     def __bool__(self) -> bool:
         return bool(self._calls)
 
-    def add(self, delta: ChoiceDeltaToolCall) -> None:
-        if isinstance(delta.index, int):
-            index = delta.index
-        elif delta.id or not self._calls:  # no index: a new id starts a new call
+    def add(self, delta: dict[str, Any]) -> None:
+        if isinstance(delta.get("index"), int):
+            index = delta["index"]
+        elif delta.get("id") or not self._calls:  # no index: a new id starts a new call
             index = len(self._calls)
         else:
             index = max(self._calls)
         call = self._calls.setdefault(index, _PendingCall())
         # Some servers repeat id and name in every delta: keep the first, never concatenate.
-        call.id = call.id or delta.id
-        if delta.function is not None:
-            call.name = call.name or delta.function.name
-            if delta.function.arguments:
-                call.arguments.append(delta.function.arguments)
+        call.id = call.id or delta.get("id")
+        function = delta.get("function")
+        if function is not None:
+            call.name = call.name or function.get("name")
+            if function.get("arguments"):
+                call.arguments.append(function["arguments"])
 
     def assembled(self) -> tuple[ToolCall, ...]:
         calls = []

@@ -179,6 +179,7 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self._specs: tuple[ToolSpec, ...] = ()
         for t in tools:
             self.add(t)
 
@@ -186,9 +187,11 @@ class ToolRegistry:
         if t.name in self._tools:
             raise ValueError(f"tool {t.name} is registered twice")
         self._tools[t.name] = t
+        # Built once: a JSON schema costs more than the rest of a turn's bookkeeping.
+        self._specs = (*self._specs, t.spec)
 
     def specs(self) -> tuple[ToolSpec, ...]:
-        return tuple(t.spec for t in self._tools.values())
+        return self._specs
 
     def title(self, name: str) -> str:
         found = self._tools.get(name)
