@@ -8,8 +8,10 @@ worker. The same listeners serve HTTP (`/slack/events`) and Socket Mode.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
@@ -61,6 +63,19 @@ def oauth_settings(config: SlackConfig, engine: Any) -> AsyncOAuthSettings:
     )
 
 
+@contextlib.contextmanager
+def _bot_token_unset() -> Iterator[None]:
+    """Bolt reads SLACK_BOT_TOKEN itself and, finding it beside our client (which holds
+    the same token, with SLACK_API_URL and the rate-limit handler), warns at every start
+    that it is unused. Only the constructor reads it."""
+    token = os.environ.pop("SLACK_BOT_TOKEN", None)
+    try:
+        yield
+    finally:
+        if token is not None:
+            os.environ["SLACK_BOT_TOKEN"] = token
+
+
 class SlackChannel:
     def __init__(
         self,
@@ -82,16 +97,17 @@ class SlackChannel:
         self._deliveries = deliveries
         self._feedback = feedback
         self._work_added = work_added
-        self.app = AsyncApp(
-            signing_secret=config.signing_secret,
-            # Socket Mode has no signatures: the connection itself is authenticated.
-            request_verification_enabled=config.signing_secret is not None,
-            client=clients.shared,  # carries the bot token (Bolt ignores `token` beside it)
-            oauth_settings=oauth,
-            installation_store=oauth.installation_store if oauth else None,
-            process_before_response=True,
-            name=config.bot_name,
-        )
+        with _bot_token_unset():
+            self.app = AsyncApp(
+                signing_secret=config.signing_secret,
+                # Socket Mode has no signatures: the connection itself is authenticated.
+                request_verification_enabled=config.signing_secret is not None,
+                client=clients.shared,  # carries the bot token
+                oauth_settings=oauth,
+                installation_store=oauth.installation_store if oauth else None,
+                process_before_response=True,
+                name=config.bot_name,
+            )
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
         self.app.event("app_home_opened")(self._on_home_opened)

@@ -22,7 +22,7 @@ from tests.e2e.slack.conftest import (
     settled,
 )
 from tests.fakes.knowledge import Document, InMemoryRetriever
-from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.openai_server import FakeOpenAI, Hang, Reply
 from tests.fakes.slack_api import FakeSlack
 
 VPN = Passage(id="kb-1", title="Reset your VPN password", text="Open the portal and click Reset.",
@@ -62,8 +62,9 @@ async def test_mention_is_answered_in_its_thread_streamed_with_sources_and_feedb
 
 
 async def test_status_names_what_the_assistant_is_doing_before_the_answer(
-    app: TestClient[Any, Any], slack: FakeSlack
+    app: TestClient[Any, Any], slack: FakeSlack, llm: FakeOpenAI
 ) -> None:
+    llm.script(Hang(seconds=1.0))  # a model that takes a moment to start answering
     await post_event(app, mention("hello"))
 
     await slack.wait_for("chat.stopStream")
