@@ -16,12 +16,6 @@ from typing import Protocol
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.llm.embeddings import create_embedder
-from adapters.llm.local_embeddings import create_local_embedder, is_local
-from adapters.llm.offline import OfflineChatModel
-from adapters.llm.openai_model import create_chat_model
-from adapters.llm.tokens import token_counter_for
-from adapters.qdrant.edge import EdgeKnowledgeIndex
 from adapters.sql import migrate
 from adapters.sql.conversations import SqlConversationStore
 from adapters.sql.deliveries import SqlDeliveryLog
@@ -35,7 +29,7 @@ from adapters.sql.tickets import SqlTicketStore
 from bots.profile import BotProfile, default_profile
 from bots.settings import Settings
 from core.context import ContextAssembler, KnowledgeProvider
-from core.errors import ConfigurationError, ModelError
+from core.errors import ConfigurationError
 from core.model import ChatMessage
 from core.orchestrator import Orchestrator
 from core.ports import (
@@ -43,7 +37,6 @@ from core.ports import (
     ConversationReferences,
     ConversationStore,
     DeliveryLog,
-    Embedder,
     FeedbackStore,
     Inbox,
     KnowledgeStore,
@@ -193,7 +186,12 @@ async def bootstrap(
     the real wiring around them.
     """
     async with AsyncExitStack() as stack:
-        counter = token_counter_for(model.name if model else settings.model) if answers else None
+        counter = None
+        if answers:
+            # The model's side (openai, tiktoken, Qdrant Edge) loads only where it is used.
+            from bots import answering
+
+            counter = answering.counter_for(model.name if model else settings.model)
         if stores is None:
             count = None if counter is None else _turn_counter(counter)
             stores = await stack.enter_async_context(sql_stores(settings, count=count))
@@ -207,13 +205,13 @@ async def bootstrap(
         if answers:
             assert counter is not None
             if model is None:
-                model = _chat_model(settings)
+                model = answering.chat_model(settings)
                 aclose = getattr(model, "aclose", None)
                 if aclose is not None:
                     stack.push_async_callback(aclose)
             if open_knowledge:
-                embedder, dense_size = await embedder_for(settings, stack)
-                knowledge = open_knowledge_index(
+                embedder, dense_size = await answering.embedder_for(settings, stack)
+                knowledge = answering.open_knowledge_index(
                     settings, embedder=embedder, dense_size=dense_size
                 )
                 stack.push_async_callback(knowledge.aclose)
@@ -316,66 +314,3 @@ async def _prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
                 "run `switchboard db upgrade` first"
             ]
         )
-
-
-def _chat_model(settings: Settings) -> ChatModel:
-    if not settings.model_configured:
-        log.warning("no language model configured (OPENAI_API_KEY / OPENAI_BASE_URL): offline mode")
-        return OfflineChatModel()
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return create_chat_model(
-        model=settings.model,
-        api_key=key,
-        base_url=settings.openai_base_url,
-        timeout=settings.model_timeout,
-        max_retries=settings.model_retries,
-    )
-
-
-def open_knowledge_index(
-    settings: Settings, *, embedder: Embedder | None = None, dense_size: int | None = None
-) -> KnowledgeIndex:
-    if settings.qdrant_url is None:
-        return EdgeKnowledgeIndex.open(
-            settings.qdrant_path, embedder=embedder, dense_size=dense_size
-        )
-    # qdrant-client (with numpy and grpc) costs ~50 MB: imported only when it is used.
-    from adapters.qdrant.server import ServerKnowledgeIndex
-
-    key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-    return ServerKnowledgeIndex(
-        settings.qdrant_url, key, embedder=embedder, dense_size=dense_size
-    )
-
-
-async def embedder_for(
-    settings: Settings, stack: AsyncExitStack
-) -> tuple[Embedder | None, int | None]:
-    """The embedding model for hybrid retrieval, if one is configured, and its size."""
-    if settings.embedding_model is None:
-        return None, None
-    if is_local(settings.embedding_model):  # local:all-MiniLM-L6-v2, the optional extra
-        local = create_local_embedder(settings.embedding_model)
-        stack.push_async_callback(local.aclose)
-        size = await local.dimension()  # loads the model, in a worker thread
-        if settings.embedding_dimensions not in (None, size):
-            raise ConfigurationError([
-                f"SWITCHBOARD_EMBEDDING_DIMENSIONS is {settings.embedding_dimensions}, but "
-                f"{settings.embedding_model} makes {size}-dimensional vectors: unset it"
-            ])
-        return local, size
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    embedder = create_embedder(
-        model=settings.embedding_model, api_key=key, base_url=settings.openai_base_url,
-        timeout=settings.model_timeout, max_retries=settings.model_retries,
-    )
-    stack.push_async_callback(embedder.aclose)
-    if settings.embedding_dimensions is not None:
-        return embedder, settings.embedding_dimensions
-    try:
-        return embedder, await embedder.dimension()
-    except ModelError as e:
-        raise ConfigurationError([
-            f"SWITCHBOARD_EMBEDDING_MODEL: could not ask {settings.embedding_model} for its "
-            f"vector size ({e}); start it first or set SWITCHBOARD_EMBEDDING_DIMENSIONS"
-        ]) from e

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from adapters.llm.openai_model import create_chat_model
 from adapters.sql import migrate
 from adapters.sql.engine import create_engine
-from bots.bootstrap import open_knowledge_index
+from bots.answering import open_knowledge_index
 from bots.settings import Settings
 from core.errors import ConfigurationError
 

@@ -17,7 +17,8 @@ from rich.table import Table
 
 from adapters.ingest.pipeline import IngestOptions, IngestReport, ingest
 from adapters.llm.tokens import EstimatingTokenCounter, token_counter_for
-from bots.bootstrap import KnowledgeIndex, embedder_for, open_knowledge_index
+from bots.answering import embedder_for, open_knowledge_index
+from bots.bootstrap import KnowledgeIndex
 from bots.evaluation import Dataset, Scores, load_dataset, score
 from bots.settings import Settings
 from core.knowledge import Audience

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bots.bootstrap import embedder_for
+from bots.answering import embedder_for
 from bots.settings import load_settings
 from core.errors import ConfigurationError
 
