@@ -380,3 +380,29 @@ async def switchboard_serve(
     process, base URL, its stderr file), as before the process-tree measurement."""
     async with serve(LAYOUTS[layout], env, workdir) as served:
         yield served.process, served.url, served.stderr_paths[0]
+
+
+@contextlib.asynccontextmanager
+async def profiled(served: Served, directory: Path | None, label: str) -> AsyncIterator[None]:
+    """With a directory: py-spy (`pip install py-spy`; not a project dependency) samples
+    every process of the service while the block runs, one folded-stacks file each
+    (`<label>-<command>-<pid>.txt`), for finding where the CPU goes."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for command, process in zip(served.commands, served.processes, strict=True):
+        for pid in sorted(descendants([process.pid])):
+            out = directory / f"{label}-{command.name}-{pid}.txt"
+            spies.append(await asyncio.create_subprocess_exec(
+                "py-spy", "record", "--pid", str(pid), "--output", str(out), "--format", "raw",
+                "--rate", "250", "--nonblocking",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            ))
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        await asyncio.gather(*(spy.wait() for spy in spies))

@@ -65,7 +65,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.serving import LAYOUTS, YARDSTICK, Command, pct, serve
+from benchmarks.serving import LAYOUTS, YARDSTICK, Command, pct, profiled, serve
 from tests.fakes.openai_server import FakeOpenAI, Paced
 from tests.fakes.slack_api import Call, FakeSlack
 
@@ -162,7 +162,7 @@ def is_echo(text: str, question: str) -> bool:
 
 
 async def run(scenario: Scenario, bot: str, commands: tuple[Command, ...],
-              extra_env: dict[str, str]) -> dict[str, Any]:
+              extra_env: dict[str, str], profile: Path | None = None) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-slack-load-"))
     try:
         async with FakeSlack(team_id=TEAM, bot_user_id=BOT_USER, bot_id=BOT_ID) as slack, \
@@ -178,7 +178,10 @@ async def run(scenario: Scenario, bot: str, commands: tuple[Command, ...],
                 tracker = Tracker(slack)
                 await warm_up(tracker, events_url)
                 warm = served.sample()
-                result = await load(scenario, tracker, events_url)
+                label = "-".join((scenario.pace, "paced" if scenario.model else "instant",
+                                  "yardstick" if bot == YARDSTICK_BOT else "switchboard"))
+                async with profiled(served, profile, label):
+                    result = await load(scenario, tracker, events_url)
                 end = served.sample()
                 served.check_alive()
             result.update(
@@ -386,7 +389,9 @@ async def main() -> None:
                         help="events per scenario (default: max(200, 20×C), at most 500 for paced)")
     parser.add_argument("--quick", action="store_true", help="50 events per scenario")
     parser.add_argument("--env", nargs="+", default=[], metavar="NAME=VALUE",
-                        help="extra settings for Switchboard, e.g. SWITCHBOARD_WORKERS=64")
+                        help="extra settings for Switchboard, e.g. SWITCHBOARD_CONCURRENCY=64")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="sample every process with py-spy during the load, into DIR")
     args = parser.parse_args()
     if args.slow_model_only:
         args.scenario = ["paced"]
@@ -403,7 +408,7 @@ async def main() -> None:
             print(f"running: {scenario.name}, {bot} ({scenario.events} events)…",
                   file=sys.stderr)
             try:
-                by_bot[bot] = await run(scenario, bot, commands, extra_env)
+                by_bot[bot] = await run(scenario, bot, commands, extra_env, args.profile)
             except Exception as e:  # noqa: BLE001 - reported in the table; the others still run
                 print(f"  {bot} failed: {e!r}", file=sys.stderr)
                 by_bot[bot] = {"scenario": scenario, "bot": bot, "error": repr(e)}
