@@ -9,17 +9,18 @@ the network. See `core/inbox.py` for what each step means.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Table, and_, func, or_, select, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.sql.rows import (
     conversation_key,
-    find_conversation,
     profile_values,
     recent_turns_query,
     to_conversation,
@@ -60,6 +61,104 @@ def insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     return postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
 
 
+# Every statement of the hot path is built once, with bound parameters: building a
+# statement and its cache key per call cost SQLAlchemy several times the database's own
+# time (`benchmarks/README.md`); a statement object used again hits the compiled cache
+# straight away.
+_NOW, _OWNER, _UNTIL = bindparam("b_now"), bindparam("b_owner"), bindparam("b_until")
+_ITEM = bindparam("b_item")
+_KEY = (inbox.c.channel == bindparam("b_channel"), inbox.c.tenant == bindparam("b_tenant"),
+        inbox.c.message_key == bindparam("b_message_key"))
+_THREAD = (conversations.c.channel == bindparam("b_channel"),
+           conversations.c.tenant == bindparam("b_tenant"),
+           conversations.c.external_id == bindparam("b_external_id"),
+           conversations.c.thread_id == bindparam("b_thread_id"))
+_CLAIMABLE = or_(inbox.c.status == "pending",
+                 and_(inbox.c.status == "processing", inbox.c.lease_until < _NOW))
+_HELD = and_(inbox.c.status == "processing", inbox.c.lease_owner == _OWNER)
+
+
+def _per_dialect(make: Callable[[Callable[[Table], Any]], Any]) -> dict[str, Any]:
+    return {"sqlite": make(sqlite.insert), "postgresql": make(postgresql.insert)}
+
+
+_CONVERSATION_BY_ID = select(conversations).where(conversations.c.id == bindparam("b_id"))
+_CONVERSATION = select(conversations).where(*_THREAD)
+_THREAD_KNOWN = select(conversations.c.id).where(*_THREAD).limit(1)
+_NEW_CONVERSATION = _per_dialect(lambda ins: ins(conversations).on_conflict_do_nothing(
+    index_elements=["channel", "tenant", "external_id", "thread_id"]).returning(conversations))
+_NEW_ITEM = _per_dialect(lambda ins: ins(inbox).on_conflict_do_nothing(
+    index_elements=["channel", "tenant", "message_key"]).returning(inbox.c.id))
+_ITEM_BY_KEY = select(inbox.c.id, inbox.c.status, inbox.c.delivery_key).where(*_KEY)
+_ITEM_BY_ID = select(inbox).where(inbox.c.id == _ITEM)
+_ITEM_STATUS = select(inbox.c.id, inbox.c.status).where(inbox.c.id == _ITEM)
+_PAYLOAD = select(inbox.c.payload).where(inbox.c.id == _ITEM)
+_REQUEUE = (
+    update(inbox).where(inbox.c.id == _ITEM, inbox.c.status == "failed")
+    .values(status=bindparam("b_status"), lease_owner=_OWNER, lease_until=_UNTIL,
+            payload=bindparam("b_payload"), updated_at=_NOW)
+    .returning(inbox)
+)
+_NOTIFY = select(func.pg_notify(WORK_CHANNEL, ""))
+_CLAIMED = {"status": "processing", "lease_owner": _OWNER, "lease_until": _UNTIL,
+            "attempts": inbox.c.attempts + 1, "updated_at": _NOW}
+# SKIP LOCKED lets concurrent PostgreSQL claimers pass each other's candidates (SQLite
+# drops the clause: its transactions are serial anyway). A MATERIALIZED CTE, not
+# `IN (subquery)`: PostgreSQL may plan the subquery on the inner side of a nested loop and
+# rescan it for every row, and each rescan skips the rows this UPDATE has just claimed
+# and locks the next ones, so the LIMIT bounded nothing (a claim of 3 took all 5 waiting
+# items). Materialized, the candidates are chosen and locked once.
+_CANDIDATES = (
+    select(inbox.c.id).where(_CLAIMABLE).order_by(inbox.c.id).limit(bindparam("b_limit"))
+    .with_for_update(skip_locked=True)
+    .cte("candidates").prefix_with("MATERIALIZED", dialect="postgresql")
+)
+_CLAIM_BATCH = (
+    update(inbox).where(inbox.c.id.in_(select(_CANDIDATES.c.id)), _CLAIMABLE)
+    .values(**_CLAIMED).returning(inbox)
+)
+# One item: also one the caller holds already (accepted claimed, to answer at once).
+_CLAIM_ONE = (
+    update(inbox).where(inbox.c.id == _ITEM, or_(_CLAIMABLE, _HELD))
+    .values(**_CLAIMED).returning(inbox)
+)
+_RECENT_TURNS = recent_turns_query(bindparam("b_conversation"), bindparam("b_limit"))
+_USER_TURN = (
+    select(turns.c.id).where(turns.c.inbox_item_id == _ITEM, turns.c.role == "user").limit(1)
+)
+_NEW_TURNS = sa_insert(turns).returning(turns, sort_by_parameter_order=True)
+_NEW_TURN = sa_insert(turns)
+_PROFILE = select(profiles).where(profiles.c.id == bindparam("b_id")).with_for_update()
+_NEW_PROFILE = _per_dialect(
+    lambda ins: ins(profiles).on_conflict_do_nothing(index_elements=["id"]))
+_MERGED_PROFILE = update(profiles).where(profiles.c.id == bindparam("b_id"))
+_DONE = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
+    status="done", lease_owner=None, lease_until=None, updated_at=_NOW)
+_BUMP = update(conversations).where(conversations.c.id == bindparam("b_id")).values(
+    updated_at=_NOW)
+_RENEW = (
+    update(inbox).where(inbox.c.id.in_(bindparam("b_ids", expanding=True)), _HELD)
+    .values(lease_until=_UNTIL, updated_at=_NOW).returning(inbox.c.id)
+)
+_RELEASE = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
+    status="pending", lease_owner=None, lease_until=None, updated_at=_NOW)
+_FAIL = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
+    status="failed", last_error=bindparam("b_error"), lease_owner=None, lease_until=None,
+    updated_at=_NOW)
+_ANSWER = (
+    select(turns)
+    .where(turns.c.inbox_item_id == _ITEM, turns.c.role == "assistant",
+           turns.c.tool_calls.is_(None))
+    .order_by(turns.c.id.desc())
+    .limit(1)
+)
+
+
+def _thread(ref: ConversationRef) -> dict[str, str]:
+    return {"b_channel": ref.channel, "b_tenant": ref.tenant,
+            "b_external_id": ref.conversation, "b_thread_id": ref.thread or ""}
+
+
 # ----- accept -----
 
 
@@ -67,7 +166,7 @@ def accept(conn: Connection, acceptance: Acceptance, now: datetime) -> AcceptOut
     message = acceptance.message
     if acceptance.conversation_id is not None:
         named = conn.execute(
-            select(conversations).where(conversations.c.id == acceptance.conversation_id)
+            _CONVERSATION_BY_ID, {"b_id": acceptance.conversation_id}
         ).one_or_none()
         if named is None or named.owner != message.sender.id or (
             named.channel != message.conversation.channel
@@ -88,8 +187,7 @@ def accept(conn: Connection, acceptance: Acceptance, now: datetime) -> AcceptOut
 
 
 def _answers_thread(conn: Connection, ref: ConversationRef) -> bool:
-    found = find_conversation(ref).with_only_columns(conversations.c.id).limit(1)
-    return conn.execute(found).first() is not None
+    return conn.execute(_THREAD_KNOWN, _thread(ref)).first() is not None
 
 
 def _record(
@@ -97,60 +195,53 @@ def _record(
 ) -> Recorded | Requeued | Duplicate:
     # Claimed for the caller, who begins the turn next: `begin_turn` counts the attempt.
     claim = acceptance.claim
-    held = _holding(claim, now) if claim else {"status": "pending"}
-    state: dict[str, Any] = {**held, "attempts": 0}
-    key = {"channel": message.conversation.channel, "tenant": message.conversation.tenant,
-           "message_key": message.id}
-    stmt = (
-        insert(conn, inbox)
-        .values(**key, **state, delivery_key=acceptance.delivery, payload=message_to_json(message),
-                created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=list(key))
-        .returning(inbox.c.id)
-    )
-    item_id = conn.execute(stmt).scalar_one_or_none()
+    status = "processing" if claim else "pending"
+    until = now + claim.lease if claim else None
+    key = {"b_channel": message.conversation.channel, "b_tenant": message.conversation.tenant,
+           "b_message_key": message.id}
+    item_id = conn.execute(_NEW_ITEM[conn.dialect.name], {
+        "channel": message.conversation.channel, "tenant": message.conversation.tenant,
+        "message_key": message.id, "status": status, "attempts": 0,
+        "lease_owner": claim.owner if claim else None, "lease_until": until,
+        "delivery_key": acceptance.delivery, "payload": message_to_json(message),
+        "created_at": now, "updated_at": now,
+    }).scalar_one_or_none()
     if item_id is not None:
-        item = InboxItem(id=item_id, message=message, status=state["status"],
-                         attempts=state["attempts"], lease_until=state.get("lease_until"))
+        item = InboxItem(id=item_id, message=message, status=status, attempts=0,
+                         lease_until=until)
         return Recorded(item=item)
 
-    existing = conn.execute(
-        select(inbox.c.id, inbox.c.status, inbox.c.delivery_key).where(
-            *(inbox.c[name] == value for name, value in key.items())
-        )
-    ).one()
+    existing = conn.execute(_ITEM_BY_KEY, key).one()
     # A retry of the delivery first recorded (or any redelivery, where the platform has
     # no delivery id) re-queues a failed item; another copy of the message does not.
     retry = existing.delivery_key is None or existing.delivery_key == acceptance.delivery
     if existing.status == "failed" and retry:
-        again: dict[str, Any] = _holding(claim, now) if claim else {"status": "pending", **_NO_LEASE}
         # The message stays as first delivered; how to reach the person is the latest
         # delivery's (the request now waiting, a refreshed service URL).
-        stored = conn.execute(select(inbox.c.payload).where(inbox.c.id == existing.id)).scalar_one()
-        payload = {**stored, "channel_data": message.channel_data}
+        stored = conn.execute(_PAYLOAD, {"b_item": existing.id}).scalar_one()
         # Conditional, so two redeliveries racing re-queue the item once.
-        requeue = update(inbox).where(inbox.c.id == existing.id, inbox.c.status == "failed")
-        values = {**again, "payload": payload, "updated_at": now}
-        row = conn.execute(requeue.values(**values).returning(inbox)).one_or_none()
+        row = conn.execute(_REQUEUE, {
+            "b_item": existing.id, "b_status": status, "b_owner": claim.owner if claim else None,
+            "b_until": until, "b_payload": {**stored, "channel_data": message.channel_data},
+            "b_now": now,
+        }).one_or_none()
         if row is not None:
             return Requeued(item=to_item(row))
-        existing = conn.execute(
-            select(inbox.c.id, inbox.c.status).where(inbox.c.id == existing.id)
-        ).one()
+        existing = conn.execute(_ITEM_STATUS, {"b_item": existing.id}).one()
     return Duplicate(item_id=existing.id, status=existing.status)
 
 
 def _stored_message(conn: Connection, outcome: Requeued | Duplicate) -> InboundMessage:
     if isinstance(outcome, Requeued):
         return outcome.item.message
-    row = conn.execute(select(inbox).where(inbox.c.id == outcome.item_id)).one()
+    row = conn.execute(_ITEM_BY_ID, {"b_item": outcome.item_id}).one()
     return to_item(row).message
 
 
 def _wake_workers(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         # Delivered at COMMIT, so a worker never looks before the item is visible.
-        conn.execute(select(func.pg_notify(WORK_CHANNEL, "")))
+        conn.execute(_NOTIFY)
 
 
 # ----- begin_turn -----
@@ -168,44 +259,33 @@ def begin_turns(
     item_id: int | None = None,
 ) -> list[TurnStart]:
     """Claim up to `limit` items (oldest first; or just `item_id`) and start each."""
+    params = {"b_owner": claim.owner, "b_until": now + claim.lease, "b_now": now}
     if item_id is not None:
-        # Also an item the caller holds already (accepted claimed, to answer at once).
-        which: ColumnElement[bool] = and_(
-            inbox.c.id == item_id, or_(_claimable(now), _held(claim.owner))
-        )
+        claimed = conn.execute(_CLAIM_ONE, {**params, "b_item": item_id})
     else:
-        # SKIP LOCKED lets concurrent PostgreSQL claimers pass each other's candidates
-        # (SQLite drops the clause: its transactions are serial anyway).
-        # A MATERIALIZED CTE, not `IN (subquery)`: PostgreSQL may plan the subquery on
-        # the inner side of a nested loop and rescan it for every row, and each rescan
-        # skips the rows this UPDATE has just claimed and locks the next ones, so the
-        # LIMIT bounded nothing (a claim of 3 took all 5 waiting items). Materialized,
-        # the candidates are chosen and locked once.
-        candidates = (
-            select(inbox.c.id).where(_claimable(now)).order_by(inbox.c.id).limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("candidates").prefix_with("MATERIALIZED", dialect="postgresql")
-        )
-        which = and_(inbox.c.id.in_(select(candidates.c.id)), _claimable(now))
-    claimed = update(inbox).where(which).values(
-        **_holding(claim, now), attempts=inbox.c.attempts + 1, updated_at=now
-    )
-    rows = sorted(conn.execute(claimed.returning(inbox)).all(), key=lambda r: r.id)
+        claimed = conn.execute(_CLAIM_BATCH, {**params, "b_limit": limit})
+    rows = sorted(claimed.all(), key=lambda r: r.id)
     items = [to_item(row) for row in rows]
     ready = [item for item in items if item.attempts <= max_attempts]
-    conversations_of, profiles_of = _open_in_order(conn, ready, now)
+    fresh: set[str] = set()
+    conversations_of, profiles_of = _open_in_order(conn, ready, now, fresh)
+    # A conversation created here has no earlier turns, unless two items of this batch
+    # share it (the second reads the first's).
+    shared = Counter(c.id for c in conversations_of.values())
     starts: list[TurnStart] = []
     for item in items:
         if item.attempts > max_attempts:
             starts.append(Exhausted(item=item))
-        else:
-            starts.append(_start(conn, item, conversations_of[item.id], profiles_of[item.id],
-                                 now, history=history, count=count))
+            continue
+        conversation = conversations_of[item.id]
+        empty = conversation.id in fresh and shared[conversation.id] == 1
+        starts.append(_start(conn, item, conversation, profiles_of[item.id], now,
+                             history=0 if empty else history, count=count))
     return starts
 
 
 def _open_in_order(
-    conn: Connection, items: Sequence[InboxItem], now: datetime
+    conn: Connection, items: Sequence[InboxItem], now: datetime, fresh: set[str]
 ) -> tuple[dict[int, Conversation], dict[int, Profile | None]]:
     """Get or create the batch's conversations (in key order), then merge its senders'
     profiles (in id order, each sender's items in turn).
@@ -214,13 +294,18 @@ def _open_in_order(
     deadlock: a batch waits on another's not yet committed conversation or profile row,
     and taken in item order, one batch could hold a new conversation the other waits for
     while it waits for a profile the other inserted (seen with three claimers).
+    The ids of conversations created here go into `fresh`.
     """
     conversations: dict[int, Conversation] = {}
     by_thread = sorted(
         items, key=lambda i: (tuple(conversation_key(i.message.conversation).values()), i.id)
     )
     for item in by_thread:
-        conversations[item.id] = conversation_of(conn, item.message, now)
+        message = item.message
+        owner = message.sender.id if message.is_direct else None
+        conversations[item.id], created = _conversation(conn, message.conversation, owner, now)
+        if created:
+            fresh.add(conversations[item.id].id)
     profiles: dict[int, Profile | None] = {}
     for item in sorted(items, key=lambda i: (i.message.sender.id, i.id)):
         profiles[item.id] = _sender_profile(conn, item.message.sender, now)
@@ -232,23 +317,22 @@ def _start(
     now: datetime, *, history: int, count: Callable[[NewTurn], int],
 ) -> Started:
     message = item.message
-    recent = conn.execute(recent_turns_query(conversation.id, history + 1)).all()
+    recent = conn.execute(
+        _RECENT_TURNS, {"b_conversation": conversation.id, "b_limit": history + 1}
+    ).all() if history else []
     earlier = [to_turn(r) for r in reversed(recent) if r.inbox_item_id != item.id]
     # Not `[-history:]`: with history=0 that is the whole list (the turn read above).
     earlier = earlier[max(len(earlier) - history, 0):]
     # Only a retry can find its own turn: an earlier attempt stored it, then died.
     if item.attempts <= 1 or not _has_user_turn(conn, item.id):
         turn = NewTurn(role="user", content=message.text, inbox_item_id=item.id)
-        conn.execute(
-            insert(conn, turns).values(turn_values(conversation.id, replace(
-                turn, tokens=count(turn)), now))
-        )
+        counted = replace(turn, tokens=count(turn))
+        conn.execute(_NEW_TURN, turn_values(conversation.id, counted, now))
     return Started(item=item, conversation=conversation, history=tuple(earlier), profile=profile)
 
 
 def _has_user_turn(conn: Connection, item_id: int) -> bool:
-    found = select(turns.c.id).where(turns.c.inbox_item_id == item_id, turns.c.role == "user")
-    return conn.execute(found.limit(1)).first() is not None
+    return conn.execute(_USER_TURN, {"b_item": item_id}).first() is not None
 
 
 def conversation_of(conn: Connection, message: InboundMessage, now: datetime) -> Conversation:
@@ -260,18 +344,25 @@ def conversation_of(conn: Connection, message: InboundMessage, now: datetime) ->
 def get_or_create_conversation(
     conn: Connection, ref: ConversationRef, owner: str | None, now: datetime
 ) -> Conversation:
-    find = find_conversation(ref)
-    row = conn.execute(find).one_or_none()
-    if row is None:
-        key = conversation_key(ref)
-        # Insert-or-nothing then read: concurrent callers all end up reading the one row.
-        conn.execute(
-            insert(conn, conversations)
-            .values(id=uuid.uuid4().hex, owner=owner, created_at=now, updated_at=now, **key)
-            .on_conflict_do_nothing(index_elements=list(key))
-        )
-        row = conn.execute(find).one()
-    return to_conversation(row)
+    return _conversation(conn, ref, owner, now)[0]
+
+
+def _conversation(
+    conn: Connection, ref: ConversationRef, owner: str | None, now: datetime
+) -> tuple[Conversation, bool]:
+    """The thread's conversation, and whether this transaction created it."""
+    thread = _thread(ref)
+    row = conn.execute(_CONVERSATION, thread).one_or_none()
+    if row is not None:
+        return to_conversation(row), False
+    # Insert-or-nothing: concurrent callers all end up with the one row.
+    row = conn.execute(_NEW_CONVERSATION[conn.dialect.name], {
+        "id": uuid.uuid4().hex, "owner": owner, "created_at": now, "updated_at": now,
+        **conversation_key(ref),
+    }).one_or_none()
+    if row is not None:
+        return to_conversation(row), True
+    return to_conversation(conn.execute(_CONVERSATION, thread).one()), False
 
 
 def _sender_profile(conn: Connection, sender: Sender, now: datetime) -> Profile | None:
@@ -280,24 +371,19 @@ def _sender_profile(conn: Connection, sender: Sender, now: datetime) -> Profile 
     told = Profile(id=sender.id, name=sender.name, email=sender.email,
                    time_zone=sender.time_zone)
     # The row lock (PostgreSQL) makes concurrent turns of one person merge in turn.
-    stored = select(profiles).where(profiles.c.id == sender.id).with_for_update()
-    row = conn.execute(stored).one_or_none()
+    who = {"b_id": sender.id}
+    row = conn.execute(_PROFILE, who).one_or_none()
     if row is None:
         if told == Profile(id=sender.id):
             return None
-        fresh = insert(conn, profiles).values(
-            {**profile_values(told), "id": told.id, "updated_at": now}
-        ).on_conflict_do_nothing(index_elements=["id"])
-        if conn.execute(fresh).rowcount == 1:
+        fresh = {**profile_values(told), "id": told.id, "updated_at": now}
+        if conn.execute(_NEW_PROFILE[conn.dialect.name], fresh).rowcount == 1:
             return told
-        row = conn.execute(stored).one()  # another turn of theirs inserted it meanwhile
+        row = conn.execute(_PROFILE, who).one()  # another turn of theirs inserted it meanwhile
     current = to_profile(row)
     merged = current.merged(told)
     if merged != current:
-        conn.execute(
-            update(profiles).where(profiles.c.id == sender.id)
-            .values({**profile_values(merged), "updated_at": now})
-        )
+        conn.execute(_MERGED_PROFILE, {**who, **profile_values(merged), "updated_at": now})
     return merged
 
 
@@ -305,10 +391,8 @@ def _sender_profile(conn: Connection, sender: Sender, now: datetime) -> Profile 
 
 
 def finish_turn(conn: Connection, end: TurnEnd, now: datetime) -> list[Turn]:
-    done = update(inbox).where(inbox.c.id == end.item_id, _held(end.owner)).values(
-        status="done", **_NO_LEASE, updated_at=now
-    )
-    if conn.execute(done).rowcount != 1:
+    done = conn.execute(_DONE, {"b_item": end.item_id, "b_owner": end.owner, "b_now": now})
+    if done.rowcount != 1:
         raise LeaseLost(f"inbox item {end.item_id} is no longer held by {end.owner}")
     return add_turns(conn, end.conversation_id, end.turns, now)
 
@@ -320,11 +404,9 @@ def add_turns(
     (PostgreSQL), so concurrent batches for one thread commit one after the other."""
     if not new:
         return []
-    bump = update(conversations).where(conversations.c.id == conversation_id)
-    if conn.execute(bump.values(updated_at=now)).rowcount != 1:
+    if conn.execute(_BUMP, {"b_id": conversation_id, "b_now": now}).rowcount != 1:
         raise StorageError(f"conversation {conversation_id} does not exist")
-    stmt = insert(conn, turns).returning(turns, sort_by_parameter_order=True)
-    rows = conn.execute(stmt, [turn_values(conversation_id, t, now) for t in new]).all()
+    rows = conn.execute(_NEW_TURNS, [turn_values(conversation_id, t, now) for t in new]).all()
     return [to_turn(row) for row in rows]
 
 
@@ -332,28 +414,28 @@ def add_turns(
 
 
 def renew(conn: Connection, item_ids: Sequence[int], claim: Claim, now: datetime) -> set[int]:
-    stmt = (
-        update(inbox).where(inbox.c.id.in_(item_ids), _held(claim.owner))
-        .values(lease_until=now + claim.lease, updated_at=now).returning(inbox.c.id)
-    )
-    return set(conn.execute(stmt).scalars())
+    params = {"b_ids": list(item_ids), "b_owner": claim.owner, "b_until": now + claim.lease,
+              "b_now": now}
+    return set(conn.execute(_RENEW, params).scalars())
 
 
 def release(conn: Connection, item_id: int, owner: str, now: datetime) -> bool:
     # The attempt stays counted: it may have stored the person's turn already.
-    return _if_held(conn, item_id, owner, {"status": "pending", **_NO_LEASE}, now)
+    params = {"b_item": item_id, "b_owner": owner, "b_now": now}
+    return conn.execute(_RELEASE, params).rowcount == 1
 
 
 def fail(conn: Connection, item_id: int, owner: str, error: str, now: datetime) -> bool:
-    values = {"status": "failed", "last_error": error[:_ERROR_LENGTH], **_NO_LEASE}
-    return _if_held(conn, item_id, owner, values, now)
+    params = {"b_item": item_id, "b_owner": owner, "b_error": error[:_ERROR_LENGTH],
+              "b_now": now}
+    return conn.execute(_FAIL, params).rowcount == 1
 
 
 # ----- reads -----
 
 
 def get_item(conn: Connection, item_id: int) -> InboxItem | None:
-    row = conn.execute(select(inbox).where(inbox.c.id == item_id)).one_or_none()
+    row = conn.execute(_ITEM_BY_ID, {"b_item": item_id}).one_or_none()
     return None if row is None else to_item(row)
 
 
@@ -367,39 +449,5 @@ def find_item(conn: Connection, channel: str, tenant: str, message_id: str) -> I
 
 def answer_of(conn: Connection, item_id: int) -> Turn | None:
     """The final answer stored for an item (its last assistant turn without tool calls)."""
-    query = (
-        select(turns)
-        .where(turns.c.inbox_item_id == item_id, turns.c.role == "assistant",
-               turns.c.tool_calls.is_(None))
-        .order_by(turns.c.id.desc())
-        .limit(1)
-    )
-    row: Row[Any] | None = conn.execute(query).one_or_none()
+    row: Row[Any] | None = conn.execute(_ANSWER, {"b_item": item_id}).one_or_none()
     return None if row is None else to_turn(row)
-
-
-# ----- helpers -----
-
-_NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_until": None}
-
-
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    expired = and_(inbox.c.status == "processing", inbox.c.lease_until < now)
-    return or_(inbox.c.status == "pending", expired)
-
-
-def _holding(claim: Claim, now: datetime) -> dict[str, Any]:
-    return {"status": "processing", "lease_owner": claim.owner, "lease_until": now + claim.lease}
-
-
-def _held(owner: str) -> ColumnElement[bool]:
-    return and_(inbox.c.status == "processing", inbox.c.lease_owner == owner)
-
-
-def _if_held(
-    conn: Connection, item_id: int, owner: str, values: dict[str, Any], now: datetime
-) -> bool:
-    stmt = update(inbox).where(inbox.c.id == item_id, _held(owner)).values(
-        **values, updated_at=now
-    )
-    return conn.execute(stmt).rowcount == 1
