@@ -12,7 +12,7 @@ from adapters.llm.embeddings import create_embedder
 from adapters.llm.local_embeddings import create_local_embedder, is_local
 from adapters.llm.offline import OfflineChatModel
 from adapters.llm.openai_model import create_chat_model
-from adapters.llm.tokens import token_counter_for
+from adapters.llm.tokens import LazyTokenCounter
 from adapters.qdrant.edge import EdgeKnowledgeIndex
 from bots.bootstrap import KnowledgeIndex
 from bots.settings import Settings
@@ -25,7 +25,7 @@ __all__ = ["chat_model", "counter_for", "embedder_for", "open_knowledge_index"]
 
 
 def counter_for(model_name: str) -> TokenCounter:
-    return token_counter_for(model_name)
+    return LazyTokenCounter(model_name)
 
 
 def chat_model(settings: Settings) -> ChatModel:

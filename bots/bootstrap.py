@@ -30,7 +30,6 @@ from bots.profile import BotProfile, default_profile
 from bots.settings import Settings
 from core.context import ContextAssembler, KnowledgeProvider
 from core.errors import ConfigurationError
-from core.model import ChatMessage
 from core.orchestrator import Orchestrator
 from core.ports import (
     ChatModel,
@@ -43,11 +42,9 @@ from core.ports import (
     ProfileStore,
     Retriever,
     SentMessages,
-    TokenCounter,
 )
 from core.relay import RelayTransport, ReplyRelay
 from core.replies import ReplyEvent
-from core.threads import NewTurn
 from core.tickets.model import TicketStore
 from core.tickets.service import TicketService
 from core.tickets.tools import TICKET_TOOLS
@@ -132,12 +129,10 @@ class Switchboard:
 
 
 @asynccontextmanager
-async def sql_stores(
-    settings: Settings, *, count: Callable[[NewTurn], int] | None = None
-) -> AsyncIterator[Stores]:
+async def sql_stores(settings: Settings) -> AsyncIterator[Stores]:
     """The stores on SQLite (migrated here) or PostgreSQL (migrated by `switchboard db
-    upgrade`, the Procfile's release phase, before processes start). `count`: the tokens
-    of a turn the inbox stores (None where no turn begins: the web role)."""
+    upgrade`, the Procfile's release phase, before processes start). Turns are stored
+    uncounted (tokens 0): the context counts them only when a long thread needs it."""
     async with AsyncExitStack() as stack:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.sqlalchemy_url)
@@ -158,7 +153,7 @@ async def sql_stores(
                 await conn.execute(text("SELECT 1"))
 
         yield Stores(
-            inbox=SqlInbox(executor, count=count or (lambda turn: 0), history=HISTORY_TURNS),
+            inbox=SqlInbox(executor, history=HISTORY_TURNS),
             conversations=conversations, profiles=profiles, deliveries=deliveries,
             feedback=feedback, sent_messages=sent, tickets=tickets, references=references,
             check=check, engine=engine, executor=executor,
@@ -193,8 +188,7 @@ async def bootstrap(
 
             counter = answering.counter_for(model.name if model else settings.model)
         if stores is None:
-            count = None if counter is None else _turn_counter(counter)
-            stores = await stack.enter_async_context(sql_stores(settings, count=count))
+            stores = await stack.enter_async_context(sql_stores(settings))
         tickets = TicketService(stores.tickets, agents=settings.ticket_agent_names)
         profile = default_profile(settings.bot_name)
         signals = _signals(settings, stores) if listens else None
@@ -234,7 +228,6 @@ async def bootstrap(
                 services=ToolServices(
                     profiles=stores.profiles, knowledge=retriever, tickets=tickets
                 ),
-                counter=counter,
                 max_tool_rounds=settings.max_tool_rounds,
             )
             worker = Worker(
@@ -295,13 +288,6 @@ def _signals(settings: Settings, stores: Stores) -> Signals | None:
     from adapters.sql.notify import PgSignals
 
     return PgSignals(stores.engine)
-
-
-def _turn_counter(counter: TokenCounter) -> Callable[[NewTurn], int]:
-    def count(turn: NewTurn) -> int:
-        return counter.count_message(ChatMessage(role=turn.role, content=turn.content))
-
-    return count
 
 
 async def _prepare_schema(engine: AsyncEngine, settings: Settings) -> None:

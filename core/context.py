@@ -25,6 +25,8 @@ from core.threads import Conversation, Turn
 
 log = logging.getLogger(__name__)
 
+MESSAGE_FRAMING = 8  # tokens around a message in chat formats (OpenAI's is 3-4)
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TurnInput:
@@ -151,8 +153,14 @@ class ContextAssembler:
         passages = tuple(p for part in parts for p in part.passages)
         system = ChatMessage(role="system", content=self._system_text(notes, passages))
         user = ChatMessage(role="user", content=turn.message.text)
-        room = self._budget - self._counter.count_message(system) - self._counter.count_message(user)
-        kept, dropped = trim_history(history, room, self._counter)
+        bound = sum(most_tokens(m) for m in (system, user, *(t.as_message() for t in history)))
+        if bound <= self._budget:  # fits whatever the tokenizer: nothing to count
+            room = self._budget
+            kept, dropped = trim_history(history, room, None)
+        else:
+            room = self._budget - self._counter.count_message(system)
+            room -= self._counter.count_message(user)
+            kept, dropped = trim_history(history, room, self._counter)
         if dropped:
             log.debug("context for message %s dropped %d old turns", turn.message.id, dropped)
         return AssembledContext(
@@ -190,12 +198,23 @@ class ContextAssembler:
         return "\n\n".join(sections)
 
 
+def most_tokens(message: ChatMessage) -> int:
+    """An upper bound of a message's tokens with no tokenizer: a byte-level BPE token (GPT,
+    Llama 3 and most chat models) is at least one byte of UTF-8, plus the framing of a
+    message. Counting exactly loads a tokenizer (tiktoken's cl100k: ~40 MB) and costs more
+    than the rest of the context's assembly, so it is only done when this bound does not
+    already fit the budget."""
+    calls = sum(len(c.name) + len(c.arguments.encode()) for c in message.tool_calls)
+    return MESSAGE_FRAMING + len(message.content.encode()) + calls
+
+
 def trim_history(
-    turns: Sequence[Turn], room: int, counter: TokenCounter
+    turns: Sequence[Turn], room: int, counter: TokenCounter | None
 ) -> tuple[list[Turn], int]:
     """Keep the newest whole exchanges (a user turn and the turns that answer it) that fit
-    in `room` tokens. An exchange is kept or dropped whole so a tool call never loses its
-    result; turns before the first user turn (a window cut mid-exchange) are dropped."""
+    in `room` tokens (all of them, without counting, when `counter` is None). An exchange
+    is kept or dropped whole so a tool call never loses its result; turns before the first
+    user turn (a window cut mid-exchange) are dropped."""
     exchanges: list[list[Turn]] = []
     for t in turns:
         if t.role == "user" or not exchanges:
@@ -205,6 +224,9 @@ def trim_history(
         exchanges.pop(0)
     kept: list[list[Turn]] = []
     for exchange in reversed(exchanges):
+        if counter is None:
+            kept.append(exchange)
+            continue
         cost = sum(t.tokens or counter.count_message(t.as_message()) for t in exchange)
         if cost > room:
             break

@@ -16,7 +16,7 @@ from core.inbox import Started, TurnEnd
 from core.knowledge import PassageBook, cited
 from core.messages import Citation
 from core.model import ChatMessage, ChatRequest, ModelText, ModelToolCalls, ModelUsage, ToolCall
-from core.ports import ChatModel, Inbox, Replier, TokenCounter
+from core.ports import ChatModel, Inbox, Replier
 from core.replies import ReplyDone, ReplyEvent, Status, TextDelta, ToolProgress
 from core.threads import NewTurn
 from core.tickets.commands import is_ticket_command, run_ticket_command
@@ -45,7 +45,6 @@ class Orchestrator:
         model: ChatModel,
         tools: ToolRegistry,
         services: ToolServices,
-        counter: TokenCounter,
         max_tool_rounds: int = 5,
     ) -> None:
         self._inbox = inbox
@@ -53,7 +52,6 @@ class Orchestrator:
         self._model = model
         self._tools = tools
         self._services = services
-        self._counter = counter
         self._max_tool_rounds = max_tool_rounds
 
     async def answer(self, start: Started, replier: Replier, *, owner: str) -> ReplyDone:
@@ -196,7 +194,6 @@ class Orchestrator:
             content=message.content,
             tool_calls=message.tool_calls,
             tool_call_id=message.tool_call_id,
-            tokens=self._counter.count_message(message),
             citations=citations,
             inbox_item_id=item_id,
         )

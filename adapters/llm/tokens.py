@@ -55,6 +55,27 @@ class TiktokenCounter:
         return _count_message(self, message)
 
 
+class LazyTokenCounter:
+    """`token_counter_for(model)`, chosen and loaded on first use: most contexts fit
+    their budget by a bound that needs no tokenizer (`core.context.most_tokens`), and
+    tiktoken's tables cost ~40 MB once loaded."""
+
+    def __init__(self, model: str) -> None:
+        self._model = model
+        self._counter: TokenCounter | None = None
+
+    def _loaded(self) -> TokenCounter:
+        if self._counter is None:
+            self._counter = token_counter_for(self._model)
+        return self._counter
+
+    def count(self, text: str) -> int:
+        return self._loaded().count(text)
+
+    def count_message(self, message: ChatMessage) -> int:
+        return self._loaded().count_message(message)
+
+
 def _count_message(counter: TokenCounter, message: ChatMessage) -> int:
     calls = sum(counter.count(c.name) + counter.count(c.arguments) for c in message.tool_calls)
     return MESSAGE_OVERHEAD + counter.count(message.content) + calls

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from adapters.llm.tokens import EstimatingTokenCounter
 from core.context import ContextAssembler, ContextPart, TurnInput
 from core.messages import ConversationRef, InboundMessage, Sender
-from core.threads import Conversation
+from core.threads import Conversation, Turn
 
 REF = ConversationRef(channel="test", tenant="t", conversation="c")
 
@@ -96,3 +97,46 @@ async def test_system_prompt_and_newest_message_survive_any_budget() -> None:
     context = await assembler(budget=10).assemble(turn_input(long_question))
     assert context.messages[0].content == "You are Switchboard."
     assert context.messages[-1].content == long_question
+
+
+class CountingCounter(EstimatingTokenCounter):
+    """Estimates, and remembers that it was asked (a real tokenizer costs ~40 MB)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def count(self, text: str) -> int:
+        self.asked += 1
+        return super().count(text)
+
+
+def history_of(pairs: int, words: int) -> tuple[Turn, ...]:
+    now = datetime.now(UTC)
+    return tuple(
+        Turn(id=n, conversation_id="c1", role="user" if n % 2 == 0 else "assistant",
+             content=" ".join(["word"] * words), tool_calls=(), tool_call_id=None, tokens=0,
+             citations=(), inbox_item_id=n // 2, created_at=now)
+        for n in range(2 * pairs)
+    )
+
+
+async def test_a_context_that_surely_fits_is_not_counted() -> None:
+    counter = CountingCounter()
+    assembled = await ContextAssembler(
+        system_prompt="You are Switchboard.", providers=(), counter=counter, budget_tokens=8000,
+    ).assemble(replace(turn_input(), history=history_of(pairs=5, words=20)))
+
+    assert counter.asked == 0 and assembled.dropped_turns == 0
+    assert len(assembled.history) == 10
+
+
+async def test_a_context_over_the_bound_is_counted_and_trimmed_to_the_budget() -> None:
+    counter = CountingCounter()
+    assembled = await ContextAssembler(
+        system_prompt="You are Switchboard.", providers=(), counter=counter, budget_tokens=600,
+    ).assemble(replace(turn_input(), history=history_of(pairs=20, words=40)))
+
+    assert counter.asked > 0 and assembled.dropped_turns > 0
+    kept = sum(counter.count_message(m) for m in (assembled.system, *assembled.history,
+                                                  assembled.user))
+    assert kept <= 600
