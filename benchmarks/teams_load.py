@@ -66,7 +66,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.serving import LAYOUTS, pct, serve
+from benchmarks.serving import LAYOUTS, pct, profiled, serve
 from tests.fakes.bot_framework import ChannelIdentity, ConnectorCall, FakeConnector, FakeLogin
 from tests.fakes.openai_server import FakeOpenAI, Hang
 
@@ -219,7 +219,7 @@ async def switchboard(  # type: ignore[no-untyped-def]
 
 async def run(
     scenario: Scenario, identity: ChannelIdentity, login: FakeLogin, chats: int,
-    extra_env: dict[str, str], layout: str = "all",
+    extra_env: dict[str, str], layout: str = "all", profile: Path | None = None,
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-teams-load-"))
     token_requests = len(login.token_requests)  # the fake Azure AD serves every scenario
@@ -240,7 +240,9 @@ async def run(
                 await warm_up(tracker, messages_url, token, chats)
                 warm_violations = len(connector.violations)
                 warm = served.sample()
-                result = await load(scenario, tracker, messages_url, token, chats)
+                label = scenario.name.replace(" ", "-").replace(",", "")
+                async with profiled(served, profile, label):
+                    result = await load(scenario, tracker, messages_url, token, chats)
                 end = served.sample()
                 served.check_alive()
             result.update(rss_mb=end.peak_rss_mb, ready_rss_mb=ready.rss_mb,
@@ -450,7 +452,9 @@ async def main() -> None:
     parser.add_argument("--personal-chats", type=int, default=5,
                         help="how many 1:1 chats the personal-chat activities share (default 5)")
     parser.add_argument("--env", nargs="+", default=[], metavar="NAME=VALUE",
-                        help="extra settings for the server, e.g. SWITCHBOARD_WORKERS=64")
+                        help="extra settings for the server, e.g. SWITCHBOARD_CONCURRENCY=64")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="sample every process with py-spy during the load, into DIR")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), default="all",
                         help="Switchboard as one command (`serve`, default) or as `serve "
                              "--role web` plus `worker`")
@@ -463,7 +467,7 @@ async def main() -> None:
         for scenario in scenarios(args):
             print(f"running: {scenario.name} ({scenario.events} activities)…", file=sys.stderr)
             result = await run(scenario, identity, login, args.personal_chats, extra_env,
-                               args.layout)
+                               args.layout, args.profile)
             results.append(result)
             print(f"  connector violations: {len(result['violations'])}", file=sys.stderr)
             for violation in result["violations"]:

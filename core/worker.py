@@ -37,6 +37,7 @@ from core.inbox import (
 )
 from core.orchestrator import AnswerUndelivered, Orchestrator
 from core.ports import Inbox, Replier, ReplierFactory
+from core.signs import DelayedFirstStatus
 from core.replies import ReplyEvent, ReplyFailed
 
 log = logging.getLogger(__name__)
@@ -171,11 +172,12 @@ class Worker:
     async def process(self, start: TurnStart, replier: Replier) -> None:
         """Answer one claimed item and settle it. Never raises except on cancellation."""
         item = start.item
-        if isinstance(start, Exhausted):
-            await self._give_up(item, replier)
-            return
+        shown = DelayedFirstStatus(replier)
         try:
-            await self._orchestrator.answer(start, replier, owner=self.owner)
+            if isinstance(start, Exhausted):
+                await self._give_up(item, shown)
+                return
+            await self._orchestrator.answer(start, shown, owner=self.owner)
         except asyncio.CancelledError:
             await asyncio.shield(self._settle(self._inbox.release(item.id, owner=self.owner)))
             raise
@@ -183,9 +185,11 @@ class Worker:
             log.warning("inbox item %d was taken over by another worker; it answers", item.id)
         except AnswerUndelivered as e:
             # Stored and done: a retry would not answer again, so nothing to mark.
-            await self._tell(item, replier, e, settle=False)
+            await self._tell(item, shown, e, settle=False)
         except Exception as e:
-            await self._tell(item, replier, e, settle=True)
+            await self._tell(item, shown, e, settle=True)
+        finally:
+            await shown.settle()
 
     async def _tell(
         self, item: InboxItem, replier: Replier, error: Exception, *, settle: bool

@@ -5,8 +5,6 @@ when streaming is unavailable or the stream expires (`message_not_in_streaming_s
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -30,9 +28,6 @@ CLOSING_ZONE = 8_000  # past this, stream whole paragraphs only
 MESSAGE_LIMIT = 3_500  # Markdown per plain message: mrkdwn's escapes must stay under 4,000
 FLUSH_CHARS = 200
 FLUSH_SECONDS = 0.25
-# The first status waits this long: an answer that starts sooner would only make it flash
-# (and cost a call). Any later status, a tool's, is shown at once.
-STATUS_DELAY = 0.1
 UPDATE_SECONDS = 1.0  # chat.update at most this often while falling back
 NO_ANSWER = "Sorry, I have no answer to that."
 _TASK_STATE = {"running": "in_progress", "done": "complete", "failed": "error"}
@@ -62,8 +57,6 @@ class SlackReplier:
         self._clock = clock
         self._client: AsyncWebClient | None = None
         self._status = ""
-        self._status_task: asyncio.Task[None] | None = None
-        self._status_sending = False
         self._text = ""
         self._streamed = 0  # characters of _text sent into the stream
         self._stream_ts: str | None = None
@@ -88,12 +81,6 @@ class SlackReplier:
                 await self._fail(event)
 
     async def _api(self) -> AsyncWebClient:
-        """The client, for a call the person will see: a status still waiting to be shown
-        is dropped first, and one being set lands before it (else it would linger)."""
-        await self._status_settled()
-        return await self._workspace_client()
-
-    async def _workspace_client(self) -> AsyncWebClient:
         if self._client is None:
             self._client = await self._clients.for_workspace(self._target.workspace)
         return self._client
@@ -103,31 +90,8 @@ class SlackReplier:
     async def _set_status(self, text: str) -> None:
         if text == self._status:
             return
-        first = not self._status
         self._status = text
-        if first:
-            self._status_task = asyncio.create_task(self._status_later(text), name="slack-status")
-            return
-        await self._status_settled()
-        await self._show_status(text)
-
-    async def _status_later(self, text: str) -> None:
-        await asyncio.sleep(STATUS_DELAY)
-        self._status_sending = True
-        await self._show_status(text)
-
-    async def _show_status(self, text: str) -> None:
-        client = await self._workspace_client()
-        await set_status(client, self._target.channel, self._target.thread_ts, text)
-
-    async def _status_settled(self) -> None:
-        task, self._status_task = self._status_task, None
-        if task is None:
-            return
-        if not self._status_sending:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await set_status(await self._api(), self._target.channel, self._target.thread_ts, text)
 
     async def _task(self, event: ToolProgress) -> None:
         self._tasks[event.call_id] = {

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from adapters.sql.tables import inbox, turns
 from tests.e2e.conftest import API_KEY, MakeSettings, read_events, services, serving
-from tests.fakes.openai_server import CallTools, Fail, FakeOpenAI, Reply
+from tests.fakes.openai_server import CallTools, Fail, FakeOpenAI, Hang, Reply
 
 Client = TestClient[Any, Any]
 
@@ -30,7 +30,9 @@ async def test_a_plain_answer(client: Client, llm: FakeOpenAI) -> None:
 
 
 async def test_a_streamed_answer(client: Client, llm: FakeOpenAI) -> None:
-    llm.script(Reply("Streaming works in several small pieces.", chunk_size=5))
+    # A model that takes a moment to start, as real ones do: the status shows first.
+    llm.script(Hang(seconds=0.5, then=Reply("Streaming works in several small pieces.",
+                                            chunk_size=5)))
     response = await client.post("/api/v1/chat/stream", json={"message": "stream please"})
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/event-stream")

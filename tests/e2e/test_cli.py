@@ -30,7 +30,7 @@ def chat(tmp_path: Path, text: str, model: ScriptedChatModel) -> str:
 def test_terminal_chat_streams_answers_and_threads_persist_across_runs(tmp_path: Path) -> None:
     model = ScriptedChatModel([says("Hello ", "there."), says("Noted."), says("Fresh start.")])
     first = chat(tmp_path, "hi\n", model)
-    assert "Hello there." in first and "Thinking…" in first
+    assert "Hello there." in first
 
     second = chat(tmp_path, "remember this\n/new\nand now?\n", model)
     assert second.startswith("Continuing your last thread")

@@ -27,7 +27,7 @@ from tests.e2e.teams.conftest import (
 )
 from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
 from tests.fakes.knowledge import Document, InMemoryRetriever
-from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.openai_server import FakeOpenAI, Hang, Reply
 
 VPN = Passage(id="kb-1", title="Reset your VPN password", text="Open the portal and click Reset.",
               url="https://wiki.example.com/vpn")
@@ -81,8 +81,10 @@ async def test_personal_chat_streams_then_sends_a_final_message_with_sources_and
     llm: FakeOpenAI,
 ) -> None:
     gate = asyncio.Event()
-    llm.script(Reply("Open the portal and click **Reset** [1]. It takes a minute.",
-                     chunk_size=8, gate=gate))
+    # The model takes a moment to start (as real ones do), so the informative update shows.
+    llm.script(Hang(seconds=1.0, then=Reply(
+        "Open the portal and click **Reset** [1]. It takes a minute.", chunk_size=8, gate=gate,
+    )))
     body = personal(connector, "how do I reset my VPN password?")
 
     await post_activity(app_with_kb, identity, body)
