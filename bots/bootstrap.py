@@ -142,8 +142,8 @@ async def sql_stores(settings: Settings) -> AsyncIterator[Stores]:
         stack.push_async_callback(executor.aclose)
         sql = [
             SqlConversationStore(engine), SqlProfileStore(engine), SqlDeliveryLog(engine),
-            SqlFeedbackStore(engine), SqlSentMessages(engine), SqlTicketStore(engine),
-            SqlConversationReferences(engine),
+            SqlFeedbackStore(engine), SqlSentMessages(engine, executor), SqlTicketStore(engine),
+            SqlConversationReferences(engine, executor),
         ]
         stack.push_async_callback(drain, *sql)
         conversations, profiles, deliveries, feedback, sent, tickets, references = sql

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from core.messages import InboundMessage
 from core.profiles import Profile
@@ -58,6 +58,8 @@ class Acceptance:
       and be the sender's, and the message goes there.
     - `open_conversation`: get or create the conversation now and say which it is (web:
       the client is told the id before the answer starts).
+    - `reference`: how to reach the conversation unprompted (a Teams conversation
+      reference), kept for notices in the same transaction.
     """
 
     message: InboundMessage
@@ -66,6 +68,7 @@ class Acceptance:
     claim: Claim | None = None
     conversation_id: str | None = None
     open_conversation: bool = False
+    reference: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

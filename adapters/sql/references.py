@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -10,31 +11,29 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sql.engine import insert, single_statement, uninterrupted
+from adapters.sql import units
+from adapters.sql.engine import Executor, single_statement, uninterrupted
 from adapters.sql.tables import conversation_references as refs
 from adapters.sql.types import utcnow
 from core.messages import ConversationRef
 
 
 class SqlConversationReferences:
-    def __init__(self, engine: AsyncEngine, *, now: Callable[[], datetime] = utcnow) -> None:
+    """Written as messages arrive, so through the units' executor (SQLite's one writer)."""
+
+    def __init__(
+        self, engine: AsyncEngine, executor: Executor, *, now: Callable[[], datetime] = utcnow
+    ) -> None:
         self._engine = engine
+        self._executor = executor
         self._now = now
         self._inflight: set[asyncio.Task[Any]] = set()
 
-    @uninterrupted
     async def remember(self, where: ConversationRef, reference: dict[str, Any]) -> None:
-        values = {"reference": reference, "updated_at": self._now()}
-        stmt = (
-            insert(self._engine, refs)
-            .values(channel=where.channel, tenant=where.tenant,
-                    conversation=where.conversation, thread=where.thread or "", **values)
-            .on_conflict_do_update(
-                index_elements=["channel", "tenant", "conversation", "thread"], set_=values
-            )
+        unit = functools.partial(
+            units.remember_reference, where=where, reference=reference, now=self._now()
         )
-        async with single_statement(self._engine, "remembering a conversation") as conn:
-            await conn.execute(stmt)
+        await self._executor.run(unit, "remembering a conversation")
 
     @uninterrupted
     async def get(self, where: ConversationRef) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -10,30 +11,29 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sql.engine import insert, single_statement, uninterrupted
+from adapters.sql import units
+from adapters.sql.engine import Executor, single_statement, uninterrupted
 from adapters.sql.tables import sent_messages
 from adapters.sql.types import utcnow
 from core.messages import ConversationRef
 
 
 class SqlSentMessages:
-    def __init__(self, engine: AsyncEngine, *, now: Callable[[], datetime] = utcnow) -> None:
+    """Written after each Teams answer, so through the units' executor (SQLite's one
+    writer) rather than a connection of its own contending for the file lock."""
+
+    def __init__(
+        self, engine: AsyncEngine, executor: Executor, *, now: Callable[[], datetime] = utcnow
+    ) -> None:
         self._engine = engine
+        self._executor = executor
         self._now = now
         self._inflight: set[asyncio.Task[Any]] = set()
 
-    @uninterrupted
     async def remember(self, where: ConversationRef, message_id: str, turn_id: int) -> None:
-        stmt = (
-            insert(self._engine, sent_messages)
-            .values(channel=where.channel, tenant=where.tenant, conversation=where.conversation,
-                    message_id=message_id, turn_id=turn_id, created_at=self._now())
-            .on_conflict_do_nothing(
-                index_elements=["channel", "tenant", "conversation", "message_id"]
-            )
-        )
-        async with single_statement(self._engine, f"remembering message {message_id}") as conn:
-            await conn.execute(stmt)
+        unit = functools.partial(units.remember_sent, where=where, message_id=message_id,
+                                 turn_id=turn_id, now=self._now())
+        await self._executor.run(unit, f"remembering message {message_id}")
 
     @uninterrupted
     async def turn_of(self, where: ConversationRef, message_id: str) -> int | None:

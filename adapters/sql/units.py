@@ -29,7 +29,8 @@ from adapters.sql.rows import (
     to_turn,
     turn_values,
 )
-from adapters.sql.tables import conversations, inbox, profiles, turns
+from adapters.sql.tables import conversation_references, conversations, inbox, profiles, turns
+from adapters.sql.tables import sent_messages as sent_messages_table
 from core.errors import StorageError
 from core.inbox import (
     Acceptance,
@@ -154,6 +155,15 @@ _ANSWER = (
 )
 
 
+_REFERENCE_KEY = ["channel", "tenant", "conversation", "thread"]
+_NEW_REFERENCE = _per_dialect(lambda ins: (lambda stmt: stmt.on_conflict_do_update(
+    index_elements=_REFERENCE_KEY,
+    set_={"reference": stmt.excluded.reference, "updated_at": stmt.excluded.updated_at},
+))(ins(conversation_references)))
+_NEW_SENT = _per_dialect(lambda ins: ins(sent_messages_table).on_conflict_do_nothing(
+    index_elements=["channel", "tenant", "conversation", "message_id"]))
+
+
 def _thread(ref: ConversationRef) -> dict[str, str]:
     return {"b_channel": ref.channel, "b_tenant": ref.tenant,
             "b_external_id": ref.conversation, "b_thread_id": ref.thread or ""}
@@ -177,6 +187,8 @@ def accept(conn: Connection, acceptance: Acceptance, now: datetime) -> AcceptOut
         return NotFollowed()
 
     outcome = _record(conn, message, acceptance, now)
+    if acceptance.reference is not None:
+        remember_reference(conn, message.conversation, acceptance.reference, now)
     if acceptance.open_conversation:
         stored = message if isinstance(outcome, Recorded) else _stored_message(conn, outcome)
         conversation = conversation_of(conn, stored, now)
@@ -408,6 +420,30 @@ def add_turns(
         raise StorageError(f"conversation {conversation_id} does not exist")
     rows = conn.execute(_NEW_TURNS, [turn_values(conversation_id, t, now) for t in new]).all()
     return [to_turn(row) for row in rows]
+
+
+# ----- how to reach a conversation, and what was sent there -----
+
+
+def remember_reference(
+    conn: Connection, where: ConversationRef, reference: dict[str, Any], now: datetime
+) -> None:
+    """The latest way to reach a conversation unprompted (a Teams conversation
+    reference), for notices."""
+    conn.execute(_NEW_REFERENCE[conn.dialect.name], {
+        "channel": where.channel, "tenant": where.tenant, "conversation": where.conversation,
+        "thread": where.thread or "", "reference": reference, "updated_at": now,
+    })
+
+
+def remember_sent(
+    conn: Connection, where: ConversationRef, message_id: str, turn_id: int, now: datetime
+) -> None:
+    """Which answer a message the bot sent carried (Teams' feedback names the message)."""
+    conn.execute(_NEW_SENT[conn.dialect.name], {
+        "channel": where.channel, "tenant": where.tenant, "conversation": where.conversation,
+        "message_id": message_id, "turn_id": turn_id, "created_at": now,
+    })
 
 
 # ----- leases -----

@@ -131,10 +131,16 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         # Teams delivers the same activity again after ~15 s: the inbox refuses the copy
         # (a copy of one whose answer failed is queued again).
         message = to_inbound(activity, sender=sender, reference=reference, text=text)
-        outcome = await self._inbox.accept(Acceptance(message=message))
+        # How to reach this conversation for notices (a ticket's status changing) rides in
+        # the same transaction, once per conversation and process.
+        key = (tenant, str(activity["conversation"]["id"]))
+        keep = self._references is not None and key not in self._remembered
+        outcome = await self._inbox.accept(
+            Acceptance(message=message, reference=reference if keep else None)
+        )
+        self._remembered.add(key)
         if isinstance(outcome, Recorded | Requeued):
             self._work_added()
-        await self._remember(activity, reference)
 
     async def _ticket_form(self, turn_context: TurnContext, activity: Mapping[str, Any]) -> None:
         """The form card, sent within the request; a redelivery is answered once."""

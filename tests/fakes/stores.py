@@ -234,6 +234,8 @@ class InMemoryInbox:
             return NotFollowed()
 
         outcome = self._record(message, acceptance, now)
+        if acceptance.reference is not None:
+            db.references[_thread_key(message.conversation)] = dict(acceptance.reference)
         if acceptance.open_conversation:
             if isinstance(outcome, Recorded):
                 stored = message

@@ -25,12 +25,14 @@ from adapters.sql.conversations import SqlConversationStore
 from adapters.sql.engine import EngineExecutor, Executor, create_engine, sqlite_url
 from adapters.sql.inbox import SqlInbox
 from adapters.sql.profiles import SqlProfileStore
+from adapters.sql.references import SqlConversationReferences
 from adapters.sql.tables import metadata
 from adapters.sql.tables import profiles as profiles_table
 from adapters.sql.writer import SqliteWriter, sqlite_sync_engine
-from core.ports import Inbox
+from core.ports import ConversationReferences, Inbox
 from tests.conftest import POSTGRES_URL
 from tests.fakes.stores import (
+    InMemoryConversationReferences,
     InMemoryConversationStore,
     InMemoryDatabase,
     InMemoryInbox,
@@ -188,6 +190,13 @@ class Storage:
             return InMemoryProfileStore(self.memory, now=self.clock.now)
         assert self.engine is not None
         return SqlProfileStore(self.engine, now=self.clock.now)
+
+    @property
+    def references(self) -> ConversationReferences:
+        if self.memory is not None:
+            return InMemoryConversationReferences(self.memory)
+        assert self.engine is not None and self.executor is not None
+        return SqlConversationReferences(self.engine, self.executor, now=self.clock.now)
 
     async def count(self, table: str) -> int:
         """Rows in `inbox`, `conversations`, `turns` or `profiles`."""

@@ -293,6 +293,18 @@ async def test_a_follow_up_in_a_thread_the_bot_answers_is_recorded(inbox: Inbox)
     assert elsewhere == NotFollowed()
 
 
+async def test_how_to_reach_a_conversation_is_kept_with_the_message(
+    storage: Storage, inbox: Inbox
+) -> None:
+    thread = slack("r1", thread="th-9")
+    await inbox.accept(Acceptance(message=thread, reference={"serviceUrl": "https://one"}))
+    await inbox.accept(Acceptance(message=slack("r2", thread="th-9"),
+                                  reference={"serviceUrl": "https://two"}))
+    await inbox.accept(Acceptance(message=slack("r3", thread="th-9")))  # nothing to keep
+
+    assert await storage.references.get(thread.conversation) == {"serviceUrl": "https://two"}
+
+
 async def test_naming_someone_elses_or_an_unknown_conversation_is_not_yours(
     storage: Storage, inbox: Inbox
 ) -> None:

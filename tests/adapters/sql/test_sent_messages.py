@@ -7,6 +7,7 @@ import asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql.conversations import SqlConversationStore
+from adapters.sql.engine import Executor
 from adapters.sql.sent_messages import SqlSentMessages
 from core.messages import ConversationRef
 from tests.adapters.sql.test_slack_storage import answer_in
@@ -16,9 +17,9 @@ OTHER = ConversationRef(channel="teams", tenant="tn", conversation="a:2other")
 
 
 async def test_a_sent_message_finds_its_turn_only_in_its_conversation(
-    engine: AsyncEngine, conversations: SqlConversationStore
+    engine: AsyncEngine, executor: Executor, conversations: SqlConversationStore
 ) -> None:
-    sent = SqlSentMessages(engine)
+    sent = SqlSentMessages(engine, executor)
     turn = await answer_in(conversations, CHAT)
 
     await sent.remember(CHAT, "1:abc", turn)
@@ -29,9 +30,9 @@ async def test_a_sent_message_finds_its_turn_only_in_its_conversation(
 
 
 async def test_remembering_twice_keeps_the_first(
-    engine: AsyncEngine, conversations: SqlConversationStore
+    engine: AsyncEngine, executor: Executor, conversations: SqlConversationStore
 ) -> None:
-    sent = SqlSentMessages(engine)
+    sent = SqlSentMessages(engine, executor)
     first = await answer_in(conversations, CHAT)
     second = await answer_in(conversations, CHAT)
 
@@ -42,11 +43,11 @@ async def test_remembering_twice_keeps_the_first(
 
 
 async def test_a_conversation_reference_is_kept_per_thread_and_replaced(
-    engine: AsyncEngine,
+    engine: AsyncEngine, executor: Executor,
 ) -> None:
     from adapters.sql.references import SqlConversationReferences
 
-    refs = SqlConversationReferences(engine)
+    refs = SqlConversationReferences(engine, executor)
     thread = ConversationRef(channel="teams", tenant="tn", conversation="19:c", thread="17")
 
     await refs.remember(CHAT, {"serviceUrl": "https://a/"})
