@@ -245,8 +245,11 @@ class Worker:
                 continue
             try:
                 renewed = await self._inbox.renew(held, self.claim)
+                for item_id in {i for i in held if i in self._held} - renewed:
+                    # Not renewed: stored and done already (its answer is being delivered),
+                    # or taken over by another worker after this one stalled past the lease.
+                    item = await self._inbox.get(item_id)
+                    if item is not None and item.status != "done":
+                        log.warning("lost the lease on inbox item %d", item_id)
             except Exception:
                 log.exception("could not renew the leases of %d inbox items", len(held))
-                continue
-            for item_id in {i for i in held if i in self._held} - renewed:  # still answering
-                log.warning("lost the lease on inbox item %d", item_id)
