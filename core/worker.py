@@ -132,8 +132,10 @@ class Worker:
         try:
             await self.process(start, self._repliers.replier_for(start.item))
         finally:
+            full = len(self._held) >= self._concurrency
             self._held.discard(start.item.id)
-            self._wake.set()
+            if full:  # a slot opened: look for waiting work (else new work wakes us)
+                self._wake.set()
 
     def _hold(self, item_id: int) -> None:
         self._held.add(item_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections import Counter
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -180,8 +181,8 @@ def _log_orphaned_failure(task: asyncio.Task[Any]) -> None:
 class Executor(Protocol):
     """Runs units of work (`adapters/sql/units.py`), each in exactly one transaction."""
 
-    units: int  # units run, and transactions committed, for the benchmarks
-    commits: int
+    units: Counter[str]  # units run by kind ("recording", "claiming"…), for the benchmarks
+    commits: int  # transactions committed for them
 
     async def run(self, unit: Callable[[Connection], T], what: str) -> T: ...
 
@@ -196,11 +197,11 @@ class EngineExecutor:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._inflight: set[asyncio.Task[Any]] = set()
-        self.units = 0
+        self.units: Counter[str] = Counter()
         self.commits = 0
 
     async def run(self, unit: Callable[[Connection], T], what: str) -> T:
-        self.units += 1
+        self.units[what.split(" ", 1)[0]] += 1
         task = asyncio.create_task(self._run(unit, what))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)

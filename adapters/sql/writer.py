@@ -14,6 +14,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -77,7 +78,7 @@ class SqliteWriter:
         self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
         self._started = False
         self._closed = False
-        self.units = 0  # units run, and transactions committed, for the benchmarks
+        self.units: Counter[str] = Counter()  # units run by kind, for the benchmarks
         self.commits = 0
 
     async def run(self, unit: Unit[T], what: str) -> T:
@@ -88,7 +89,7 @@ class SqliteWriter:
         if not self._started:
             self._started = True
             self._thread.start()
-        self.units += 1
+        self.units[what.split(" ", 1)[0]] += 1
         loop = asyncio.get_running_loop()
         job = _Job(unit, what, loop, loop.create_future())
         self._queue.put(job)
