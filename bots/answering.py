@@ -39,6 +39,7 @@ def chat_model(settings: Settings) -> ChatModel:
         base_url=settings.openai_base_url,
         timeout=settings.model_timeout,
         max_retries=settings.model_retries,
+        requests_per_minute=settings.model_rpm,
     )
 
 

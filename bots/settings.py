@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     model: str = Field(DEFAULT_MODEL, validation_alias="SWITCHBOARD_MODEL")
     model_timeout: float = Field(60.0, gt=0, validation_alias="SWITCHBOARD_MODEL_TIMEOUT")
     model_retries: int = Field(2, ge=0, le=10, validation_alias="SWITCHBOARD_MODEL_RETRIES")
+    # The model provider's limit: requests per minute from one worker (unset: none).
+    model_rpm: int | None = Field(None, ge=1, validation_alias="SWITCHBOARD_MODEL_RPM")
     context_tokens: int = Field(8000, ge=500, validation_alias="SWITCHBOARD_CONTEXT_TOKENS")
     max_tool_rounds: int = Field(5, ge=1, le=20, validation_alias="SWITCHBOARD_MAX_TOOL_ROUNDS")
     embedding_model: str | None = Field(None, validation_alias="SWITCHBOARD_EMBEDDING_MODEL")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 import openai
+from aiolimiter import AsyncLimiter
 from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
 
 from core.errors import ModelError, ModelTimeout
@@ -40,9 +41,16 @@ _AUTH: dict[str, Any] = {"security": {"bearer_auth": True}}
 
 
 class OpenAIChatModel:
-    def __init__(self, client: AsyncOpenAI, model: str) -> None:
+    def __init__(
+        self, client: AsyncOpenAI, model: str, *, requests_per_minute: int | None = None
+    ) -> None:
         self._client = client
         self._model = model
+        # Hundreds of turns wait on the model at once; the provider's own limit (if
+        # known) spaces their requests instead of earning 429s.
+        self._limiter = (
+            AsyncLimiter(requests_per_minute, 60) if requests_per_minute else None
+        )
         self._tools: tuple[tuple[ToolSpec, ...], list[dict[str, Any]]] = ((), [])
 
     @property
@@ -68,6 +76,8 @@ class OpenAIChatModel:
             body["tools"] = self._tool_specs(request.tools)
         calls = _ToolCallAssembler()
         usage: ModelUsage | None = None
+        if self._limiter is not None:
+            await self._limiter.acquire()
         with self._errors_translated():
             chunks = await self._client.post(
                 "/chat/completions", body=body, options=_AUTH, cast_to=object,
@@ -141,7 +151,8 @@ def _refused(error: BaseException) -> bool:
 
 
 def create_chat_model(
-    *, model: str, api_key: str | None, base_url: str | None, timeout: float, max_retries: int
+    *, model: str, api_key: str | None, base_url: str | None, timeout: float, max_retries: int,
+    requests_per_minute: int | None = None,
 ) -> OpenAIChatModel:
     # Local servers ignore the key, but the SDK refuses to start without one. The aiohttp
     # transport (the SDK's own, `openai[aiohttp]`): with many answers in flight, HTTPX's
@@ -154,7 +165,7 @@ def create_chat_model(
         max_retries=max_retries,
         http_client=DefaultAioHttpClient(),
     )
-    return OpenAIChatModel(client, model)
+    return OpenAIChatModel(client, model, requests_per_minute=requests_per_minute)
 
 
 def _message(message: ChatMessage) -> dict[str, Any]:

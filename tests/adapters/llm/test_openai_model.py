@@ -40,11 +40,11 @@ async def model_for() -> AsyncIterator[ModelFactory]:
 
     def build(
         base_url: str, *, api_key: str | None = "sk-test", timeout: float = 5.0,
-        max_retries: int = 0,
+        max_retries: int = 0, requests_per_minute: int | None = None,
     ) -> OpenAIChatModel:
         model = create_chat_model(
             model="gpt-test", api_key=api_key, base_url=base_url,
-            timeout=timeout, max_retries=max_retries,
+            timeout=timeout, max_retries=max_retries, requests_per_minute=requests_per_minute,
         )
         models.append(model)
         return model
@@ -333,3 +333,16 @@ async def test_ping_lists_the_models(fake: FakeOpenAI, model_for: ModelFactory) 
 async def test_ping_of_an_unreachable_server_raises_model_error(model_for: ModelFactory) -> None:
     with pytest.raises(ModelError):
         await model_for(closed_port_url()).ping()
+
+
+async def test_requests_wait_for_the_models_rate_limit(
+    fake: FakeOpenAI, model_for: ModelFactory
+) -> None:
+    model = model_for(fake.base_url, requests_per_minute=1)
+    await collect(model)  # the minute's one request
+    second = asyncio.create_task(collect(model))
+    await asyncio.sleep(0.2)
+    try:
+        assert len(fake.requests) == 1 and not second.done()  # held back, not sent
+    finally:
+        second.cancel()
