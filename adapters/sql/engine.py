@@ -202,15 +202,9 @@ class EngineExecutor:
 
     async def run(self, unit: Callable[[Connection], T], what: str) -> T:
         self.units[what.split(" ", 1)[0]] += 1
-        task = asyncio.create_task(self._run(unit, what))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.add_done_callback(_log_orphaned_failure)
-            raise
+        return await self._run(unit, what)
 
+    @uninterrupted
     async def _run(self, unit: Callable[[Connection], T], what: str) -> T:
         async with transaction(self._engine, what) as conn:
             result = await conn.run_sync(unit)
