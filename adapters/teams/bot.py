@@ -3,6 +3,11 @@
 Messages are recorded in the inbox and answered later by the worker (Teams waits ~15 s
 for the HTTP answer and then delivers the same activity again); the bot being added
 gets a welcome; the feedback invoke is stored with the answer it rates.
+
+A message comes straight from its JSON (`receive_message`, `TeamsAdapter`'s fast path),
+or, when botbuilder must read it, through a botbuilder turn (`on_message_activity`);
+either way `_message` handles it, sending what it answers within the request (help, the
+ticket cards) the way it came.
 """
 
 from __future__ import annotations
@@ -10,14 +15,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
-from botbuilder.core import ActivityHandler, BotAdapter, InvokeResponse, TurnContext
-from botbuilder.schema import ChannelAccount
+from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
+from botbuilder.schema import Activity, ChannelAccount
 
 from adapters.teams import tickets
-from adapters.teams.adapter import raw_activity
+from adapters.teams.adapter import CHANNEL_ID, raw_activity
 from adapters.teams.config import TeamsConfig
+from adapters.teams.outbound import BotConnector
 from adapters.teams.roster import TeamsRoster
 from adapters.teams.translate import (
     THREAD_MARK,
@@ -43,7 +50,6 @@ from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 
-CHANNEL_ID = "msteams"
 _COMMAND_NAMES = frozenset({"help"})
 
 
@@ -73,6 +79,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         feedback: FeedbackStore,
         sent_messages: SentMessages,
         roster: TeamsRoster,
+        connector: BotConnector,
         work_added: Callable[[], None],
         tickets: TicketService | None = None,
         references: ConversationReferences | None = None,
@@ -83,6 +90,7 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         self._feedback = feedback
         self._sent = sent_messages
         self._roster = roster
+        self._connector = connector
         self._work_added = work_added
         self._tickets = tickets
         self._references = references
@@ -93,22 +101,39 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         if activity.channel_id != CHANNEL_ID:
             log.info("ignored a %s activity from channel %s", activity.type, activity.channel_id)
             return
-        tenant = tenant_of(raw_activity(turn_context))
+        if self._tenant_allowed(raw_activity(turn_context), activity.type):
+            await super().on_turn(turn_context)
+
+    def _tenant_allowed(self, activity: Mapping[str, Any], kind: str) -> bool:
+        tenant = tenant_of(activity)
         if self._config.allowed_tenants and tenant not in self._config.allowed_tenants:
             log.warning("ignored a %s activity from tenant %s (not in TEAMS_ALLOWED_TENANTS)",
-                        activity.type, tenant)
-            return
-        await super().on_turn(turn_context)
+                        kind, tenant)
+            return False
+        return True
 
     # ----- messages -----
 
+    async def receive_message(self, activity: dict[str, Any], reference: dict[str, Any]) -> None:
+        """A message activity from Teams as its JSON, authenticated; `reference` is its
+        conversation reference (`references.reference_of`)."""
+        if self._tenant_allowed(activity, "message"):
+            await self._message(activity, reference, partial(self._connector.send, reference))
+
     async def on_message_activity(self, turn_context: TurnContext) -> None:
-        activity = raw_activity(turn_context)
+        async def send(activity: dict[str, Any]) -> None:
+            await turn_context.send_activity(Activity().deserialize(activity))
+
+        await self._message(raw_activity(turn_context), _reference(turn_context), send)
+
+    async def _message(
+        self, activity: Mapping[str, Any], reference: dict[str, Any], send: tickets.Send
+    ) -> None:
         if (activity.get("from") or {}).get("role") == "bot":
             return
         if self._tickets is not None and tickets.is_form_submit(activity.get("value")):
             # A card's submit: no mention, even in a channel.
-            await self._ticket_submit(turn_context, activity, activity["value"])
+            await self._ticket_submit(activity, reference, send, activity["value"])
             return
         personal = conversation_type(activity) == "personal"
         if not personal and not mentions_bot(activity):
@@ -116,18 +141,17 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         text = clean_text(activity)
         if self._tickets is not None and tickets.is_ticket_text(text):
             if tickets.wants_form(text):
-                await self._ticket_form(turn_context, activity)
+                await self._ticket_form(activity, send)
                 return
             # Typed commands go the way of every message (and every channel): stored in
             # the thread, answered once, by the ticket service rather than the model.
             text = tickets.as_command(text)
         if text.lower().lstrip("/") in _COMMAND_NAMES:
             if await self._first(activity, "help"):
-                await turn_context.send_activity(help_text(self._config.bot_name))
+                await send(_said(help_text(self._config.bot_name)))
             return
         tenant = tenant_of(activity)
-        sender = await self._sender(turn_context, activity, tenant)
-        reference = TurnContext.get_conversation_reference(turn_context.activity).serialize()
+        sender = await self._sender(activity, reference, tenant)
         # Teams delivers the same activity again after ~15 s: the inbox refuses the copy
         # (a copy of one whose answer failed is queued again).
         message = to_inbound(activity, sender=sender, reference=reference, text=text)
@@ -142,24 +166,24 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         if isinstance(outcome, Recorded | Requeued):
             self._work_added()
 
-    async def _ticket_form(self, turn_context: TurnContext, activity: Mapping[str, Any]) -> None:
+    async def _ticket_form(self, activity: Mapping[str, Any], send: tickets.Send) -> None:
         """The form card, sent within the request; a redelivery is answered once."""
         if await self._first(activity, "ticket"):
-            await tickets.send_form(turn_context)
+            await tickets.send_form(send)
 
     async def _ticket_submit(
-        self, turn_context: TurnContext, activity: Mapping[str, Any], form: Mapping[str, Any]
+        self, activity: Mapping[str, Any], reference: dict[str, Any], send: tickets.Send,
+        form: Mapping[str, Any],
     ) -> None:
         """A filled-in form: answered within the request (no model); once."""
         assert self._tickets is not None
         if not await self._first(activity, "ticket"):
             return
         tenant = tenant_of(activity)
-        sender = await self._sender(turn_context, activity, tenant)
+        sender = await self._sender(activity, reference, tenant)
         origin = thread_ref(tenant, activity["conversation"]["id"])
-        reference = TurnContext.get_conversation_reference(turn_context.activity).serialize()
         await self._remember(activity, reference)
-        await tickets.answer_submit(turn_context, self._tickets, sender, form, origin)
+        await tickets.answer_submit(send, self._tickets, sender, form, origin)
 
     async def _remember(self, activity: Mapping[str, Any], reference: dict[str, Any]) -> None:
         """Keep how to reach this conversation for notices (a ticket's status changing):
@@ -172,13 +196,14 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         self._remembered.add(key)
 
     async def _sender(
-        self, turn_context: TurnContext, activity: Mapping[str, Any], tenant: str
+        self, activity: Mapping[str, Any], reference: Mapping[str, Any], tenant: str
     ) -> Sender:
         account = activity.get("from") or {}
         member = None
         if account.get("aadObjectId") and account.get("id"):
             member = await self._roster.get(
-                turn_context.turn_state[BotAdapter.BOT_CONNECTOR_CLIENT_KEY],
+                self._connector,
+                service_url=reference["serviceUrl"],
                 tenant=tenant,
                 conversation_id=str(activity["conversation"]["id"]).split(THREAD_MARK)[0],
                 member_id=account["id"],
@@ -240,6 +265,16 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         )
         if not stored:
             log.warning("feedback on turn %s does not match its conversation", turn_id)
+
+
+def _reference(turn_context: TurnContext) -> dict[str, Any]:
+    """The conversation reference of a turn's activity, as botbuilder builds it."""
+    return dict(TurnContext.get_conversation_reference(turn_context.activity).serialize())
+
+
+def _said(text: str) -> dict[str, Any]:
+    """A text message as botbuilder's `TurnContext.send_activity(text)` sent it."""
+    return {"type": "message", "text": text, "inputHint": "acceptingInput"}
 
 
 def _feedback_text(raw: object) -> str | None:

@@ -1,16 +1,15 @@
-"""Outbound calls to the Bot Connector, on botbuilder's `ConnectorClient` with our own
-msrest pipeline: a host allow-list checked before a token is attached, tokens from the
-process-wide cache, one shared aiohttp session, and retries only where they are safe.
-
-A connector POST that times out or fails with 5xx may already have delivered, so it is
-never repeated; only 429 (nothing was accepted) is retried, after `Retry-After`.
+"""The connector client botbuilder builds for each turn it runs (invokes, the bot added to a
+chat): its `ConnectorClient` with our own msrest pipeline, under the same rules as
+`outbound.BotConnector`, which is what our code sends through — a host allow-list checked
+before a token is attached, tokens from the process-wide cache, one shared aiohttp
+session, and only 429 retried (a POST that timed out or failed with 5xx may have arrived).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -26,30 +25,15 @@ from msrest.universal_http.aiohttp import AioHttpClientResponse
 from msrest.universal_http.async_abc import AsyncHTTPSender
 
 from adapters.teams.credentials import CachedCredentialsFactory
-from core.retry import retry_after_seconds
+from adapters.teams.outbound import MAX_429_RETRIES, REQUEST_TIMEOUT, ServiceHosts, retry_delay
 
 log = logging.getLogger(__name__)
 
-MAX_429_RETRIES = 3
-MAX_RETRY_AFTER = 30.0
-REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 MAX_CLIENTS = 256  # service URLs are a handful per region; this only bounds a flood
 
 
 class ServiceUrlNotAllowed(ClientRequestError):
     """A stored or received service URL points outside the allow-list: nothing is sent."""
-
-
-class ServiceHosts:
-    """`TEAMS_SERVICE_URL_ALLOWLIST`: exact hosts, or `*.example.com` for subdomains."""
-
-    def __init__(self, hosts: tuple[str, ...]) -> None:
-        self._exact = {h.lower() for h in hosts if not h.startswith("*.")}
-        self._suffixes = tuple(h[1:].lower() for h in hosts if h.startswith("*."))
-
-    def allows(self, url: str) -> bool:
-        host = (urlsplit(url).hostname or "").lower()
-        return bool(host) and (host in self._exact or host.endswith(self._suffixes))
 
 
 class _Authorize(AsyncHTTPPolicy):
@@ -78,7 +62,7 @@ class ConnectorDriver(AsyncHTTPSender):
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
 
-    async def __aenter__(self) -> ConnectorDriver:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -97,22 +81,11 @@ class ConnectorDriver(AsyncHTTPSender):
                 response = AioHttpClientResponse(request, raw)
                 await response.load_body()
                 return response
-            delay = _retry_after(raw.headers.get("Retry-After"), attempt)
+            delay = retry_delay(raw.headers.get("Retry-After"), attempt)
             raw.release()
             log.warning("connector answered 429; retrying %s in %.1f s", request.method, delay)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
-
-
-def _retry_after(value: str | None, attempt: int) -> float:
-    """The pause before retrying a 429: what `Retry-After` asks, else 2**attempt seconds,
-    never over MAX_RETRY_AFTER."""
-    seconds = retry_after_seconds(value)
-    # A date already past most likely means the clocks disagree, not "retry at once": the
-    # backoff stands. An explicit "0" is still taken at its word.
-    if seconds is None or (seconds == 0 and value is not None and not value.strip().isdigit()):
-        seconds = 2.0**attempt
-    return min(seconds, MAX_RETRY_AFTER)
 
 
 class GuardedConnectorFactory(ConnectorFactory):  # type: ignore[misc]

@@ -1,5 +1,5 @@
 """Answers in Teams, sent proactively through the conversation reference stored with
-the message (`continue_conversation`), so they arrive whether or not the request that
+the message (`outbound.BotConnector`), so they arrive whether or not the request that
 brought the message is still open — or the process that received it still running.
 
 In a chat with the bot the answer streams (Teams' streaming protocol: informative
@@ -18,12 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from botbuilder.core import TurnContext
-from botbuilder.schema import Activity, ConversationReference, Entity
-from msrest.exceptions import ClientRequestError, HttpOperationError
-
-from adapters.teams.adapter import TeamsAdapter
 from adapters.teams.credentials import TokenUnavailable
+from adapters.teams.outbound import BotConnector, ConnectorError
 from adapters.teams.render import (
     MESSAGE_LIMIT,
     ai_message_fields,
@@ -43,28 +39,14 @@ STREAM_CAP = 100.0  # Teams ends a stream after 2 minutes; stop updating well be
 TYPING_INTERVAL = 3.0  # a typing indicator shows for about three seconds
 TYPING_LIMIT = 40  # at most two minutes, even if the turn never ends (shutdown)
 
-SendError = (HttpOperationError, ClientRequestError, TokenUnavailable)
-Sender = Callable[[Activity], Awaitable[str | None]]
-
-
-class JsonEntity(Entity):  # type: ignore[misc]
-    """An entity sent exactly as given: botbuilder's `Entity` drops every field but
-    `type` when it serializes (streaminfo, citations)."""
-
-    _attribute_map = {
-        "type": {"key": "type", "type": "str"},
-        "additional_properties": {"key": "", "type": "{object}"},
-    }
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        super().__init__(type=data["type"])
-        self.additional_properties = {k: v for k, v in data.items() if k != "type"}
+SendError = (ConnectorError, TokenUnavailable)
+# Sends an activity (its own fields; the addressing comes from the stored reference):
+# the id the connector gave it, if any.
+Sender = Callable[[dict[str, Any]], Awaitable[str | None]]
 
 
 def status_code(error: BaseException) -> int | None:
-    response = getattr(error, "response", None)
-    code = getattr(response, "status_code", None)
-    return code if isinstance(code, int) else None
+    return error.status if isinstance(error, ConnectorError) else None
 
 
 class StreamSlots:
@@ -153,7 +135,7 @@ class TeamsReplier:
     async def _keep_typing(self) -> None:
         for _ in range(TYPING_LIMIT):
             try:
-                await self._send(Activity(type="typing"))
+                await self._send({"type": "typing"})
             except SendError as e:
                 log.info("could not show typing in %s: %s", self._where.conversation, e)
             await asyncio.sleep(TYPING_INTERVAL)
@@ -195,9 +177,8 @@ class TeamsReplier:
         }
         if stream.id is not None:
             info["streamId"] = stream.id
-        activity = Activity(type="typing", text=text, entities=[JsonEntity(info)])
         try:
-            response_id = await self._send(activity)
+            response_id = await self._send({"type": "typing", "text": text, "entities": [info]})
         except SendError as e:
             code = status_code(e)
             if code is not None and 400 <= code < 500:
@@ -269,36 +250,36 @@ class TeamsReplier:
         return await self._send(_activity(fields))
 
 
-def _activity(fields: dict[str, Any], *, extra_entities: Sequence[dict[str, Any]] = ()) -> Activity:
+def _activity(
+    fields: dict[str, Any], *, extra_entities: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
     entities = [*extra_entities, *fields.get("entities", ())]
-    return Activity(
-        type=fields.get("type", "message"),
-        text=fields.get("text"),
-        text_format=fields.get("textFormat"),
-        entities=[JsonEntity(e) for e in entities] or None,
-        channel_data=fields.get("channelData") or None,
-    )
+    return {
+        "type": fields.get("type", "message"),
+        "text": fields.get("text"),
+        "textFormat": fields.get("textFormat"),
+        "entities": entities or None,
+        "channelData": fields.get("channelData") or None,
+    }
 
 
-def text_activity(text: str) -> Activity:
+def text_activity(text: str) -> dict[str, Any]:
     """A plain Markdown message (notices, not answers: no AI label, no feedback)."""
-    return Activity(type="message", text=text, text_format="markdown")
+    return {"type": "message", "text": text, "textFormat": "markdown"}
 
 
 class TeamsRepliers:
     """Rebuilds a replier from the reference stored with each inbox item."""
 
-    def __init__(self, adapter: TeamsAdapter, *, app_id: str, sent: SentMessages) -> None:
-        self._adapter = adapter
-        self._app_id = app_id
+    def __init__(self, connector: BotConnector, *, sent: SentMessages) -> None:
+        self._connector = connector
         self._sent = sent
         self._slots = StreamSlots()
 
     def replier_for(self, item: InboxItem) -> TeamsReplier:
         data = item.message.channel_data
-        reference = ConversationReference().deserialize(data["reference"])
         return TeamsReplier(
-            send=self._sender(reference),
+            send=self.sender_for(data["reference"]),
             where=item.message.conversation,
             personal=data.get("conversation_type") == "personal",
             sent=self._sent,
@@ -306,20 +287,7 @@ class TeamsRepliers:
         )
 
     def sender_for(self, reference: dict[str, Any]) -> Sender:
-        return self._sender(ConversationReference().deserialize(reference))
-
-    def _sender(self, reference: ConversationReference) -> Sender:
-        async def send(activity: Activity) -> str | None:
-            sent: list[str | None] = []
-
-            async def callback(turn_context: TurnContext) -> None:
-                # Addressed from the stored reference, not the continuation turn (whose
-                # made-up activity id would become the reply's replyToId).
-                outgoing = TurnContext.apply_conversation_reference(activity, reference)
-                responses = await self._adapter.send_activities(turn_context, [outgoing])
-                sent.append(responses[0].id if responses else None)
-
-            await self._adapter.continue_conversation(reference, callback, self._app_id)
-            return sent[0] if sent else None
+        async def send(activity: dict[str, Any]) -> str | None:
+            return await self._connector.send(reference, activity)
 
         return send

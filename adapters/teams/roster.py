@@ -14,8 +14,8 @@ import logging
 import time
 from dataclasses import dataclass
 
-from botbuilder.schema.teams import TeamsChannelAccount
-from botframework.connector.aio import ConnectorClient
+from adapters.teams.credentials import TokenUnavailable
+from adapters.teams.outbound import BotConnector, ConnectorError
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ class TeamsRoster:
         self._pending: dict[tuple[str, str], asyncio.Future[Member | None]] = {}
 
     async def get(
-        self, client: ConnectorClient, *, tenant: str, conversation_id: str, member_id: str,
-        aad_object_id: str,
+        self, connector: BotConnector, *, service_url: str, tenant: str, conversation_id: str,
+        member_id: str, aad_object_id: str,
     ) -> Member | None:
         key = (tenant, aad_object_id)
         cached = self._cache.get(key)
@@ -50,7 +50,9 @@ class TeamsRoster:
         future: asyncio.Future[Member | None] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            member = await self._fetch(client, tenant, conversation_id, member_id, aad_object_id)
+            member = await self._fetch(
+                connector, service_url, tenant, conversation_id, member_id, aad_object_id
+            )
             future.set_result(member)
             return member
         finally:
@@ -59,25 +61,27 @@ class TeamsRoster:
                 future.set_result(None)
 
     async def _fetch(
-        self, client: ConnectorClient, tenant: str, conversation_id: str, member_id: str,
-        aad_object_id: str,
+        self, connector: BotConnector, service_url: str, tenant: str, conversation_id: str,
+        member_id: str, aad_object_id: str,
     ) -> Member | None:
         key = (tenant, aad_object_id)
         try:
             async with asyncio.timeout(LOOKUP_TIMEOUT):
-                raw = await client.conversations.get_conversation_member(conversation_id, member_id)
-        except Exception as e:  # the connector's errors come in many msrest shapes
+                account = await connector.member(service_url, conversation_id, member_id)
+        except (ConnectorError, TokenUnavailable, TimeoutError) as e:
             log.info("no roster entry for a member of %s: %s", conversation_id, type(e).__name__)
             self._cache[key] = (time.monotonic() + MISSING_TTL, None)
             return None
-        account = TeamsChannelAccount().deserialize(
-            dict(raw.serialize(), **(raw.additional_properties or {}))
-        )
         member = Member(
             tenant=tenant,
-            aad_object_id=account.aad_object_id or aad_object_id,
-            name=account.name,
-            email=account.email,
+            aad_object_id=_text(account.get("aadObjectId")) or aad_object_id,
+            name=_text(account.get("name")),
+            email=_text(account.get("email")),
         )
         self._cache[key] = (time.monotonic() + FOUND_TTL, member)
         return member
+
+
+def _text(value: object) -> str | None:
+    """A field of the member as text, as botbuilder's model read it."""
+    return None if value is None else str(value)

@@ -5,10 +5,8 @@ the form again with errors by the fields."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-
-from botbuilder.core import CardFactory, MessageFactory, TurnContext
 
 from core.messages import ConversationRef, Sender
 from core.tickets.commands import status_label
@@ -24,7 +22,11 @@ from core.tickets.model import (
 from core.tickets.service import TicketService
 
 FORM_ACTION = "switchboard.ticket.create"
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 _WORDS = ("ticket", "/ticket")
+
+# Sends an activity into the conversation being answered.
+Send = Callable[[dict[str, Any]], Awaitable[object]]
 
 
 def is_ticket_text(text: str) -> bool:
@@ -47,18 +49,18 @@ def as_command(text: str) -> str:
     return "/ticket " + " ".join(text.strip().split()[1:])
 
 
-async def send_form(turn_context: TurnContext) -> None:
-    await _send_card(turn_context, form_card())
+async def send_form(send: Send) -> None:
+    await send(card_message(form_card()))
 
 
 async def answer_submit(
-    turn_context: TurnContext, service: TicketService, sender: Sender,
-    value: Mapping[str, Any], origin: ConversationRef,
+    send: Send, service: TicketService, sender: Sender, value: Mapping[str, Any],
+    origin: ConversationRef,
 ) -> None:
     values = {key: str(value.get(key) or "") for key in ("title", "description", "priority")}
     errors = validate(values)
     if errors:
-        await _send_card(turn_context, form_card(values=values, errors=errors))
+        await send(card_message(form_card(values=values, errors=errors)))
         return
     try:
         ticket = await service.create(
@@ -66,9 +68,9 @@ async def answer_submit(
             priority=values["priority"] or "medium", origin=origin,
         )
     except TicketError as e:
-        await _send_card(turn_context, form_card(values=values, errors={"title": str(e)}))
+        await send(card_message(form_card(values=values, errors={"title": str(e)})))
         return
-    await _send_card(turn_context, ticket_card(ticket))
+    await send(card_message(ticket_card(ticket)))
 
 
 def validate(values: Mapping[str, str]) -> dict[str, str]:
@@ -142,5 +144,12 @@ def ticket_card(ticket: Ticket) -> dict[str, Any]:
             "version": "1.5", "body": body}
 
 
-async def _send_card(turn_context: TurnContext, card: dict[str, Any]) -> None:
-    await turn_context.send_activity(MessageFactory.attachment(CardFactory.adaptive_card(card)))
+def card_message(card: dict[str, Any]) -> dict[str, Any]:
+    """A message carrying one Adaptive Card, as botbuilder's `MessageFactory.attachment`
+    sent it within a turn."""
+    return {
+        "type": "message",
+        "attachmentLayout": "list",
+        "inputHint": "acceptingInput",
+        "attachments": [{"contentType": ADAPTIVE_CARD, "content": card}],
+    }

@@ -1,7 +1,7 @@
 """The Teams channel put together from its configuration and the core's ports: the
-authenticated adapter (inbound checks, outbound connectors and tokens) for everything;
-the bot where activities are received; the repliers where they are answered; notices
-either way."""
+authenticated adapter (inbound checks) and the Bot Connector client (outbound, with the
+app's tokens) for everything; the bot where activities are received; the repliers where
+they are answered; notices either way."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from adapters.teams.bot import TeamsBot
 from adapters.teams.config import TeamsConfig
 from adapters.teams.credentials import AppTokens
 from adapters.teams.notices import TeamsNotices
+from adapters.teams.outbound import BotConnector, ServiceHosts
 from adapters.teams.replier import TeamsRepliers
 from adapters.teams.roster import TeamsRoster
 from core.ports import ConversationReferences, DeliveryLog, FeedbackStore, Inbox, SentMessages
@@ -45,13 +46,17 @@ async def teams_wiring(
 ) -> AsyncIterator[TeamsWiring]:
     timeout = aiohttp.ClientTimeout(total=30, connect=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        authentication = TeamsAuthentication(config, session, AppTokens.for_config(config))
-        adapter = TeamsAdapter(authentication)
-        repliers = TeamsRepliers(adapter, app_id=config.app_id, sent=sent_messages)
+        tokens = AppTokens.for_config(config)
+        connector = BotConnector(
+            session, tokens, scope=config.cloud.oauth_scope,
+            hosts=ServiceHosts(config.service_hosts),
+        )
+        adapter = TeamsAdapter(TeamsAuthentication(config, session, tokens))
+        repliers = TeamsRepliers(connector, sent=sent_messages)
         bot = TeamsBot(
             config=config, inbox=inbox, deliveries=deliveries, feedback=feedback,
-            sent_messages=sent_messages, roster=TeamsRoster(), work_added=work_added,
-            tickets=tickets, references=references,
+            sent_messages=sent_messages, roster=TeamsRoster(), connector=connector,
+            work_added=work_added, tickets=tickets, references=references,
         ) if receive else None
         yield TeamsWiring(
             adapter=adapter, bot=bot, repliers=repliers,

@@ -119,6 +119,8 @@ async def test_personal_chat_falls_back_to_one_message_when_streaming_is_refused
     assert message.text == "All of it, in one message."
     assert message.stream_id is None
     assert len(connector.messages()) == 1
+    # A 403 means this chat cannot stream: it is not tried again for every part.
+    assert len([a for a in connector.activities() if "streaminfo" in str(a.get("entities"))]) == 1
 
 
 async def test_feedback_is_stored_with_the_answer_and_gets_an_empty_200(

@@ -4,15 +4,20 @@ hosts; the connector's 429 retried, its 5xx never (a POST may have arrived)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity
 from sqlalchemy import text
 
+from core.messages import ConversationRef
 from tests.e2e.conftest import services, serving
 from tests.e2e.teams.conftest import (
+    TENANT,
     TeamsSettings,
     channel_mention,
     personal,
@@ -166,3 +171,46 @@ async def test_two_quick_questions_in_one_chat_never_open_two_streams_at_once(
 
     assert connector.violations == []
     assert sorted(m.text for m in connector.messages()) == ["First answer.", "Second answer."]
+
+
+async def test_the_stored_reference_is_the_one_botbuilder_built(
+    app: TestClient[Any, Any], identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI,
+) -> None:
+    # Inbox items and conversation references already in databases hold this JSON.
+    llm.script(Reply("Noted."))
+    body = channel_mention(connector, "remember me")
+    expected = TurnContext.get_conversation_reference(Activity().deserialize(body)).serialize()
+
+    await post_activity(app, identity, body)
+    await connector.wait_for_text("Noted.")
+    await settled(app)
+
+    async with services(app).stores.engine.connect() as conn:
+        payload = (await conn.execute(text("SELECT payload FROM inbox"))).scalar_one()
+    payload = json.loads(payload) if isinstance(payload, str) else payload
+    assert payload["channel_data"]["reference"] == expected
+    channel, _, root = body["conversation"]["id"].partition(";messageid=")
+    where = ConversationRef(channel="teams", tenant=TENANT, conversation=channel, thread=root)
+    assert await services(app).references.get(where) == expected
+
+
+async def test_a_message_botbuilder_must_read_is_answered_as_before(
+    app: TestClient[Any, Any], identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI,
+) -> None:
+    # A field typed other than botbuilder's schema says (a number as a string): botbuilder
+    # reads and converts it, so such a message takes botbuilder's turn.
+    odd = {"textHighlights": [{"text": "odd", "occurrence": "1"}]}
+    llm.script(Reply("Answered all the same."))
+
+    asked = await post_activity(app, identity, personal(connector, "an odd one", **odd))
+    helped = await post_activity(app, identity, personal(connector, "help", id="17000000077",
+                                                         **odd))
+
+    assert (asked.status, helped.status) == (200, 200)
+    answer = await connector.wait_for_text("Answered all the same.")
+    help_message = await connector.wait_for_text("answers questions")
+    assert answer.reply_to_id == personal(connector, "")["id"]
+    assert help_message.reply_to_id == "17000000077"
+    assert help_message.activity["inputHint"] == "acceptingInput"

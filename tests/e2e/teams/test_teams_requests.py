@@ -122,6 +122,23 @@ async def test_a_token_for_another_activity_cannot_be_replayed_to_another_servic
     assert response.status == 401
 
 
+async def test_a_token_already_accepted_is_still_refused_for_another_service_url(
+    app: TestClient[Any, Any], identity: ChannelIdentity, connector: FakeConnector,
+) -> None:
+    # The server remembers a token it verified; the checks that depend on the request don't.
+    token = identity.token(app_id=APP_ID, service_url=connector.base_url)
+    first = channel_mention(connector, "hello?")
+    replayed = channel_mention(connector, "again?", id="1700000000099",
+                               serviceUrl="https://attacker.example.com/")
+
+    assert (await post_activity(app, identity, first, token=token)).status == 200
+    assert (await post_activity(app, identity, replayed, token=token)).status == 401
+    assert await stored(app) == 1
+
+
+TEAMS_MESSAGE = '{"type": "message", "channelId": "msteams", "serviceUrl": "http://127.0.0.1/"'
+
+
 @pytest.mark.parametrize(
     ("payload", "content_type", "status"),
     [
@@ -131,8 +148,11 @@ async def test_a_token_for_another_activity_cannot_be_replayed_to_another_servic
         ('{"type": "message"}', "application/json", 400),
         ("type=message", "application/x-www-form-urlencoded", 415),
         ("\xff\xfe", "application/json", 400),
+        (TEAMS_MESSAGE + ', "timestamp": "yesterday"}', "application/json", 400),
+        (TEAMS_MESSAGE + ', "from": "someone"}', "application/json", 400),
     ],
-    ids=["not JSON", "not an object", "no type", "no serviceUrl", "form body", "not UTF-8"],
+    ids=["not JSON", "not an object", "no type", "no serviceUrl", "form body", "not UTF-8",
+         "a message with a bad date", "a message with a malformed field"],
 )
 async def test_a_malformed_body_gets_a_clear_4xx_and_nothing_is_stored(
     payload: str, content_type: str, status: int, app: TestClient[Any, Any],
