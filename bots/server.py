@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import getpass
 import logging
 import signal
@@ -74,6 +75,15 @@ def create_app(
     if answers:
         app.cleanup_ctx.append(_worker)
     return app
+
+
+async def _freeze_startup_objects(app: web.Application) -> None:
+    """Move what start-up made (modules, SDK clients, settings) out of the collector's
+    sight: a full collection no longer walks them while people wait for acks. For the
+    serving processes only (tests build many apps in one process). Measured
+    with `benchmarks/slack_load.py`, 50 conversations: ack p99 101-141 ms -> 75-88 ms."""
+    gc.collect()
+    gc.freeze()
 
 
 def _services(
@@ -201,8 +211,10 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
 
 def serve(settings: Settings, *, role: Role = "all") -> None:
     log.info("serving on http://%s:%d (role %s)", settings.host, settings.port, role)
+    app = create_app(settings, role=role)
+    app.on_startup.append(_freeze_startup_objects)
     web.run_app(
-        create_app(settings, role=role),
+        app,
         host=settings.host,
         port=settings.port,
         print=None,
@@ -216,7 +228,9 @@ def work(settings: Settings) -> None:
 
 
 async def _work(settings: Settings) -> None:
-    runner = web.AppRunner(create_app(settings, role="worker"), handle_signals=False)
+    app = create_app(settings, role="worker")
+    app.on_startup.append(_freeze_startup_objects)
+    runner = web.AppRunner(app, handle_signals=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
