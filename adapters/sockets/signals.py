@@ -104,8 +104,10 @@ class UnixSignals:
                     self._listed = float("-inf")
 
     def _worker_sockets(self) -> list[str]:
+        """The other workers' sockets, listed at most once a second — but while none was
+        seen, on every call: the first worker to start must hear of work at once."""
         now = time.monotonic()
-        if now - self._listed > _LIST_SECONDS:
+        if now - self._listed > _LIST_SECONDS or not self._workers:
             own = f"worker-{self._id}"
             try:
                 self._workers = [
