@@ -220,7 +220,7 @@ def create_executor(url: str, engine: AsyncEngine) -> Executor:
     async engine (asyncpg)."""
     parsed = _parse(url)
     if parsed.get_backend_name() == "sqlite":
-        from adapters.sql.writer import SqliteWriter, sqlite_sync_engine
+        from adapters.sql.writer import sqlite_writer
 
-        return SqliteWriter(sqlite_sync_engine(parsed))
+        return sqlite_writer(parsed)
     return EngineExecutor(engine)

@@ -28,7 +28,7 @@ from adapters.sql.profiles import SqlProfileStore
 from adapters.sql.references import SqlConversationReferences
 from adapters.sql.tables import metadata
 from adapters.sql.tables import profiles as profiles_table
-from adapters.sql.writer import SqliteWriter, sqlite_sync_engine
+from adapters.sql.writer import sqlite_writer
 from core.ports import ConversationReferences, Inbox
 from tests.conftest import POSTGRES_URL
 from tests.fakes.stores import (
@@ -70,7 +70,7 @@ class Database:
         on SQLite its own writer thread and connection, contending for the file lock."""
         executor: Executor
         if self.is_sqlite:
-            executor = SqliteWriter(sqlite_sync_engine(make_url(self.url)))
+            executor = sqlite_writer(make_url(self.url))
         else:
             executor = EngineExecutor(self.engine())
         self.executors.append(executor)
@@ -147,7 +147,7 @@ async def executor(database: Database, engine: AsyncEngine) -> AsyncIterator[Exe
     migrated file, or the PostgreSQL engine, one transaction per unit."""
     executor: Executor
     if database.is_sqlite:
-        executor = SqliteWriter(sqlite_sync_engine(make_url(database.url)))
+        executor = sqlite_writer(make_url(database.url))
     else:
         executor = EngineExecutor(engine)
     try:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +22,7 @@ from sqlalchemy.engine import make_url
 from adapters.sql.engine import Executor
 from adapters.sql.tables import deliveries
 from adapters.sql.units import insert
+from adapters.sql import writer as writer_module
 from adapters.sql.writer import SqliteWriter
 from core.errors import StorageError
 from core.inbox import (
@@ -940,6 +943,62 @@ async def test_a_unit_that_raises_rolls_back_alone_and_the_others_commit(
     assert await written(database) == {"k0", "k1", "k3"}
     if isinstance(executor, SqliteWriter):
         assert executor.commits == 3  # k0, the gate's, then one for the four units
+
+
+@sqlite_only
+async def test_writers_in_two_processes_take_turns_through_the_lock_file(
+    database: Database, executor: Executor
+) -> None:
+    """Another process's writer holds `<file>-writer.lock`: this one waits for it (woken
+    when it is let go, not polling as SQLite's busy handler does), then commits."""
+    assert isinstance(executor, SqliteWriter)
+    path = make_url(database.url).database
+    lock = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT)
+    ran: list[str] = []
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        call = asyncio.create_task(executor.run(write("k1", then=lambda: ran.append("k1")), "k1"))
+        await queued(executor, 1)
+        await asyncio.sleep(0.2)
+        assert ran == [] and not call.done()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        assert await call == "k1"
+    finally:
+        os.close(lock)
+    assert ran == ["k1"]
+    assert await written(database) == {"k1"}
+
+
+@sqlite_only
+async def test_a_process_stopped_while_holding_the_lock_file_does_not_hang_the_others(
+    database: Database, executor: Executor, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Past LOCK_WAIT the unit goes ahead without the lock (SQLite's own locking still
+    applies), and the lock is let go again once the abandoned wait gets it."""
+    monkeypatch.setattr(writer_module, "LOCK_WAIT", 0.2)
+    path = make_url(database.url).database
+    lock = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert await executor.run(write("k1"), "k1") == "k1"
+        assert "held the SQLite writer lock" in caplog.text
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    finally:
+        os.close(lock)
+    other = os.open(f"{path}-writer.lock", os.O_RDWR)
+    try:
+        for _ in range(500):  # the helper thread takes the lock, then gives it back
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the abandoned wait kept the lock")
+    finally:
+        os.close(other)
+    assert await executor.run(write("k2"), "k2") == "k2"
 
 
 @sqlite_only
