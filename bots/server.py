@@ -81,7 +81,7 @@ async def _freeze_startup_objects(app: web.Application) -> None:
     """Move what start-up made (modules, SDK clients, settings) out of the collector's
     sight: a full collection no longer walks them while people wait for acks. For the
     serving processes only (tests build many apps in one process). Measured
-    with `benchmarks/slack_load.py`, 50 conversations: ack p99 101-141 ms -> 75-88 ms."""
+    with `benchmarks/slack_load.py`, 50 conversations: ack p99 101-141 ms -> 70-93 ms."""
     gc.collect()
     gc.freeze()
 
