@@ -229,6 +229,7 @@ async def bootstrap(
                     profiles=stores.profiles, knowledge=retriever, tickets=tickets
                 ),
                 max_tool_rounds=settings.max_tool_rounds,
+                deadline=settings.answer_deadline,
             )
             worker = Worker(
                 inbox=stores.inbox, orchestrator=orchestrator, repliers=repliers,

@@ -49,8 +49,14 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
     model: str = Field(DEFAULT_MODEL, validation_alias="SWITCHBOARD_MODEL")
-    model_timeout: float = Field(60.0, gt=0, validation_alias="SWITCHBOARD_MODEL_TIMEOUT")
+    # Per model request: connecting, and each wait for the next part of the stream.
+    model_timeout: float = Field(30.0, gt=0, validation_alias="SWITCHBOARD_MODEL_TIMEOUT")
     model_retries: int = Field(2, ge=0, le=10, validation_alias="SWITCHBOARD_MODEL_RETRIES")
+    # One answer, whole: context, every model round and retry, the tools. A model that
+    # never answers costs at most this, then the person gets an apology.
+    answer_deadline: float = Field(
+        60.0, gt=0, le=3600, validation_alias="SWITCHBOARD_ANSWER_DEADLINE"
+    )
     # The model provider's limit: requests per minute from one worker (unset: none).
     model_rpm: int | None = Field(None, ge=1, validation_alias="SWITCHBOARD_MODEL_RPM")
     context_tokens: int = Field(8000, ge=500, validation_alias="SWITCHBOARD_CONTEXT_TOKENS")

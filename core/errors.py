@@ -1,6 +1,7 @@
 """One small error hierarchy, split by audience.
 
-- What the person sees: `user_message`, a short apology; never exception text.
+- What the person sees: `user_message`, a short apology that says what happened; never
+  exception text.
 - What the model sees: `ToolError.message`, something it can act on.
 - What the log sees: the exception itself, once, with correlation ids.
 """
@@ -30,8 +31,44 @@ class ModelTimeout(ModelError):
     user_message = "Sorry, the language model took too long to answer. Please try again in a moment."
 
 
+class ModelInterrupted(ModelError):
+    """The model failed, or the answer's deadline passed, after part of the answer had
+    been shown: the person must not take what they see for the whole answer."""
+
+    def __init__(self, message: str, *, timed_out: bool) -> None:
+        super().__init__(message)
+        self.user_message = (
+            "Sorry, the language model took too long: the answer above is incomplete. "
+            "Please try again in a moment."
+            if timed_out else
+            "Sorry, the language model stopped before finishing: the answer above is "
+            "incomplete. Please try again."
+        )
+
+
+class NoAnswer(SwitchboardError):
+    """The turn ended with nothing to say: failed (and retryable), never stored as done."""
+
+    def __init__(self, message: str, *, failed_tools: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        if failed_tools:
+            self.user_message = (
+                f"Sorry, something I needed did not work ({', '.join(failed_tools)}), so I "
+                "couldn't finish the answer. Please try again."
+            )
+        else:
+            self.user_message = (
+                "Sorry, I couldn't put an answer together this time. Please try again."
+            )
+
+
 class StorageError(SwitchboardError):
     """The database refused or lost a write; the message stays in the inbox to retry."""
+
+    user_message = (
+        "Sorry, I couldn't save this conversation just now (the database is unavailable). "
+        "Please try again in a moment."
+    )
 
 
 class NotFound(SwitchboardError):

@@ -8,10 +8,12 @@ command, asks the ticket service instead of the model), then stores the answer w
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
 from core.context import ContextAssembler, TurnInput, audience_of
+from core.errors import ModelError, ModelInterrupted, ModelTimeout, NoAnswer
 from core.inbox import Started, TurnEnd
 from core.knowledge import PassageBook, cited
 from core.messages import Citation
@@ -32,6 +34,27 @@ class _Round:
     usage: list[ModelUsage] = field(default_factory=list)
 
 
+@dataclass(kw_only=True)
+class _Turn:
+    """What one answer has done so far, kept when it fails: the apology depends on it."""
+
+    new_turns: list[NewTurn] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)  # each round's text, as shown
+    partial: bool = False  # some text reached the person
+    last_text: str = ""
+    failed_tools: list[str] = field(default_factory=list)  # titles
+    sources: PassageBook = field(default_factory=PassageBook)
+
+
+# The last round offers no tools; this says so, so the model answers in words.
+_FINAL_ROUND = ChatMessage(
+    role="system",
+    content="You have used every tool call this answer allows, and no tools are available "
+    "now. Answer the person in words from what you already have, and say what you could "
+    "not find out.",
+)
+
+
 class AnswerUndelivered(Exception):
     """The answer is stored (the item is done) but the channel could not deliver it."""
 
@@ -46,6 +69,7 @@ class Orchestrator:
         tools: ToolRegistry,
         services: ToolServices,
         max_tool_rounds: int = 5,
+        deadline: float = 60.0,
     ) -> None:
         self._inbox = inbox
         self._assembler = assembler
@@ -53,22 +77,62 @@ class Orchestrator:
         self._tools = tools
         self._services = services
         self._max_tool_rounds = max_tool_rounds
+        self._deadline = deadline
 
     async def answer(self, start: Started, replier: Replier, *, owner: str) -> ReplyDone:
         """Answer one started item through `replier`, as its lease holder `owner`. Raises
         on failure with nothing stored but the person's turn; the caller apologises and
-        marks the item. Raises `AnswerUndelivered` when only the delivery failed."""
+        marks the item. Raises `AnswerUndelivered` when only the delivery failed.
+
+        Everything before the answer is stored (context, every model round and attempt,
+        the tools) shares one deadline: a model that never answers costs at most that."""
         item, message = start.item, start.item.message
         if is_ticket_command(message.text):
             return await self._ticket_command(start, replier, owner=owner)
         await replier.send(Status(text="Thinking…"))
-        conversation = start.conversation
+        turn = _Turn()
+        deadline = asyncio.timeout(self._deadline)
+        try:
+            async with deadline:
+                await self._think(start, replier, turn)
+        except TimeoutError as e:
+            if not deadline.expired():
+                raise
+            log.warning("message %s: no answer within the %g s deadline", message.id,
+                        self._deadline)
+            if turn.partial:
+                raise ModelInterrupted(f"the answer passed its {self._deadline:g} s deadline",
+                                       timed_out=True) from e
+            raise ModelTimeout(f"no answer within the {self._deadline:g} s deadline") from e
+        except ModelError as e:
+            if turn.partial and not isinstance(e, ModelInterrupted):
+                raise ModelInterrupted(str(e), timed_out=isinstance(e, ModelTimeout)) from e
+            raise
+        text = "\n\n".join(turn.shown)
+        if not text.strip():
+            raise NoAnswer(f"message {message.id}: the model gave no answer",
+                           failed_tools=tuple(dict.fromkeys(turn.failed_tools)))
+        citations = cited(text, turn.sources.passages)
+        final = ChatMessage(role="assistant", content=turn.last_text)
+        turn.new_turns.append(self._new_turn(final, item_id=item.id, citations=citations))
+        stored = await self._inbox.finish_turn(
+            TurnEnd(item_id=item.id, owner=owner, conversation_id=start.conversation.id,
+                    turns=tuple(turn.new_turns))
+        )
+        done = ReplyDone(text=text, citations=citations, turn_id=stored[-1].id)
+        await self._deliver(done, replier)
+        return done
+
+    async def _think(self, start: Started, replier: Replier, turn: _Turn) -> None:
+        """The context, then model rounds and tools until the model answers in words. In
+        the last round no tools are offered and none run, whatever the model returns."""
+        item, message = start.item, start.item.message
         context = await self._assembler.assemble(
-            TurnInput(item_id=item.id, message=message, conversation=conversation,
+            TurnInput(item_id=item.id, message=message, conversation=start.conversation,
                       history=start.history, profile=start.profile)
         )
         messages = list(context.messages)
-        sources = PassageBook(context.passages)
+        sources = turn.sources = PassageBook(context.passages)
         tool_ctx = ToolContext(
             sender=message.sender,
             conversation=message.conversation,
@@ -77,39 +141,32 @@ class Orchestrator:
             audience=audience_of(message),
             sources=sources,
         )
-        new_turns: list[NewTurn] = []
-        shown: list[str] = []
         for round_no in range(self._max_tool_rounds + 1):
-            # The last round offers no tools, so the model has to answer in words.
-            tools = self._tools.specs() if round_no < self._max_tool_rounds else ()
+            last = round_no == self._max_tool_rounds
             request = ChatRequest(
-                messages=tuple(messages), tools=tools, passages=sources.passages
+                messages=(*messages, _FINAL_ROUND) if last else tuple(messages),
+                tools=() if last else self._tools.specs(),
+                passages=sources.passages,
             )
-            result = await self._stream_round(request, replier, separate=bool(shown))
+            result = await self._stream_round(request, replier, turn)
             for usage in result.usage:
                 log.debug(
                     "model %s used %d prompt and %d completion tokens for message %s",
                     self._model.name, usage.prompt_tokens, usage.completion_tokens, message.id,
                 )
+            turn.last_text = result.text
             if result.text:
-                shown.append(result.text)
+                turn.shown.append(result.text)
             if not result.calls:
-                break
+                return
+            if last:
+                log.warning("message %s: the model asked for %d tool calls after its last "
+                            "tool round; none ran", message.id, len(result.calls))
+                return
             assistant = ChatMessage(role="assistant", content=result.text, tool_calls=result.calls)
-            results = await self._run_tools(result.calls, tool_ctx, replier)
+            results = await self._run_tools(result.calls, tool_ctx, replier, turn)
             messages += [assistant, *results]
-            new_turns += [self._new_turn(m, item_id=item.id) for m in (assistant, *results)]
-
-        citations = cited("\n\n".join(shown), sources.passages)
-        final = ChatMessage(role="assistant", content=result.text)
-        new_turns.append(self._new_turn(final, item_id=item.id, citations=citations))
-        stored = await self._inbox.finish_turn(
-            TurnEnd(item_id=item.id, owner=owner, conversation_id=conversation.id,
-                    turns=tuple(new_turns))
-        )
-        done = ReplyDone(text="\n\n".join(shown), citations=citations, turn_id=stored[-1].id)
-        await self._deliver(done, replier)
-        return done
+            turn.new_turns += [self._new_turn(m, item_id=item.id) for m in (assistant, *results)]
 
     async def _ticket_command(self, start: Started, replier: Replier, *, owner: str) -> ReplyDone:
         """Typed `/ticket …`: answered by the ticket service, not the model, and kept in
@@ -141,14 +198,16 @@ class Orchestrator:
         except Exception as e:
             raise AnswerUndelivered(f"the {event.kind} event could not be delivered") from e
 
-    async def _stream_round(self, request: ChatRequest, replier: Replier, *, separate: bool) -> _Round:
+    async def _stream_round(self, request: ChatRequest, replier: Replier, turn: _Turn) -> _Round:
         result = _Round()
+        separate = bool(turn.shown)  # a blank line between the text of two rounds
         async for event in self._model.stream(request):
             match event:
                 case ModelText(text=text) if text:
                     if separate and not result.text:
                         await replier.send(TextDelta(text="\n\n"))
                     result.text += text
+                    turn.partial = True
                     await replier.send(TextDelta(text=text))
                 case ModelText():
                     pass
@@ -159,7 +218,7 @@ class Orchestrator:
         return result
 
     async def _run_tools(
-        self, calls: tuple[ToolCall, ...], ctx: ToolContext, replier: Replier
+        self, calls: tuple[ToolCall, ...], ctx: ToolContext, replier: Replier, turn: _Turn
     ) -> list[ChatMessage]:
         titles = dict.fromkeys(self._tools.title(c.name) for c in calls)
         await replier.send(Status(text=", ".join(titles) + "…"))
@@ -173,6 +232,7 @@ class Orchestrator:
                 )
             )
         outcomes = await self._tools.run_all(calls, ctx)
+        turn.failed_tools += [self._tools.title(o.call.name) for o in outcomes if not o.ok]
         for outcome in outcomes:
             await replier.send(
                 ToolProgress(

@@ -21,13 +21,22 @@ def calls(*pairs: tuple[str, str], text: str = "") -> list[ModelEvent]:
     return [*events, ModelToolCalls(calls=tool_calls)]
 
 
+class Stall:
+    """In a scripted step: the model goes quiet here and never says another word."""
+
+
+STALL = Stall()
+Scripted = ModelEvent | Exception | Stall
+
+
 class ScriptedChatModel:
     """Answers each request with the next scripted step: events to stream, or an
-    exception to raise. Records every request it was given."""
+    exception to raise. A step's events may end in an exception (the stream breaks
+    there) or `STALL` (it never ends). Records every request it was given."""
 
     name = "scripted"
 
-    def __init__(self, steps: Sequence[list[ModelEvent] | Exception] = ()) -> None:
+    def __init__(self, steps: Sequence[list[Scripted] | Exception] = ()) -> None:
         self.steps = list(steps)
         self.requests: list[ChatRequest] = []
 
@@ -38,7 +47,12 @@ class ScriptedChatModel:
             raise step
         for event in step:
             await asyncio.sleep(0)
-            yield event
+            if isinstance(event, Exception):
+                raise event
+            if isinstance(event, Stall):
+                await asyncio.Event().wait()
+            else:
+                yield event
 
 
 class RecordingReplier:
