@@ -65,6 +65,7 @@ class SlackReplier:
         self._last_flush = float("-inf")
         self._tasks: dict[str, dict[str, str]] = {}
         self._unsent_tasks: list[str] = []
+        self._finishing = False  # the end of the answer went out (or was being sent)
 
     async def send(self, event: ReplyEvent) -> None:
         match event:
@@ -207,6 +208,7 @@ class SlackReplier:
     # ----- the end of a turn -----
 
     async def _finish(self, done: ReplyDone) -> None:
+        self._finishing = True
         self._text = done.text if done.text.strip() else NO_ANSWER
         footer = answer_footer(done.citations, done.turn_id, feedback=done.feedback)
         if self._streaming:
@@ -250,10 +252,13 @@ class SlackReplier:
     async def _fail(self, failed: ReplyFailed) -> None:
         apology = f"{failed.text} (reference {failed.reference})"
         if self._stream_ts is not None and self._streaming:
+            # What the model said that was not flushed yet goes first: the apology may
+            # speak of "the answer above" (unless the end was sent: it may have arrived).
+            unsent = "" if self._finishing else self._text[self._streamed : STREAM_CAP]
             try:
                 await (await self._api()).chat_stopStream(
                     channel=self._target.channel, ts=self._stream_ts,
-                    chunks=[{"type": "markdown_text", "text": f"\n\n_{apology}_"}],
+                    chunks=[{"type": "markdown_text", "text": f"{unsent}\n\n_{apology}_"}],
                 )
                 return
             except SlackApiError as e:

@@ -84,6 +84,7 @@ class _Stream:
 class _Turn:
     text: list[str] = field(default_factory=list)
     stream: _Stream = field(default_factory=_Stream)
+    finishing: bool = False  # the whole answer went out (or was being sent)
 
 
 class TeamsReplier:
@@ -209,6 +210,7 @@ class TeamsReplier:
             self._release()
 
     async def _finish(self, done: ReplyDone) -> None:
+        self._turn.finishing = True
         await self._stop_typing()
         parts = split_message(to_teams_markdown(done.text)) or [""]
         last = len(parts) - 1
@@ -224,8 +226,17 @@ class TeamsReplier:
     async def _failed(self, failed: ReplyFailed) -> None:
         try:
             await self._stop_typing()
-            text = f"{failed.text} (reference {failed.reference})"
-            await self._deliver({"type": "message", "text": text}, final_of_stream=True)
+            apology = f"{failed.text} (reference {failed.reference})"
+            # What the model had said goes before the apology ("the answer above is
+            # incomplete"): a stream's final message replaces what the stream showed, and
+            # outside 1:1 chats nothing was shown yet. Not when the whole answer was
+            # being sent: it may have arrived.
+            said = "" if self._turn.finishing else to_teams_markdown("".join(self._turn.text))
+            said = said.strip()
+            parts = split_message(f"{said}\n\n{apology}") if said else [apology]
+            for index, part in enumerate(parts):
+                await self._deliver({"type": "message", "text": part},
+                                    final_of_stream=index == 0)
         finally:
             self._release()
 

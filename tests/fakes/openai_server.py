@@ -91,7 +91,17 @@ class Malformed:
     event: str = "{not json"
 
 
-Step = Reply | CallTools | Fail | Hang | Paced | Malformed
+@dataclass(frozen=True)
+class Cut:
+    """`text` starts streaming, then the connection drops after `pieces` content chunks
+    (no finish, no [DONE]): a server that crashed or a proxy that gave up mid-answer."""
+
+    text: str
+    pieces: int = 2
+    chunk_size: int = 4
+
+
+Step = Reply | CallTools | Fail | Hang | Paced | Malformed | Cut
 
 
 @dataclass(frozen=True)
@@ -185,6 +195,9 @@ class FakeOpenAI:
                 return web.json_response(error, status=status, headers=headers)
             case Malformed(event=event):
                 return await self._sse(request, [event, "[DONE]"])
+            case Cut(pieces=pieces):
+                events = self._chunks(body, Reply(step.text, chunk_size=step.chunk_size))
+                return await self._sse(request, events[: 1 + pieces], cut=True)
             case Reply() | CallTools():
                 answer = step
             case _:
@@ -258,9 +271,10 @@ class FakeOpenAI:
 
     async def _sse(
         self, request: web.Request, events: list[str], *, gate: asyncio.Event | None = None,
-        at: list[float | None] | None = None,
+        at: list[float | None] | None = None, cut: bool = False,
     ) -> web.StreamResponse:
-        """`at`: for event n, the loop time (if any) before which it is not sent."""
+        """`at`: for event n, the loop time (if any) before which it is not sent. `cut`:
+        drop the connection after the events instead of ending the response."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         loop = asyncio.get_running_loop()
@@ -270,6 +284,10 @@ class FakeOpenAI:
             if at is not None and n < len(at) and (deadline := at[n]) is not None:
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
             await response.write(f"data: {event}\n\n".encode())
+        if cut:
+            assert request.transport is not None
+            request.transport.abort()
+            return response
         await response.write_eof()
         return response
 

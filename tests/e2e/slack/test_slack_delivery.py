@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.e2e.conftest import services, serving
 from tests.e2e.slack.conftest import SlackSettings, fixture, mention, post_event, settled
-from tests.fakes.openai_server import Fail, FakeOpenAI, Reply
+from tests.fakes.openai_server import Cut, Fail, FakeOpenAI, Hang, Reply
 from tests.fakes.slack_api import FakeSlack, RateLimited
 
 ROOT = "1700000002.000100"
@@ -36,6 +36,47 @@ async def test_a_model_failure_leaves_an_apology_in_the_thread_and_stays_retryab
     await post_event(app, mention("hi", ts=ROOT), headers={"X-Slack-Retry-Num": "1"})
     await slack.wait_for("chat.stopStream")
     assert slack.thread("C111", ROOT)[-1].text == "echo: hi"
+
+
+async def test_a_model_that_never_sends_headers_gets_an_apology_at_the_deadline(
+    slack_settings: SlackSettings, slack: FakeSlack, llm: FakeOpenAI
+) -> None:
+    """The server accepts the connection and says nothing: "Thinking…" shows, then the
+    apology comes when the answer's deadline passes, not after the SDK's per-request
+    timeout times its retries."""
+    llm.script(Hang(seconds=600))
+    settings = slack_settings(answer_deadline=1.0, model_timeout=30.0, model_retries=2)
+    async with serving(settings) as app:
+        await post_event(app, mention("hi", ts=ROOT))
+        await slack.wait_for_text("C111", ROOT, "Sorry")
+        await settled(app)
+        item = await services(app).inbox.find(channel="slack", tenant="T111",
+                                               message_id=f"C111:{ROOT}")
+
+    statuses = slack.calls_to("assistant.threads.setStatus")
+    (apology,) = slack.thread("C111", ROOT)
+    assert statuses and statuses[0].body["loading_messages"] == ["Thinking…"]
+    assert statuses[0].at < slack.calls_to("chat.postMessage")[0].at
+    assert "took too long" in apology.text
+    assert len(llm.requests) == 1  # no retry began past the deadline
+    assert item is not None and item.status == "failed"
+
+
+async def test_a_stream_that_breaks_mid_answer_ends_with_incomplete(
+    app: TestClient[Any, Any], slack: FakeSlack, llm: FakeOpenAI
+) -> None:
+    llm.script(Cut("To reset it, open the portal and then", pieces=3))
+
+    await post_event(app, mention("how do I reset it?", ts=ROOT))
+
+    await slack.wait_for("chat.stopStream")
+    await settled(app)
+    (answer,) = slack.thread("C111", ROOT)
+    assert answer.text.startswith("To reset it,\n\n")  # all it said, then the apology
+    assert "the answer above is incomplete" in answer.text
+    assert "reach the language model" not in answer.text
+    item = await services(app).inbox.find(channel="slack", tenant="T111", message_id=f"C111:{ROOT}")
+    assert item is not None and item.status == "failed"
 
 
 async def test_an_expired_stream_still_delivers_the_whole_answer(

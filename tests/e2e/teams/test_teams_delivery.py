@@ -25,7 +25,7 @@ from tests.e2e.teams.conftest import (
     settled,
 )
 from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
-from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.openai_server import Cut, FakeOpenAI, Reply
 
 
 async def test_a_long_model_turn_does_not_hold_the_request_and_the_answer_comes_later(
@@ -214,3 +214,23 @@ async def test_a_message_botbuilder_must_read_is_answered_as_before(
     assert answer.reply_to_id == personal(connector, "")["id"]
     assert help_message.reply_to_id == "17000000077"
     assert help_message.activity["inputHint"] == "acceptingInput"
+
+
+@pytest.mark.parametrize("where", ["personal", "channel"])
+async def test_a_stream_that_breaks_mid_answer_keeps_what_was_said_and_says_it_is_incomplete(
+    app: TestClient[Any, Any], identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI, where: str,
+) -> None:
+    """In a 1:1 chat the stream's final message replaces what it showed; in a channel
+    nothing was shown yet: either way the apology carries what the model had said."""
+    llm.script(Cut("To reset it, open the portal and then", pieces=3))
+    activity = personal(connector, "how?") if where == "personal" else \
+        channel_mention(connector, "how?")
+
+    await post_activity(app, identity, activity)
+    final = await connector.wait_for_text("incomplete")
+    await settled(app)
+
+    assert final.text.startswith("To reset it,")
+    assert "the answer above is incomplete" in final.text
+    assert final.reply_to_id == activity["id"]
