@@ -1,9 +1,14 @@
 """`switchboard serve` and `switchboard worker`: the aiohttp app factory for each role, one
-cleanup context per resource.
+cleanup context per resource, and the process's life from start to drained stop.
 
 - `web` verifies, translates, records (`accept`) and acknowledges; it never runs a turn.
 - `worker` claims and answers (and owns the embedded Qdrant shard); it listens on no port.
 - `all` is both in one process (the Quick start).
+
+On SIGTERM or SIGINT a process drains: new work gets 503 with Retry-After (Slack and
+Teams retry; a load balancer sees `/readyz` fail and sends it elsewhere), answers in
+progress get `SWITCHBOARD_SHUTDOWN_GRACE` seconds to finish, and what still runs after
+that goes back to the inbox for the next process. A second signal stops at once.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import gc
 import getpass
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -31,6 +36,10 @@ log = logging.getLogger(__name__)
 
 Role = Literal["all", "web", "worker"]
 SWITCHBOARD = web.AppKey("switchboard", Switchboard)
+DRAINING = web.AppKey("draining", asyncio.Event)
+RETRY_AFTER_SECONDS = 10  # what a refused request is told while the process drains
+HTTP_SHUTDOWN_SECONDS = 3.0  # for requests still open once the answers have ended
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
 # Platforms stop retrying a delivery within minutes; a day of delivery ids is plenty.
 DELIVERY_MEMORY = timedelta(days=1)
 
@@ -46,7 +55,8 @@ def create_app(
 ) -> web.Application:
     """Build the app; services start with the app and stop with it, in reverse order."""
     receives, answers = role in ("all", "web"), role in ("all", "worker")
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_drain_gate])
+    app[DRAINING] = asyncio.Event()
     if receives:
         add_web_routes(app)
     app.cleanup_ctx.append(
@@ -209,35 +219,70 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+@web.middleware
+async def _drain_gate(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """While the process drains: `/readyz` fails and new work (any POST) gets 503 with
+    Retry-After; what is already running ends normally."""
+    if request.app[DRAINING].is_set():
+        if request.path == "/readyz":
+            return web.json_response({"status": "draining"}, status=503)
+        if request.method == "POST":
+            return web.json_response(
+                {"error": "shutting down; try again shortly"}, status=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+    return await handler(request)
+
+
 def serve(settings: Settings, *, role: Role = "all") -> None:
-    log.info("serving on http://%s:%d (role %s)", settings.host, settings.port, role)
-    app = create_app(settings, role=role)
-    app.on_startup.append(_freeze_startup_objects)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log_format='%a "%r" %s %b %Tfs',
-    )
+    """`switchboard serve`: listen until SIGTERM or SIGINT, then drain."""
+    asyncio.run(_run(create_app(settings, role=role), settings, listen=True))
 
 
 def work(settings: Settings) -> None:
-    """`switchboard worker`: claim and answer until SIGTERM or SIGINT."""
-    asyncio.run(_work(settings))
+    """`switchboard worker`: claim and answer until SIGTERM or SIGINT, then drain."""
+    asyncio.run(_run(create_app(settings, role="worker"), settings, listen=False))
 
 
-async def _work(settings: Settings) -> None:
-    app = create_app(settings, role="worker")
+async def _run(app: web.Application, settings: Settings, *, listen: bool) -> None:
     app.on_startup.append(_freeze_startup_objects)
-    runner = web.AppRunner(app, handle_signals=False)
-    stop = asyncio.Event()
+    runner = web.AppRunner(app, handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
+                           shutdown_timeout=HTTP_SHUTDOWN_SECONDS)
+    first, again = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await runner.setup()  # starts the services and the worker; no port is opened
-    log.info("worker running")
+        loop.add_signal_handler(signum, lambda: (again if first.is_set() else first).set())
     try:
-        await stop.wait()
+        await runner.setup()  # starts the services (and the worker)
+        if listen:
+            await web.TCPSite(runner, settings.host, settings.port).start()
+            log.info("serving on http://%s:%d", settings.host, settings.port)
+        else:
+            log.info("worker running")
+        await first.wait()
+        await _drain(app, settings.shutdown_grace, stop_now=again)
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # stops listening; the worker's unfinished answers release
+        log.info("stopped")
+
+
+async def _drain(app: web.Application, grace: float, *, stop_now: asyncio.Event) -> None:
+    app[DRAINING].set()
+    sb = app.get(SWITCHBOARD)
+    worker = sb.worker if sb is not None else None
+    if worker is None:
+        log.info("stopping: no new work is accepted")
+        return
+    log.info("stopping: no new work; %d answers in progress get up to %g s to finish "
+             "(signal again to stop now)", worker.busy, grace)
+    finished = asyncio.ensure_future(worker.drain())
+    interrupted = asyncio.ensure_future(stop_now.wait())
+    await asyncio.wait({finished, interrupted}, timeout=grace,
+                       return_when=asyncio.FIRST_COMPLETED)
+    interrupted.cancel()
+    if not finished.done():
+        finished.cancel()
+        log.warning("stopping with %d answers unfinished: they go back to the inbox for the "
+                    "next process", worker.busy)

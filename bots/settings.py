@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     # How long a worker holds a message before another may take it over (renewed every
     # third of it while answering): how soon a crashed worker's messages are answered.
     lease_seconds: int = Field(60, ge=3, le=3600, validation_alias="SWITCHBOARD_LEASE_SECONDS")
+    # On SIGTERM, how long answers in progress may take to finish (within common platform
+    # stop timeouts: Kubernetes and Heroku allow 30 s) before they go back to the inbox.
+    shutdown_grace: float = Field(
+        25.0, ge=0, le=3600, validation_alias="SWITCHBOARD_SHUTDOWN_GRACE"
+    )
     bot_name: str = Field("Switchboard", min_length=1, validation_alias="SWITCHBOARD_BOT_NAME")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="SWITCHBOARD_LOG_LEVEL"

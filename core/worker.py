@@ -92,6 +92,9 @@ class Worker:
         self._held: set[int] = set()  # items this worker is answering
         self._keeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._draining = False
+        self._running = False
+        self._stopped = asyncio.Event()
 
     @property
     def busy(self) -> int:
@@ -102,11 +105,27 @@ class Worker:
         look now rather than at the next poll."""
         self._wake.set()
 
+    async def drain(self) -> None:
+        """Claim nothing more, and return once every answer in progress has ended (`run`
+        returns then too). Cancel `run` to stop sooner: its answers release their items."""
+        self._draining = True
+        self._wake.set()
+        if self._running:
+            await self._stopped.wait()
+
     async def run(self) -> None:
-        """Claim and answer until cancelled. Items left by a crashed process are claimed
-        here as soon as their lease has expired."""
-        async with asyncio.TaskGroup() as tasks:
-            while True:
+        """Claim and answer until cancelled or drained. Items left by a crashed process are
+        claimed here as soon as their lease has expired."""
+        self._running = True
+        try:
+            await self._claim_and_answer()
+        finally:
+            self._running = False
+            self._stopped.set()
+
+    async def _claim_and_answer(self) -> None:
+        async with asyncio.TaskGroup() as tasks:  # on leaving: waits for every answer
+            while not self._draining:
                 self._wake.clear()
                 free = self._concurrency - len(self._held)
                 starts: list[TurnStart] = []

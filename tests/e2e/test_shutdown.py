@@ -1,0 +1,172 @@
+"""Stopping `switchboard serve` as a deploy does: SIGTERM drains (new work refused with
+503 and Retry-After, `/readyz` failing, answers in progress finished within
+SWITCHBOARD_SHUTDOWN_GRACE), what is still running after it goes back to the inbox for the
+next process, and a second signal stops at once. Real processes and signals, Slack and the
+model faked in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import text
+
+from adapters.sql.engine import create_engine
+from tests.e2e.processes import Child, Processes, inbox_settled
+from tests.e2e.slack.conftest import ASKER, BOT_ID, BOT_TOKEN, BOT_USER, SECRET, TEAM, mention, sign
+from tests.fakes.openai_server import FakeOpenAI, Hang, Reply
+from tests.fakes.slack_api import FakeSlack
+
+pytestmark = pytest.mark.timeout(120)
+
+CHANNEL = "C111"
+FIRST, SECOND = "1700000003.000100", "1700000003.000200"
+EXITED_WITHIN = 15.0  # seconds after the last signal (a grace of 1 s, or none at all)
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack(team_id=TEAM, bot_user_id=BOT_USER, bot_id=BOT_ID) as fake:
+        fake.add_user(ASKER, name="ada", real_name="Ada Lovelace", email="ada@example.com")
+        yield fake
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI(model="fake-model") as fake:
+        yield fake
+
+
+@pytest.fixture
+def procs(tmp_path: Path, slack: FakeSlack, llm: FakeOpenAI) -> Any:
+    env = {
+        "DATA_DIR": str(tmp_path / "data"),
+        "SWITCHBOARD_BUNDLED_DOCS": "false",
+        "SWITCHBOARD_LOG_LEVEL": "INFO",
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "OPENAI_BASE_URL": llm.base_url,
+        "OPENAI_API_KEY": "sk-test-0123456789",
+        "SWITCHBOARD_MODEL": "fake-model",
+        "SWITCHBOARD_MODEL_RETRIES": "0",
+    }
+    with Processes(tmp_path / "processes", env) as processes:
+        yield processes
+        print(processes.report())
+
+
+def database(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'switchboard.db'}"
+
+
+async def serve(procs: Processes, grace: float) -> Child:
+    child = procs.start("serve", "serve", http=True,
+                        env={"SWITCHBOARD_SHUTDOWN_GRACE": str(grace)})
+    await procs.ready(child)
+    return child
+
+
+async def post_slack(url: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
+    raw = json.dumps(body)
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{url}/slack/events", data=raw.encode(),
+        headers={"Content-Type": "application/json", **sign(raw)},
+    ) as response:
+        await response.read()
+        return response
+
+
+async def readyz_until(url: str, status: int) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            async with session.get(f"{url}/readyz") as response:
+                if response.status == status:
+                    body: dict[str, Any] = await response.json()
+                    return body
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"/readyz never answered {status}")
+
+
+async def test_sigterm_finishes_the_answer_in_progress_and_refuses_new_work(
+    procs: Processes, slack: FakeSlack, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    gate = asyncio.Event()  # the model pauses mid-answer until the test lets it go on
+    llm.script(Reply("Finished after the signal.", gate=gate))
+    server = await serve(procs, grace=30)
+    assert server.url is not None
+    assert (await post_slack(server.url, mention("first", ts=FIRST, event_id="Ev1"))).status \
+        == 200
+    await slack.wait_for("chat.startStream", timeout=20)  # the answer is on screen, unfinished
+
+    server.send(signal.SIGTERM)
+    assert await readyz_until(server.url, 503) == {"status": "draining"}
+    refused = await post_slack(server.url, mention("second", ts=SECOND, event_id="Ev2"))
+    assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
+    assert server.running  # still finishing the first answer
+
+    gate.set()
+    await slack.wait_for("chat.stopStream", timeout=20)
+    assert await server.wait(EXITED_WITHIN) == 0
+    assert [m.text for m in slack.thread(CHANNEL, FIRST)] == ["Finished after the signal."]
+    assert slack.thread(CHANNEL, SECOND) == []
+    assert await inbox_settled(database(tmp_path)) == {"done": 1}  # the second never recorded
+    assert len(llm.requests) == 1
+    assert "Traceback" not in server.stderr()
+
+
+async def test_an_answer_still_running_after_the_grace_goes_back_and_is_answered_once(
+    procs: Processes, slack: FakeSlack, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    llm.script(Hang(seconds=600))  # the model never starts answering in the first process
+    first = await serve(procs, grace=1)
+    assert first.url is not None
+    await post_slack(first.url, mention("are you there?", ts=FIRST, event_id="Ev1"))
+    await llm.wait_for_requests(1, timeout=20)
+
+    first.send(signal.SIGTERM)
+    assert await first.wait(EXITED_WITHIN) == 0
+    assert "go back to the inbox" in first.stderr()
+    assert slack.thread(CHANNEL, FIRST) == []  # nothing cut off on screen
+    assert await statuses(database(tmp_path)) == {"pending": 1}
+
+    # The next process (the deploy's new version) answers it, once.
+    second = await serve(procs, grace=1)
+    await slack.wait_for_text(CHANNEL, FIRST, "echo: are you there?", timeout=20)
+    assert await inbox_settled(database(tmp_path)) == {"done": 1}
+    assert [m.text for m in slack.thread(CHANNEL, FIRST)] == ["echo: are you there?"]
+    assert len(llm.requests) == 2
+    await second.stop()
+
+
+async def test_a_second_signal_stops_at_once(
+    procs: Processes, slack: FakeSlack, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    llm.script(Hang(seconds=600))
+    server = await serve(procs, grace=600)  # a grace that would outlast the test
+    assert server.url is not None
+    await post_slack(server.url, mention("slow one", ts=FIRST, event_id="Ev1"))
+    await llm.wait_for_requests(1, timeout=20)
+
+    server.send(signal.SIGTERM)
+    await readyz_until(server.url, 503)
+    server.send(signal.SIGINT)
+    assert await server.wait(EXITED_WITHIN) == 0
+    assert await statuses(database(tmp_path)) == {"pending": 1}  # back for the next process
+
+
+async def statuses(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(
+                text("SELECT status, count(*) FROM inbox GROUP BY status"))).all()
+    finally:
+        await engine.dispose()
+    return {str(status): int(n) for status, n in rows}
