@@ -21,7 +21,9 @@ from core.messages import InboundMessage
 from core.profiles import Profile
 from core.threads import Conversation, NewTurn, Turn
 
-ItemStatus = Literal["pending", "processing", "done", "failed"]
+# answered: the answer is stored, its delivery not yet recorded (the lease still holds);
+# done: delivered (or apologised for).
+ItemStatus = Literal["pending", "processing", "answered", "done", "failed"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -137,7 +139,17 @@ class Exhausted:
     kind: Literal["exhausted"] = "exhausted"
 
 
-TurnStart = Started | Exhausted
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Answered:
+    """A claimed item whose answer is stored but was never recorded as delivered (its
+    process died while delivering): deliver that answer, never answer again."""
+
+    item: InboxItem
+    answer: Turn
+    kind: Literal["answered"] = "answered"
+
+
+TurnStart = Started | Exhausted | Answered
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass, field
 
 from core.context import ContextAssembler, TurnInput, audience_of
-from core.errors import ModelError, ModelInterrupted, ModelTimeout, NoAnswer
-from core.inbox import Started, TurnEnd
+from core.errors import ModelError, ModelInterrupted, ModelTimeout, NoAnswer, StorageError
+from core.inbox import Answered, Started, TurnEnd
 from core.knowledge import PassageBook, cited
 from core.messages import Citation
 from core.model import ChatMessage, ChatRequest, ModelText, ModelToolCalls, ModelUsage, ToolCall
@@ -121,7 +121,27 @@ class Orchestrator:
         )
         done = ReplyDone(text=text, citations=citations, turn_id=stored[-1].id)
         await self._deliver(done, replier)
+        await self._delivered(item.id, owner)
         return done
+
+    async def redeliver(self, start: Answered, replier: Replier, *, owner: str) -> ReplyDone:
+        """The stored answer of an item whose process died while delivering it: sent as a
+        new answer would be (its text, then done), never asked of the model again."""
+        answer = start.answer
+        done = ReplyDone(text=answer.content, citations=answer.citations, turn_id=answer.id)
+        await self._deliver(TextDelta(text=answer.content), replier)
+        await self._deliver(done, replier)
+        await self._delivered(start.item.id, owner)
+        return done
+
+    async def _delivered(self, item_id: int, owner: str) -> None:
+        """Record the delivery. If that fails the item stays answered, and whoever claims
+        it after the lease delivers it once more: the safe side of losing it."""
+        try:
+            await self._inbox.finish_delivery(item_id, owner=owner)
+        except StorageError:
+            log.warning("could not record the delivery of inbox item %d", item_id,
+                        exc_info=True)
 
     async def _think(self, start: Started, replier: Replier, turn: _Turn) -> None:
         """The context, then model rounds and tools until the model answers in words. In
@@ -189,6 +209,7 @@ class Orchestrator:
         # streaming page or the terminal shows it the usual way.
         await self._deliver(TextDelta(text=text), replier)
         await self._deliver(done, replier)
+        await self._delivered(start.item.id, owner)
         return done
 
     @staticmethod

@@ -57,8 +57,15 @@ class Inbox(Protocol):
         ...
 
     async def finish_turn(self, end: TurnEnd) -> list[Turn]:
-        """Store the answer's turns and mark the item done, atomically. Raises `LeaseLost`
-        (and stores nothing) if another worker took the item over."""
+        """Store the answer's turns and mark the item answered (still held, while it is
+        delivered), atomically. Raises `LeaseLost` (and stores nothing) if another worker
+        took the item over."""
+        ...
+
+    async def finish_delivery(self, item_id: int, *, owner: str) -> bool:
+        """The answer reached the person (or was apologised for): the item is done. Until
+        then a crash leaves it answered, and whoever claims it next delivers the stored
+        answer instead of answering again."""
         ...
 
     async def renew(self, item_ids: Sequence[int], claim: Claim) -> set[int]:

@@ -24,6 +24,7 @@ from datetime import timedelta
 from core.errors import SwitchboardError
 from core.inbox import (
     Acceptance,
+    Answered,
     Claim,
     Duplicate,
     Exhausted,
@@ -33,6 +34,7 @@ from core.inbox import (
     NotYours,
     Recorded,
     Requeued,
+    Started,
     TurnStart,
 )
 from core.orchestrator import AnswerUndelivered, Orchestrator
@@ -195,18 +197,23 @@ class Worker:
         item = start.item
         shown = DelayedFirstStatus(replier)
         try:
-            if isinstance(start, Exhausted):
-                await self._give_up(item, shown)
-                return
-            await self._orchestrator.answer(start, shown, owner=self.owner)
+            match start:
+                case Exhausted():
+                    await self._give_up(item, shown)
+                case Answered():
+                    await self._orchestrator.redeliver(start, shown, owner=self.owner)
+                case Started():
+                    await self._orchestrator.answer(start, shown, owner=self.owner)
         except asyncio.CancelledError:
             await asyncio.shield(self._settle(self._inbox.release(item.id, owner=self.owner)))
             raise
         except LeaseLost:
             log.warning("inbox item %d was taken over by another worker; it answers", item.id)
         except AnswerUndelivered as e:
-            # Stored and done: a retry would not answer again, so nothing to mark.
+            # Stored, and the channel refused it (not a crash): apologise, and the item is
+            # done; delivering it again would likely fail the same way, or repeat it.
             await self._tell(item, shown, e, settle=False)
+            await self._settle(self._inbox.finish_delivery(item.id, owner=self.owner))
         except Exception as e:
             await self._tell(item, shown, e, settle=True)
         finally:

@@ -57,6 +57,11 @@ class SqlInbox:
         unit = functools.partial(units.finish_turn, end=end, now=self._now())
         return await self._run(unit, f"storing the answer to item {end.item_id}")
 
+    async def finish_delivery(self, item_id: int, *, owner: str) -> bool:
+        unit = functools.partial(units.finish_delivery, item_id=item_id, owner=owner,
+                                 now=self._now())
+        return await self._run(unit, f"marking item {item_id} delivered")
+
     async def renew(self, item_ids: Sequence[int], claim: Claim) -> set[int]:
         unit = functools.partial(units.renew, item_ids=item_ids, claim=claim, now=self._now())
         return await self._run(unit, f"renewing {len(item_ids)} leases")

@@ -15,7 +15,19 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -35,6 +47,7 @@ from core.errors import StorageError
 from core.inbox import (
     Acceptance,
     AcceptOutcome,
+    Answered,
     Claim,
     Duplicate,
     Exhausted,
@@ -74,9 +87,12 @@ _THREAD = (conversations.c.channel == bindparam("b_channel"),
            conversations.c.tenant == bindparam("b_tenant"),
            conversations.c.external_id == bindparam("b_external_id"),
            conversations.c.thread_id == bindparam("b_thread_id"))
-_CLAIMABLE = or_(inbox.c.status == "pending",
-                 and_(inbox.c.status == "processing", inbox.c.lease_until < _NOW))
-_HELD = and_(inbox.c.status == "processing", inbox.c.lease_owner == _OWNER)
+# Held: being answered, or answered and being delivered. Claimable: waiting, or held by a
+# process whose lease expired (it died): an answered one is delivered, not answered again.
+_WORKING = inbox.c.status.in_(("processing", "answered"))
+_CLAIMABLE = or_(inbox.c.status == "pending", and_(_WORKING, inbox.c.lease_until < _NOW))
+_HELD = and_(_WORKING, inbox.c.lease_owner == _OWNER)
+_STILL_ANSWERED = inbox.c.status == "answered"
 
 
 def _per_dialect(make: Callable[[Callable[[Table], Any]], Any]) -> dict[str, Any]:
@@ -101,7 +117,8 @@ _REQUEUE = (
     .returning(inbox)
 )
 _NOTIFY = select(func.pg_notify(WORK_CHANNEL, ""))
-_CLAIMED = {"status": "processing", "lease_owner": _OWNER, "lease_until": _UNTIL,
+_CLAIMED = {"status": case((_STILL_ANSWERED, "answered"), else_="processing"),
+            "lease_owner": _OWNER, "lease_until": _UNTIL,
             "attempts": inbox.c.attempts + 1, "updated_at": _NOW}
 # SKIP LOCKED lets concurrent PostgreSQL claimers pass each other's candidates (SQLite
 # drops the clause: its transactions are serial anyway). A MATERIALIZED CTE, not
@@ -133,6 +150,8 @@ _PROFILE = select(profiles).where(profiles.c.id == bindparam("b_id")).with_for_u
 _NEW_PROFILE = _per_dialect(
     lambda ins: ins(profiles).on_conflict_do_nothing(index_elements=["id"]))
 _MERGED_PROFILE = update(profiles).where(profiles.c.id == bindparam("b_id"))
+_ANSWERED = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
+    status="answered", updated_at=_NOW)
 _DONE = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
     status="done", lease_owner=None, lease_until=None, updated_at=_NOW)
 _BUMP = update(conversations).where(conversations.c.id == bindparam("b_id")).values(
@@ -141,8 +160,13 @@ _RENEW = (
     update(inbox).where(inbox.c.id.in_(bindparam("b_ids", expanding=True)), _HELD)
     .values(lease_until=_UNTIL, updated_at=_NOW).returning(inbox.c.id)
 )
+# Released while answering: waiting again. Released while delivering: still answered, its
+# lease ended now, so the next claim delivers it.
 _RELEASE = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
-    status="pending", lease_owner=None, lease_until=None, updated_at=_NOW)
+    status=case((_STILL_ANSWERED, "answered"), else_="pending"), lease_owner=None,
+    lease_until=case((_STILL_ANSWERED, type_coerce(_NOW, inbox.c.lease_until.type)),
+                     else_=None),
+    updated_at=_NOW)
 _FAIL = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
     status="failed", last_error=bindparam("b_error"), lease_owner=None, lease_until=None,
     updated_at=_NOW)
@@ -278,7 +302,10 @@ def begin_turns(
         claimed = conn.execute(_CLAIM_BATCH, {**params, "b_limit": limit})
     rows = sorted(claimed.all(), key=lambda r: r.id)
     items = [to_item(row) for row in rows]
-    ready = [item for item in items if item.attempts <= max_attempts]
+    # Answered by a process that died while delivering: delivered, not answered again.
+    answers = {item.id: answer_of(conn, item.id) for item in items if item.status == "answered"}
+    ready = [item for item in items
+             if item.attempts <= max_attempts and answers.get(item.id) is None]
     fresh: set[str] = set()
     conversations_of, profiles_of = _open_in_order(conn, ready, now, fresh)
     # A conversation created here has no earlier turns, unless two items of this batch
@@ -288,6 +315,9 @@ def begin_turns(
     for item in items:
         if item.attempts > max_attempts:
             starts.append(Exhausted(item=item))
+            continue
+        if (answer := answers.get(item.id)) is not None:
+            starts.append(Answered(item=item, answer=answer))
             continue
         conversation = conversations_of[item.id]
         empty = conversation.id in fresh and shared[conversation.id] == 1
@@ -403,10 +433,17 @@ def _sender_profile(conn: Connection, sender: Sender, now: datetime) -> Profile 
 
 
 def finish_turn(conn: Connection, end: TurnEnd, now: datetime) -> list[Turn]:
-    done = conn.execute(_DONE, {"b_item": end.item_id, "b_owner": end.owner, "b_now": now})
-    if done.rowcount != 1:
+    answered = conn.execute(
+        _ANSWERED, {"b_item": end.item_id, "b_owner": end.owner, "b_now": now}
+    )
+    if answered.rowcount != 1:
         raise LeaseLost(f"inbox item {end.item_id} is no longer held by {end.owner}")
     return add_turns(conn, end.conversation_id, end.turns, now)
+
+
+def finish_delivery(conn: Connection, item_id: int, owner: str, now: datetime) -> bool:
+    params = {"b_item": item_id, "b_owner": owner, "b_now": now}
+    return conn.execute(_DONE, params).rowcount == 1
 
 
 def add_turns(

@@ -92,7 +92,7 @@ async def settled(app: TestClient[Any, Any]) -> None:
     for _ in range(500):
         async with engine.connect() as conn:
             busy = (await conn.execute(
-                text("SELECT count(*) FROM inbox WHERE status IN ('pending', 'processing')")
+                text("SELECT count(*) FROM inbox WHERE status IN ('pending', 'processing', 'answered')")
             )).scalar()
         if busy == 0:
             return

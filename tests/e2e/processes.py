@@ -232,8 +232,8 @@ class Processes:
 
 
 async def inbox_settled(database_url: str, timeout: float = 30.0) -> dict[str, int]:
-    """Wait until no inbox item is pending or being answered (whichever process holds
-    it); returns the number of items in each status."""
+    """Wait until no inbox item is pending, being answered or being delivered (whichever
+    process holds it); returns the number of items in each status."""
     engine = create_engine(database_url)
     try:
         deadline = time.monotonic() + timeout
@@ -243,7 +243,7 @@ async def inbox_settled(database_url: str, timeout: float = 30.0) -> dict[str, i
                     text("SELECT status, count(*) FROM inbox GROUP BY status")
                 )).all()
             counts = {str(status): int(n) for status, n in rows}
-            if not counts.get("pending") and not counts.get("processing"):
+            if not any(counts.get(s) for s in ("pending", "processing", "answered")):
                 return counts
             if time.monotonic() > deadline:
                 raise AssertionError(f"the inbox did not settle in {timeout:.0f} s: {counts}")

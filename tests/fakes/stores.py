@@ -30,6 +30,7 @@ from core.feedback import Feedback
 from core.inbox import (
     Acceptance,
     AcceptOutcome,
+    Answered,
     Claim,
     Duplicate,
     Exhausted,
@@ -94,16 +95,17 @@ class _ItemRow:
         )
 
     def claimable(self, now: datetime) -> bool:
-        expired = self.status == "processing" and self.lease_until is not None and (
-            self.lease_until < now
-        )
+        working = self.status in ("processing", "answered")
+        expired = working and self.lease_until is not None and self.lease_until < now
         return self.status == "pending" or expired
 
     def held_by(self, owner: str) -> bool:
-        return self.status == "processing" and self.lease_owner == owner
+        return self.status in ("processing", "answered") and self.lease_owner == owner
 
     def hold(self, claim: Claim, now: datetime) -> None:
-        self.status, self.lease_owner, self.lease_until = "processing", claim.owner, now + claim.lease
+        # An answered item stays answered: whoever holds it now delivers it.
+        status: ItemStatus = "answered" if self.status == "answered" else "processing"
+        self.status, self.lease_owner, self.lease_until = status, claim.owner, now + claim.lease
 
     def unhold(self, status: ItemStatus) -> None:
         self.status, self.lease_owner, self.lease_until = status, None, None
@@ -307,8 +309,11 @@ class InMemoryInbox:
         starts: list[TurnStart] = []
         for row in rows:
             item = row.item()
+            answer = self._answer(item.id) if item.status == "answered" else None
             if item.attempts > self._max_attempts:
                 starts.append(Exhausted(item=item))
+            elif answer is not None:
+                starts.append(Answered(item=item, answer=answer))
             else:
                 starts.append(self._start(item, now))
         return starts
@@ -347,9 +352,12 @@ class InMemoryInbox:
         if end.turns and end.conversation_id not in db.conversations:
             # One transaction: the item stays as it was when the turns cannot be stored.
             raise StorageError(f"conversation {end.conversation_id} does not exist")
-        row.unhold("done")
-        row.updated_at = now
+        row.status, row.updated_at = "answered", now  # still held while it is delivered
         return db.add_turns(end.conversation_id, end.turns, now)
+
+    async def finish_delivery(self, item_id: int, *, owner: str) -> bool:
+        await _operation()
+        return self._if_held(item_id, owner, "done")
 
     # ----- leases -----
 
@@ -366,6 +374,12 @@ class InMemoryInbox:
     async def release(self, item_id: int, *, owner: str) -> bool:
         await _operation()
         # The attempt stays counted: it may have stored the person's turn already.
+        row = self.db.items.get(item_id)
+        if row is not None and row.held_by(owner) and row.status == "answered":
+            # Still to deliver: its lease ends now, so the next claim delivers it.
+            row.lease_owner, row.lease_until = None, self._now()
+            row.updated_at = self._now()
+            return True
         return self._if_held(item_id, owner, "pending")
 
     async def fail(self, item_id: int, *, owner: str, error: str) -> bool:
@@ -399,6 +413,9 @@ class InMemoryInbox:
     async def answer_of(self, item_id: int) -> Turn | None:
         """The final answer stored for an item (its last assistant turn without tool calls)."""
         await _operation()
+        return self._answer(item_id)
+
+    def _answer(self, item_id: int) -> Turn | None:
         answers = [
             t for thread in self.db.turns.values() for t in thread
             if t.inbox_item_id == item_id and t.role == "assistant" and not t.tool_calls

@@ -26,7 +26,7 @@ from core.inbox import (
 )
 from core.messages import ConversationRef, InboundMessage, Sender
 from core.profiles import Profile
-from core.replies import ReplyDone, ReplyFailed, Status, ToolProgress
+from core.replies import ReplyDone, ReplyEvent, ReplyFailed, Status, ToolProgress
 from core.worker import Worker
 from tests.fakes.scripted import RecordingReplier, ScriptedChatModel, calls, says
 from tests.fakes.stores import in_memory_stores
@@ -207,6 +207,49 @@ async def test_a_crash_between_begin_and_finish_is_answered_once_after_restart(
     assert [(t.role, t.content) for t in turns] == [("user", "hi"), ("assistant", "Answered.")]
     item = await sb.inbox.get(outcome.item.id)
     assert item is not None and item.status == "done" and item.attempts == 2
+
+
+async def test_an_answer_stored_but_not_delivered_is_delivered_after_a_crash_not_answered_again(
+    sb: Switchboard, model: ScriptedChatModel
+) -> None:
+    """The process stored the answer, then died before recording its delivery: the next
+    worker delivers the stored answer; the model is asked once in all."""
+    model.steps = [says("Stored, then the process died.")]
+    dead = Claim(owner="dead", lease=timedelta(0))
+    outcome = await sb.inbox.accept(Acceptance(message=message("hi"), claim=dead))
+    assert isinstance(outcome, Recorded)
+    start = await sb.inbox.begin_turn(outcome.item.id, dead)
+    assert isinstance(start, Started)
+    lost = RecordingReplier()
+
+    class Dies(RecordingReplier):
+        async def send(self, event: ReplyEvent) -> None:
+            if event.kind == "done":
+                raise asyncio.CancelledError  # killed mid-delivery
+            await lost.send(event)
+
+    orchestrator = sb.orchestrator
+    assert orchestrator is not None
+    with pytest.raises(asyncio.CancelledError):
+        await orchestrator.answer(start, Dies(), owner="dead")
+    item = await sb.inbox.get(outcome.item.id)
+    assert item is not None and item.status == "answered"
+
+    replier = RecordingReplier()
+    sb.repliers.register("test", _Fixed(replier))
+    worker = asyncio.create_task(worker_of(sb).run())
+    try:
+        await asyncio.wait_for(replier.finished.wait(), timeout=10)
+    finally:
+        worker.cancel()
+    assert replier.text() == "Stored, then the process died."
+    done = replier.events[-1]
+    assert isinstance(done, ReplyDone) and done.text == "Stored, then the process died."
+    assert len(model.requests) == 1
+    turns = await sb.conversations.recent_turns(start.conversation.id, 10)
+    assert [t.role for t in turns] == ["user", "assistant"]
+    item = await sb.inbox.get(outcome.item.id)
+    assert item is not None and item.status == "done"
 
 
 async def test_work_left_by_a_crashed_process_is_claimed_and_answered(

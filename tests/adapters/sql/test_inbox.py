@@ -19,14 +19,15 @@ import pytest
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import make_url
 
+from adapters.sql import writer as writer_module
 from adapters.sql.engine import Executor
 from adapters.sql.tables import deliveries
 from adapters.sql.units import insert
-from adapters.sql import writer as writer_module
 from adapters.sql.writer import SqliteWriter
 from core.errors import StorageError
 from core.inbox import (
     Acceptance,
+    Answered,
     Claim,
     Duplicate,
     Exhausted,
@@ -166,6 +167,10 @@ async def test_a_second_delivery_of_a_waiting_running_or_answered_message_is_a_d
         item_id=item.id, status="processing")
 
     await inbox.finish_turn(answer(start, "Here."))
+    assert await inbox.accept(Acceptance(message=slack())) == Duplicate(
+        item_id=item.id, status="answered")
+
+    assert await inbox.finish_delivery(item.id, owner=WORKER.owner)
     assert await inbox.accept(Acceptance(message=slack())) == Duplicate(
         item_id=item.id, status="done")
 
@@ -618,7 +623,7 @@ async def test_a_direct_conversation_is_owned_by_its_sender_and_a_channel_thread
 # ----- finish_turn -----
 
 
-async def test_finishing_stores_the_turns_in_order_and_marks_the_item_done(
+async def test_finishing_stores_the_turns_in_order_and_keeps_the_item_until_delivered(
     storage: Storage, inbox: Inbox, clock: Clock
 ) -> None:
     start = await begun(inbox, (await recorded(inbox, slack())).id)
@@ -643,12 +648,54 @@ async def test_finishing_stores_the_turns_in_order_and_marks_the_item_done(
     assert [t.id for t in stored] == sorted(t.id for t in stored)
     turns = await storage.conversations.recent_turns(start.conversation.id, 10)
     assert turns[1:] == stored and turns[0].role == "user"
-    done = await inbox.get(item_id)
-    assert done is not None and (done.status, done.lease_until) == ("done", None)
+    answered = await inbox.get(item_id)
+    assert answered is not None and answered.status == "answered"
+    assert answered.lease_until == start.item.lease_until  # still held while delivering
     assert await inbox.answer_of(item_id) == stored[-1]
     conversation = await storage.conversations.get(start.conversation.id)
     assert conversation is not None and conversation.updated_at == clock.now()
     assert await inbox.begin_turns(OTHER, limit=10) == []
+
+    assert await inbox.finish_delivery(item_id, owner=WORKER.owner)
+    done = await inbox.get(item_id)
+    assert done is not None and (done.status, done.lease_until) == ("done", None)
+    assert await inbox.begin_turns(OTHER, limit=10) == []
+
+
+async def test_an_answer_stored_but_never_delivered_is_claimed_to_be_delivered_not_answered(
+    storage: Storage, inbox: Inbox, clock: Clock
+) -> None:
+    """The process died between storing the answer and recording its delivery (say
+    `chat.stopStream` was slow): once its lease expires, whoever claims the item gets the
+    stored answer to deliver. Nothing is stored twice and the model is not asked again."""
+    start = await begun(inbox, (await recorded(inbox, slack())).id)
+    [stored] = await inbox.finish_turn(answer(start, "The stored answer."))
+    assert await inbox.begin_turns(OTHER, limit=10) == []  # still held by the dead one
+
+    after_the_lease(clock)
+    [again] = await inbox.begin_turns(OTHER, limit=10)
+
+    assert isinstance(again, Answered) and again.answer == stored
+    assert (again.item.status, again.item.attempts) == ("answered", 2)
+    assert not await inbox.finish_delivery(start.item.id, owner=WORKER.owner)  # not its own
+    assert await inbox.finish_delivery(start.item.id, owner=OTHER.owner)
+    assert await storage.count("turns") == 2  # the person's and the one answer
+    done = await inbox.get(start.item.id)
+    assert done is not None and done.status == "done"
+
+
+async def test_releasing_an_answered_item_leaves_it_to_be_delivered_at_once(
+    inbox: Inbox, clock: Clock
+) -> None:
+    """A drained process gives back an answer it was still delivering: the next claim
+    delivers it without waiting for a lease."""
+    start = await begun(inbox, (await recorded(inbox, slack())).id)
+    await inbox.finish_turn(answer(start, "Half delivered."))
+    assert await inbox.release(start.item.id, owner=WORKER.owner)
+    clock.advance(timedelta(seconds=1))
+
+    [again] = await inbox.begin_turns(OTHER, limit=10)
+    assert isinstance(again, Answered) and again.answer.content == "Half delivered."
 
 
 async def test_a_worker_that_lost_its_lease_stores_nothing(
