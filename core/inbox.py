@@ -34,6 +34,9 @@ class InboxItem:
     attempts: int
     lease_until: datetime | None
     last_error: str | None = None
+    # The message already showing (part of) this item's answer, if an earlier attempt
+    # opened one: the channel finishes it rather than sending a second.
+    reply_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

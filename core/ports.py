@@ -62,6 +62,11 @@ class Inbox(Protocol):
         took the item over."""
         ...
 
+    async def note_reply(self, item_id: int, reply_id: str) -> None:
+        """The platform's id of the message now showing the item's answer (a Slack
+        stream), kept so a retry after a crash finishes that message."""
+        ...
+
     async def finish_delivery(self, item_id: int, *, owner: str) -> bool:
         """The answer reached the person (or was apologised for): the item is done. Until
         then a crash leaves it answered, and whoever claims it next delivers the stored

@@ -5,9 +5,10 @@ when streaming is unavailable or the stream expires (`message_not_in_streaming_s
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -33,13 +34,21 @@ NO_ANSWER = "Sorry, I have no answer to that."
 _TASK_STATE = {"running": "in_progress", "done": "complete", "failed": "error"}
 
 
+NoteReply = Callable[[int, str], Awaitable[None]]  # (inbox item, message ts)
+
+
 class SlackRepliers:
-    def __init__(self, clients: SlackClients, pacer: ChannelPacer) -> None:
+    def __init__(
+        self, clients: SlackClients, pacer: ChannelPacer, *, note: NoteReply | None = None
+    ) -> None:
         self._clients = clients
         self._pacer = pacer
+        self._note = note
 
     def replier_for(self, item: InboxItem) -> SlackReplier:
-        return SlackReplier(target_of(item.message), self._clients, self._pacer)
+        note = functools.partial(self._note, item.id) if self._note is not None else None
+        return SlackReplier(target_of(item.message), self._clients, self._pacer,
+                            resume=item.reply_id, note=note)
 
 
 class SlackReplier:
@@ -49,11 +58,17 @@ class SlackReplier:
         clients: SlackClients,
         pacer: ChannelPacer,
         *,
+        resume: str | None = None,
+        note: Callable[[str], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`resume`: the ts of a message an earlier attempt left showing part of this
+        answer (its process died): the answer goes into that message, never beside it.
+        `note`: keeps the ts of the message showing the answer, durably, once it exists."""
         self._target = target
         self._clients = clients
         self._pacer = pacer
+        self._note = note
         self._clock = clock
         self._client: AsyncWebClient | None = None
         self._status = ""
@@ -66,6 +81,9 @@ class SlackReplier:
         self._tasks: dict[str, dict[str, str]] = {}
         self._unsent_tasks: list[str] = []
         self._finishing = False  # the end of the answer went out (or was being sent)
+        self._resumed = resume  # to stop (if still streaming) before it is first updated
+        if resume is not None:
+            self._streaming, self._shown_ts = False, resume
 
     async def send(self, event: ReplyEvent) -> None:
         match event:
@@ -146,7 +164,17 @@ class SlackReplier:
             recipient_user_id=t.user, recipient_team_id=t.user_team,
         )
         self._stream_ts = str(response["ts"])
+        await self._remember(self._stream_ts)
         return self._stream_ts
+
+    async def _remember(self, ts: str) -> None:
+        if self._note is None:
+            return
+        try:
+            await self._note(ts)
+        except Exception:  # never worth the answer: a crash now would leave it cut off
+            log.warning("could not note the message showing the answer in %s",
+                        self._target.channel, exc_info=True)
 
     async def _append(self, piece: str) -> None:
         chunks = self._chunks(piece)
@@ -189,8 +217,17 @@ class SlackReplier:
 
     async def _show(self, markdown: str, *, blocks: list[dict[str, Any]] | None) -> None:
         client, t = await self._api(), self._target
+        if self._resumed is not None:
+            # Left streaming by a process that died: end that stream first (it may have
+            # ended or expired already).
+            resumed, self._resumed = self._resumed, None
+            try:
+                await client.chat_stopStream(channel=t.channel, ts=resumed)
+            except SlackApiError as e:
+                log.info("the earlier stream in %s was not open (%s)", t.channel, _error(e))
         if self._shown_ts is None:
             self._shown_ts = await self._post(markdown, blocks=blocks)
+            await self._remember(self._shown_ts)
         else:
             await client.chat_update(
                 channel=t.channel, ts=self._shown_ts, text=to_mrkdwn(markdown), blocks=blocks

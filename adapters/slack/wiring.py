@@ -64,7 +64,8 @@ async def slack_wiring(
             await socket.start()
         try:
             yield SlackWiring(
-                channel=channel, repliers=SlackRepliers(clients, ChannelPacer()),
+                channel=channel,
+                repliers=SlackRepliers(clients, ChannelPacer(), note=inbox.note_reply),
                 notices=SlackNotices(clients),
             )
         finally:

@@ -57,6 +57,11 @@ class SqlInbox:
         unit = functools.partial(units.finish_turn, end=end, now=self._now())
         return await self._run(unit, f"storing the answer to item {end.item_id}")
 
+    async def note_reply(self, item_id: int, reply_id: str) -> None:
+        unit = functools.partial(units.note_reply, item_id=item_id, reply_id=reply_id,
+                                 now=self._now())
+        await self._run(unit, f"noting the reply to item {item_id}")
+
     async def finish_delivery(self, item_id: int, *, owner: str) -> bool:
         unit = functools.partial(units.finish_delivery, item_id=item_id, owner=owner,
                                  now=self._now())

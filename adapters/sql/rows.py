@@ -96,6 +96,7 @@ def to_item(row: Row[Any]) -> InboxItem:
         attempts=row.attempts,
         lease_until=row.lease_until,
         last_error=row.last_error,
+        reply_id=row.reply_id,
     )
 
 

@@ -85,6 +85,9 @@ inbox = Table(
     # The platform's id of the delivery first recorded, where it differs from the message
     # id (Slack's event_id): only a retry of that delivery re-queues a failed item.
     Column("delivery_key", String(256), nullable=True),
+    # The platform's id of the message showing the answer (a Slack stream's ts), noted as
+    # soon as it exists: a retry after a crash finishes that message.
+    Column("reply_id", String(256), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("channel", "tenant", "message_key"),

@@ -152,6 +152,8 @@ _NEW_PROFILE = _per_dialect(
 _MERGED_PROFILE = update(profiles).where(profiles.c.id == bindparam("b_id"))
 _ANSWERED = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
     status="answered", updated_at=_NOW)
+_NOTE_REPLY = update(inbox).where(inbox.c.id == _ITEM, _WORKING).values(
+    reply_id=bindparam("b_reply"), updated_at=_NOW)
 _DONE = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
     status="done", lease_owner=None, lease_until=None, updated_at=_NOW)
 _BUMP = update(conversations).where(conversations.c.id == bindparam("b_id")).values(
@@ -439,6 +441,10 @@ def finish_turn(conn: Connection, end: TurnEnd, now: datetime) -> list[Turn]:
     if answered.rowcount != 1:
         raise LeaseLost(f"inbox item {end.item_id} is no longer held by {end.owner}")
     return add_turns(conn, end.conversation_id, end.turns, now)
+
+
+def note_reply(conn: Connection, item_id: int, reply_id: str, now: datetime) -> None:
+    conn.execute(_NOTE_REPLY, {"b_item": item_id, "b_reply": reply_id, "b_now": now})
 
 
 def finish_delivery(conn: Connection, item_id: int, owner: str, now: datetime) -> bool:

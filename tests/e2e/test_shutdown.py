@@ -1,8 +1,12 @@
-"""Stopping `switchboard serve` as a deploy does: SIGTERM drains (new work refused with
-503 and Retry-After, `/readyz` failing, answers in progress finished within
-SWITCHBOARD_SHUTDOWN_GRACE), what is still running after it goes back to the inbox for the
-next process, and a second signal stops at once. Real processes and signals, Slack and the
-model faked in this process."""
+"""Stopping `switchboard serve` as a deploy does, and killing it as a crash does.
+
+SIGTERM drains (new work refused with 503 and Retry-After, `/readyz` failing, answers in
+progress finished within SWITCHBOARD_SHUTDOWN_GRACE), what is still running after it goes
+back to the inbox for the next process, and a second signal stops at once. SIGKILL while
+an answer streams, or while its stream is being stopped, leaves one message in the thread
+that the next process finishes: never a cut-off one beside a second, never none.
+
+Real processes and signals; Slack and the model are faked in this process."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from adapters.sql.engine import create_engine
 from tests.e2e.processes import Child, Processes, inbox_settled
 from tests.e2e.slack.conftest import ASKER, BOT_ID, BOT_TOKEN, BOT_USER, SECRET, TEAM, mention, sign
 from tests.fakes.openai_server import FakeOpenAI, Hang, Reply
-from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_api import Delay, FakeSlack
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,9 +70,13 @@ def database(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'switchboard.db'}"
 
 
+SHORT_LEASE = "3"  # SWITCHBOARD_LEASE_SECONDS' minimum: a killed turn is retried ~3 s later
+
+
 async def serve(procs: Processes, grace: float) -> Child:
     child = procs.start("serve", "serve", http=True,
-                        env={"SWITCHBOARD_SHUTDOWN_GRACE": str(grace)})
+                        env={"SWITCHBOARD_SHUTDOWN_GRACE": str(grace),
+                             "SWITCHBOARD_LEASE_SECONDS": SHORT_LEASE})
     await procs.ready(child)
     return child
 
@@ -161,6 +169,20 @@ async def test_a_second_signal_stops_at_once(
     assert await statuses(database(tmp_path)) == {"pending": 1}  # back for the next process
 
 
+async def reply_noted(url: str) -> str:
+    engine = create_engine(url)
+    try:
+        for _ in range(400):
+            async with engine.connect() as conn:
+                noted = (await conn.execute(text("SELECT reply_id FROM inbox"))).scalar()
+            if noted:
+                return str(noted)
+            await asyncio.sleep(0.025)
+    finally:
+        await engine.dispose()
+    raise AssertionError("the stream's ts was never noted")
+
+
 async def statuses(url: str) -> dict[str, int]:
     engine = create_engine(url)
     try:
@@ -170,3 +192,53 @@ async def statuses(url: str) -> dict[str, int]:
     finally:
         await engine.dispose()
     return {str(status): int(n) for status, n in rows}
+
+
+# ----- killed -----
+
+
+async def test_killed_mid_stream_the_next_process_finishes_the_same_message(
+    procs: Processes, slack: FakeSlack, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    gate = asyncio.Event()  # never set: the first answer stops after its first piece
+    llm.script(Reply("A first attempt that never ends", gate=gate))
+    first = await serve(procs, grace=1)
+    assert first.url is not None
+    await post_slack(first.url, mention("tell me", ts=FIRST, event_id="Ev1"))
+    await slack.wait_for("chat.startStream", timeout=20)
+    # Killed once the stream's ts is noted (a few ms after Slack answers: a crash inside
+    # that window would still leave the message cut off).
+    await reply_noted(database(tmp_path))
+    first.kill()
+    [cut] = slack.thread(CHANNEL, FIRST)
+    assert cut.streaming and cut.text == "A fi"
+
+    second = await serve(procs, grace=1)
+    assert await inbox_settled(database(tmp_path), timeout=60) == {"done": 1}
+    [answer] = slack.thread(CHANNEL, FIRST)  # the same message, finished
+    assert answer.ts == cut.ts and not answer.streaming
+    assert answer.text == "echo: tell me"
+    assert len(llm.requests) == 2  # the model was asked again: nothing had been stored
+    assert len(slack.calls_to("chat.startStream")) == 1
+    gate.set()
+    await second.stop()
+
+
+async def test_killed_while_the_stream_is_stopped_the_stored_answer_is_delivered_once(
+    procs: Processes, slack: FakeSlack, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    slack.script("chat.stopStream", Delay(120))  # Slack is slow to end the stream
+    first = await serve(procs, grace=1)
+    assert first.url is not None
+    await post_slack(first.url, mention("hello", ts=FIRST, event_id="Ev1"))
+    await slack.wait_for("chat.stopStream", timeout=20)  # the answer is stored by now
+    first.kill()
+    assert await statuses(database(tmp_path)) == {"answered": 1}
+
+    second = await serve(procs, grace=1)
+    assert await inbox_settled(database(tmp_path), timeout=60) == {"done": 1}
+    [answer] = slack.thread(CHANNEL, FIRST)
+    assert not answer.streaming and answer.text == "echo: hello"
+    assert answer.blocks  # sources and feedback, as any finished answer
+    assert len(llm.requests) == 1  # delivered from storage, not asked again
+    await second.stop()

@@ -85,6 +85,7 @@ class _ItemRow:
     lease_until: datetime | None = None
     last_error: str | None = None
     delivery_key: str | None = None
+    reply_id: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -92,6 +93,7 @@ class _ItemRow:
         return InboxItem(
             id=self.id, message=message_from_json(self.payload), status=self.status,
             attempts=self.attempts, lease_until=self.lease_until, last_error=self.last_error,
+            reply_id=self.reply_id,
         )
 
     def claimable(self, now: datetime) -> bool:
@@ -354,6 +356,12 @@ class InMemoryInbox:
             raise StorageError(f"conversation {end.conversation_id} does not exist")
         row.status, row.updated_at = "answered", now  # still held while it is delivered
         return db.add_turns(end.conversation_id, end.turns, now)
+
+    async def note_reply(self, item_id: int, reply_id: str) -> None:
+        await _operation()
+        row = self.db.items.get(item_id)
+        if row is not None and row.status in ("processing", "answered"):
+            row.reply_id, row.updated_at = reply_id, self._now()
 
     async def finish_delivery(self, item_id: int, *, owner: str) -> bool:
         await _operation()

@@ -684,6 +684,19 @@ async def test_an_answer_stored_but_never_delivered_is_claimed_to_be_delivered_n
     assert done is not None and done.status == "done"
 
 
+async def test_the_message_showing_an_answer_is_noted_for_whoever_claims_the_item_next(
+    inbox: Inbox, clock: Clock
+) -> None:
+    start = await begun(inbox, (await recorded(inbox, slack())).id)
+    assert start.item.reply_id is None
+    await inbox.note_reply(start.item.id, "1700000000.000100")  # a stream was opened
+    after_the_lease(clock)  # and its process died
+
+    [again] = await inbox.begin_turns(OTHER, limit=10)
+    assert isinstance(again, Started)
+    assert again.item.reply_id == "1700000000.000100"
+
+
 async def test_releasing_an_answered_item_leaves_it_to_be_delivered_at_once(
     inbox: Inbox, clock: Clock
 ) -> None:
