@@ -5,6 +5,7 @@ when streaming is unavailable or the stream expires (`message_not_in_streaming_s
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -32,6 +33,7 @@ FLUSH_SECONDS = 0.25
 UPDATE_SECONDS = 1.0  # chat.update at most this often while falling back
 NO_ANSWER = "Sorry, I have no answer to that."
 _TASK_STATE = {"running": "in_progress", "done": "complete", "failed": "error"}
+_NOTING: set[asyncio.Future[None]] = set()  # notes being written (kept from the collector)
 
 
 NoteReply = Callable[[int, str], Awaitable[None]]  # (inbox item, message ts)
@@ -168,13 +170,19 @@ class SlackReplier:
         return self._stream_ts
 
     async def _remember(self, ts: str) -> None:
+        """Note the message durably, without holding up the answer (a few ms later on
+        a busy database: a crash inside that window leaves the message cut off)."""
         if self._note is None:
             return
-        try:
-            await self._note(ts)
-        except Exception:  # never worth the answer: a crash now would leave it cut off
+        noting = asyncio.ensure_future(self._note(ts))
+        _NOTING.add(noting)
+        noting.add_done_callback(self._noted)
+
+    def _noted(self, noting: asyncio.Future[None]) -> None:
+        _NOTING.discard(noting)
+        if not noting.cancelled() and noting.exception() is not None:
             log.warning("could not note the message showing the answer in %s",
-                        self._target.channel, exc_info=True)
+                        self._target.channel, exc_info=noting.exception())
 
     async def _append(self, piece: str) -> None:
         chunks = self._chunks(piece)

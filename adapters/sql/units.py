@@ -89,7 +89,8 @@ _THREAD = (conversations.c.channel == bindparam("b_channel"),
            conversations.c.thread_id == bindparam("b_thread_id"))
 # Held: being answered, or answered and being delivered. Claimable: waiting, or held by a
 # process whose lease expired (it died): an answered one is delivered, not answered again.
-_WORKING = inbox.c.status.in_(("processing", "answered"))
+_WORKING = or_(inbox.c.status == "processing", inbox.c.status == "answered")  # not IN: its
+# expanding parameter would rule out executemany
 _CLAIMABLE = or_(inbox.c.status == "pending", and_(_WORKING, inbox.c.lease_until < _NOW))
 _HELD = and_(_WORKING, inbox.c.lease_owner == _OWNER)
 _STILL_ANSWERED = inbox.c.status == "answered"
@@ -443,13 +444,22 @@ def finish_turn(conn: Connection, end: TurnEnd, now: datetime) -> list[Turn]:
     return add_turns(conn, end.conversation_id, end.turns, now)
 
 
-def note_reply(conn: Connection, item_id: int, reply_id: str, now: datetime) -> None:
-    conn.execute(_NOTE_REPLY, {"b_item": item_id, "b_reply": reply_id, "b_now": now})
+def note_replies(conn: Connection, notes: Sequence[tuple[int, str]], now: datetime) -> None:
+    """The messages showing these items' answers (item id, platform message id)."""
+    conn.execute(_NOTE_REPLY, [{"b_item": item_id, "b_reply": reply_id, "b_now": now}
+                               for item_id, reply_id in notes])
 
 
-def finish_delivery(conn: Connection, item_id: int, owner: str, now: datetime) -> bool:
-    params = {"b_item": item_id, "b_owner": owner, "b_now": now}
-    return conn.execute(_DONE, params).rowcount == 1
+def finish_deliveries(
+    conn: Connection, held: Sequence[tuple[int, str]], now: datetime
+) -> set[tuple[int, str]]:
+    """Mark delivered the items (item id, lease owner) still held by that owner; which."""
+    done = set()
+    for item_id, owner in held:
+        params = {"b_item": item_id, "b_owner": owner, "b_now": now}
+        if conn.execute(_DONE, params).rowcount == 1:
+            done.add((item_id, owner))
+    return done
 
 
 def add_turns(

@@ -1006,6 +1006,31 @@ async def test_a_unit_that_raises_rolls_back_alone_and_the_others_commit(
 
 
 @sqlite_only
+async def test_deliveries_recorded_at_once_share_transactions(
+    storage: Storage, executor: Executor
+) -> None:
+    """The bookkeeping of many answers delivered at the same time costs a few units of
+    work, not one each; every caller still learns its own outcome."""
+    assert isinstance(executor, SqliteWriter)
+    inbox = storage.inbox()
+    starts = []
+    for n in range(20):
+        start = await begun(inbox, (await recorded(inbox, slack(f"m{n}"))).id)
+        await inbox.finish_turn(answer(start, f"Answer {n}."))
+        starts.append(start)
+    before = executor.units["marking"]
+
+    marked = await asyncio.gather(
+        *(inbox.finish_delivery(s.item.id, owner=WORKER.owner) for s in starts),
+        inbox.finish_delivery(starts[0].item.id, owner="someone-else"),
+    )
+
+    assert marked == [True] * 20 + [False]
+    assert executor.units["marking"] - before < 20
+    assert {(await inbox.get(s.item.id)).status for s in starts} == {"done"}  # type: ignore[union-attr]
+
+
+@sqlite_only
 async def test_writers_in_two_processes_take_turns_through_the_lock_file(
     database: Database, executor: Executor
 ) -> None:
