@@ -30,6 +30,7 @@ from adapters.web.routes import WEB_CHANNEL, WebChannel, add_web_routes
 from bots.bootstrap import Switchboard, bootstrap
 from bots.settings import Settings
 from bots.tickets import ticket_context, ticket_notifier
+from core.errors import StorageError
 from core.ports import ChatModel, Retriever
 
 log = logging.getLogger(__name__)
@@ -223,17 +224,25 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
 async def _drain_gate(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """While the process drains: `/readyz` fails and new work (any POST) gets 503 with
-    Retry-After; what is already running ends normally."""
+    """503 with Retry-After where the request cannot be taken now, so the platform (or
+    client) retries: while the process drains (`/readyz` fails and any POST is refused;
+    what is already running ends normally), and while the database refuses writes (a
+    message that could not be recorded is not acknowledged)."""
     if request.app[DRAINING].is_set():
         if request.path == "/readyz":
             return web.json_response({"status": "draining"}, status=503)
         if request.method == "POST":
-            return web.json_response(
-                {"error": "shutting down; try again shortly"}, status=503,
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-    return await handler(request)
+            return _unavailable("shutting down; try again shortly")
+    try:
+        return await handler(request)
+    except StorageError as e:
+        log.warning("%s %s: %s; answered 503", request.method, request.path, e)
+        return _unavailable("the database is unavailable; try again shortly")
+
+
+def _unavailable(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=503,
+                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def serve(settings: Settings, *, role: Role = "all") -> None:

@@ -48,6 +48,9 @@ class ContextPart:
 
 
 class ContextProvider(Protocol):
+    """Adds to the context. A provider may also have `unavailable_note`: what the model
+    is told when it fails, so the answer can say what it lacks."""
+
     name: str
 
     async def provide(self, turn: TurnInput) -> ContextPart: ...
@@ -91,6 +94,11 @@ class KnowledgeProvider:
     """Passages relevant to the message that everyone who will see the answer may read."""
 
     name = "knowledge"
+    unavailable_note = (
+        "The organisation's knowledge base could not be searched just now (it is "
+        "unavailable). Say so in your answer: it does not draw on the organisation's "
+        "documents."
+    )
 
     def __init__(self, retriever: Retriever, *, limit: int = 5) -> None:
         self._retriever = retriever
@@ -182,7 +190,8 @@ class ContextAssembler:
                 turn.message.id,
                 exc_info=True,
             )
-            return ContextPart()
+            note: str | None = getattr(provider, "unavailable_note", None)
+            return ContextPart(notes=(note,) if note else ())
 
     def _system_text(self, notes: Sequence[str], passages: Sequence[Passage]) -> str:
         sections = [self._system_prompt, *notes]

@@ -35,6 +35,7 @@ from adapters.slack.translate import (
     to_inbound,
 )
 from adapters.slack.users import SlackUsers
+from core.errors import StorageError
 from core.feedback import Feedback
 from core.inbox import Acceptance, Recorded, Requeued
 from core.messages import Sender
@@ -42,6 +43,9 @@ from core.ports import DeliveryLog, FeedbackStore, Inbox
 from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
+# Set in a request's Bolt context when the message could not be recorded: the HTTP route
+# then raises StorageError (503, Slack retries) instead of Bolt's 500.
+STORAGE_UNAVAILABLE = "switchboard_storage_unavailable"
 
 REFUSAL = "Sorry, I'm not available here. Please ask an admin if you need me in this channel."
 FEEDBACK_THANKS = "Thanks for the feedback!"
@@ -174,10 +178,15 @@ class SlackChannel:
             sender=sender, user_names=names,
         )
         event_id = body.get("event_id")
-        outcome = await self._inbox.accept(Acceptance(
-            message=message, delivery=f"{tenant}/{event_id}" if event_id else None,
-            follow_up=follow_up,
-        ))
+        try:
+            outcome = await self._inbox.accept(Acceptance(
+                message=message, delivery=f"{tenant}/{event_id}" if event_id else None,
+                follow_up=follow_up,
+            ))
+        except StorageError:
+            # Bolt answers a failed listener with 500; the route makes it 503 instead.
+            context[STORAGE_UNAVAILABLE] = True
+            raise
         if isinstance(outcome, Recorded | Requeued):
             self._work_added()
 

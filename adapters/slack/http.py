@@ -7,7 +7,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from adapters.slack.app import SlackChannel
+from adapters.slack.app import STORAGE_UNAVAILABLE, SlackChannel
+from core.errors import StorageError
 
 SLACK_CHANNEL = web.AppKey("slack_channel", SlackChannel)
 EVENTS_PATH = "/slack/events"
@@ -32,6 +33,8 @@ async def events(request: web.Request) -> web.Response:
         body=body, query=request.query_string, headers=dict(request.headers)
     )
     response = await request.app[SLACK_CHANNEL].app.async_dispatch(bolt_request)
+    if bolt_request.context.get(STORAGE_UNAVAILABLE):
+        raise StorageError("recording a Slack event failed")  # 503: Slack retries
     return await to_aiohttp_response(response)
 
 

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from core.errors import StorageError
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -44,6 +46,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         # aiohttp's own errors (413 body too large, 404 no route, 405) arrive as text.
         message = e.text or e.reason
         return web.json_response({"error": message}, status=e.status, headers=_kept(e))
+    except StorageError:
+        raise  # 503 with Retry-After, where the server answers for every route
     except Exception:
         if not request.path.startswith("/api/"):
             raise

@@ -6,10 +6,12 @@ import getpass
 import json
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from adapters.sql.tables import inbox, turns
+from core.errors import StorageError
 from tests.e2e.conftest import API_KEY, MakeSettings, read_events, services, serving
 from tests.fakes.openai_server import CallTools, Fail, FakeOpenAI, Hang, Reply
 
@@ -223,3 +225,15 @@ async def test_the_page_and_info_are_served(client: Client) -> None:
     assert await (await client.get("/api/v1/info")).json() == {
         "name": "Switchboard", "api_key_required": False
     }
+
+
+async def test_a_database_refusing_writes_gets_503_with_retry_after(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unavailable(*_: object, **__: object) -> None:
+        raise StorageError("recording message failed")
+
+    monkeypatch.setattr(services(client).inbox, "accept", unavailable)
+    response = await client.post("/api/v1/chat", json={"message": "hi"})
+    assert response.status == 503 and int(response.headers["Retry-After"]) > 0
+    assert (await response.json())["error"].startswith("the database is unavailable")

@@ -80,6 +80,19 @@ async def test_a_failing_or_slow_provider_is_skipped_and_logged(
     assert failed == {"broken", "stuck"}
 
 
+async def test_when_the_knowledge_base_is_unreachable_the_model_is_told_to_say_so() -> None:
+    from core.context import KnowledgeProvider
+
+    class Unreachable:
+        async def search(self, *_: object, **__: object) -> list[object]:
+            raise ConnectionError("qdrant: connection refused")
+
+    knowledge = KnowledgeProvider(Unreachable())  # type: ignore[arg-type]
+    context = await assembler(knowledge).assemble(turn_input())
+    assert "knowledge base could not be searched" in context.system.content
+    assert context.passages == ()
+
+
 async def test_providers_run_concurrently() -> None:
     started: list[str] = []
     gate = asyncio.Event()

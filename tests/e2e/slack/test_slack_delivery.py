@@ -8,8 +8,10 @@ import json
 import urllib.parse
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
+from core.errors import StorageError
 from tests.e2e.conftest import services, serving
 from tests.e2e.slack.conftest import SlackSettings, fixture, mention, post_event, settled
 from tests.fakes.openai_server import Cut, Fail, FakeOpenAI, Hang, Reply
@@ -36,6 +38,30 @@ async def test_a_model_failure_leaves_an_apology_in_the_thread_and_stays_retryab
     await post_event(app, mention("hi", ts=ROOT), headers={"X-Slack-Retry-Num": "1"})
     await slack.wait_for("chat.stopStream")
     assert slack.thread("C111", ROOT)[-1].text == "echo: hi"
+
+
+async def test_a_message_that_cannot_be_recorded_is_refused_with_503_then_taken_on_retry(
+    app: TestClient[Any, Any], slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses writes (locked, restarting): the event is not acknowledged,
+    so Slack retries it; once the database is back the retry is answered, once."""
+    inbox = services(app).inbox
+    accept = inbox.accept
+
+    async def unavailable(*_: object, **__: object) -> None:
+        raise StorageError("recording message failed")
+
+    monkeypatch.setattr(inbox, "accept", unavailable)
+    refused = await post_event(app, mention("hi", ts=ROOT))
+    assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
+    assert "Traceback" not in await refused.text()
+
+    monkeypatch.setattr(inbox, "accept", accept)
+    retried = await post_event(app, mention("hi", ts=ROOT), headers={"X-Slack-Retry-Num": "1"})
+    assert retried.status == 200
+    await slack.wait_for("chat.stopStream")
+    await settled(app)
+    assert [m.text for m in slack.thread("C111", ROOT)] == ["echo: hi"]
 
 
 async def test_a_model_that_never_sends_headers_gets_an_apology_at_the_deadline(

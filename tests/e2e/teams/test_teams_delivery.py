@@ -14,6 +14,7 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 from sqlalchemy import text
 
+from core.errors import StorageError
 from core.messages import ConversationRef
 from tests.e2e.conftest import services, serving
 from tests.e2e.teams.conftest import (
@@ -234,3 +235,25 @@ async def test_a_stream_that_breaks_mid_answer_keeps_what_was_said_and_says_it_i
     assert final.text.startswith("To reset it,")
     assert "the answer above is incomplete" in final.text
     assert final.reply_to_id == activity["id"]
+
+
+async def test_an_activity_that_cannot_be_recorded_is_refused_with_503_then_taken_on_retry(
+    app: TestClient[Any, Any], identity: ChannelIdentity, connector: FakeConnector,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inbox = services(app).inbox
+    accept = inbox.accept
+
+    async def unavailable(*_: object, **__: object) -> None:
+        raise StorageError("recording message failed")
+
+    activity = channel_mention(connector, "hello")
+    monkeypatch.setattr(inbox, "accept", unavailable)
+    refused = await post_activity(app, identity, activity)
+    assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
+
+    monkeypatch.setattr(inbox, "accept", accept)
+    assert (await post_activity(app, identity, activity)).status == 200  # Teams' retry
+    await connector.wait_for_text("echo: hello")
+    await settled(app)
+    assert [m.text for m in connector.messages()] == ["echo: hello"]
