@@ -35,6 +35,7 @@ USER_AGENT = f"python/{platform.python_version()} switchboard botframework-conne
 # What msrest took as success for these operations; anything else is an error.
 _POSTED = frozenset({200, 201, 202})
 _FOUND = frozenset({200})
+_UPDATED = frozenset({200, 201, 202})
 
 
 class ConnectorError(Exception):
@@ -122,6 +123,23 @@ class BotConnector:
         )
         sent_id = answer.get("id") if isinstance(answer, dict) else None
         return str(sent_id) if sent_id is not None else None
+
+    async def update(
+        self, reference: Mapping[str, Any], activity_id: str, activity: Mapping[str, Any]
+    ) -> None:
+        """Replaces the activity `activity_id` the bot sent into the conversation of
+        `reference` (`update_activity`)."""
+        outgoing = {**addressed(activity, reference), "id": activity_id}
+        outgoing.pop("replyToId", None)
+        service_url = outgoing.get("serviceUrl")
+        conversation = (outgoing.get("conversation") or {}).get("id")
+        if not isinstance(service_url, str) or not isinstance(conversation, str):
+            raise ConnectorError("the conversation reference has no service URL or conversation")
+        url = connector_url(service_url, conversation, "activities", activity_id)
+        headers = {"Accept": "application/json",
+                   "Content-Type": "application/json; charset=utf-8"}
+        await self._call("PUT", url, headers=headers, data=json.dumps(outgoing).encode(),
+                         ok=_UPDATED)
 
     async def member(
         self, service_url: str, conversation_id: str, member_id: str

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,6 +44,10 @@ SendError = (ConnectorError, TokenUnavailable)
 # Sends an activity (its own fields; the addressing comes from the stored reference):
 # the id the connector gave it, if any.
 Sender = Callable[[dict[str, Any]], Awaitable[str | None]]
+# Replaces an activity the bot sent (its id, the new fields).
+Updater = Callable[[str, dict[str, Any]], Awaitable[None]]
+# Keeps, durably, what shows this item's answer: "stream:<id>" or "message:<id>".
+Noter = Callable[[str], Awaitable[None]]
 
 
 def status_code(error: BaseException) -> int | None:
@@ -96,9 +101,18 @@ class TeamsReplier:
         personal: bool,
         sent: SentMessages,
         slots: StreamSlots | None = None,
+        update: Updater | None = None,
+        resume: str | None = None,
+        note: Noter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`resume`: what an earlier attempt (whose process died) left showing this
+        answer, as `note` kept it: its stream is finished with this answer, or its message
+        replaced, instead of a second one being sent."""
         self._send = send
+        self._update = update
+        self._note = note
+        self._replace: str | None = None  # a message to replace with the answer's first part
         self._slots = slots or StreamSlots()
         self._where = where
         self._personal = personal
@@ -106,6 +120,13 @@ class TeamsReplier:
         self._clock = clock
         self._turn = _Turn()
         self._typing: asyncio.Task[None] | None = None
+        kind, _, shown = (resume or "").partition(":")
+        if kind == "stream" and shown and personal:
+            # Its sequence is unknown: no more updates, only the final that finishes it.
+            stream = self._turn.stream
+            stream.id, stream.streaming, stream.sent_at = shown, True, float("inf")
+        elif kind == "message" and shown and update is not None:
+            self._replace = shown
 
     async def send(self, event: ReplyEvent) -> None:
         match event:
@@ -195,6 +216,8 @@ class TeamsReplier:
             stream.opened_at = now
             if not response_id:
                 stream.usable = False  # no id to continue it with
+            else:
+                await self._remember(f"stream:{response_id}")
         stream.sequence += 1
         stream.sent_at = now
         stream.streaming = stream.streaming or kind == "streaming"
@@ -220,6 +243,8 @@ class TeamsReplier:
                 part, done.citations, feedback=done.feedback and index == last
             )
             message_id = await self._deliver(fields, final_of_stream=index == 0)
+            if index == 0 and message_id:
+                await self._remember(f"message:{message_id}")
         if message_id and done.turn_id is not None and done.feedback:
             await self._sent.remember(self._where, message_id, done.turn_id)
 
@@ -245,7 +270,25 @@ class TeamsReplier:
             self._slots.release(self._where.conversation)
             self._turn.stream.slot = False
 
+    async def _remember(self, shown: str) -> None:
+        if self._note is None:
+            return
+        try:
+            await self._note(shown)
+        except Exception:  # never worth the answer
+            log.warning("could not note what shows the answer in %s",
+                        self._where.conversation, exc_info=True)
+
     async def _deliver(self, fields: dict[str, Any], *, final_of_stream: bool) -> str | None:
+        if final_of_stream and self._replace is not None and self._update is not None:
+            # An earlier attempt's message (its process died once it was sent): replaced.
+            shown, self._replace = self._replace, None
+            try:
+                await self._update(shown, _activity(fields))
+                return shown
+            except SendError as e:
+                log.info("could not replace message %s in %s (%s); sending a new one",
+                         shown, self._where.conversation, e)
         stream = self._turn.stream
         if final_of_stream and stream.id is not None and stream.usable:
             final = {"type": "streaminfo", "streamType": "final", "streamId": stream.id}
@@ -282,19 +325,31 @@ def text_activity(text: str) -> dict[str, Any]:
 class TeamsRepliers:
     """Rebuilds a replier from the reference stored with each inbox item."""
 
-    def __init__(self, connector: BotConnector, *, sent: SentMessages) -> None:
+    def __init__(
+        self, connector: BotConnector, *, sent: SentMessages,
+        note: Callable[[int, str], Awaitable[None]] | None = None,
+    ) -> None:
         self._connector = connector
         self._sent = sent
+        self._note = note
         self._slots = StreamSlots()
 
     def replier_for(self, item: InboxItem) -> TeamsReplier:
         data = item.message.channel_data
+        reference = data["reference"]
+
+        async def update(activity_id: str, activity: dict[str, Any]) -> None:
+            await self._connector.update(reference, activity_id, activity)
+
         return TeamsReplier(
-            send=self.sender_for(data["reference"]),
+            send=self.sender_for(reference),
             where=item.message.conversation,
             personal=data.get("conversation_type") == "personal",
             sent=self._sent,
             slots=self._slots,
+            update=update,
+            resume=item.reply_id,
+            note=functools.partial(self._note, item.id) if self._note is not None else None,
         )
 
     def sender_for(self, reference: dict[str, Any]) -> Sender:

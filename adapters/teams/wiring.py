@@ -52,7 +52,7 @@ async def teams_wiring(
             hosts=ServiceHosts(config.service_hosts),
         )
         adapter = TeamsAdapter(TeamsAuthentication(config, session, tokens))
-        repliers = TeamsRepliers(connector, sent=sent_messages)
+        repliers = TeamsRepliers(connector, sent=sent_messages, note=inbox.note_reply)
         bot = TeamsBot(
             config=config, inbox=inbox, deliveries=deliveries, feedback=feedback,
             sent_messages=sent_messages, roster=TeamsRoster(), connector=connector,

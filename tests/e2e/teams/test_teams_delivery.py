@@ -141,6 +141,62 @@ async def test_an_answer_survives_a_restart_through_the_stored_reference(
     assert statuses == ["done"]
 
 
+async def test_a_restart_finishes_the_stream_the_stopped_process_left_open(
+    teams_settings: TeamsSettings, identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI,
+) -> None:
+    """A 1:1 answer was streaming when its process stopped: the next process answers into
+    that stream (its final), not a second one beside a cut-off first."""
+    settings = teams_settings()
+    gate = asyncio.Event()
+    llm.script(Reply("An answer that never finished", gate=gate))
+    async with serving(settings) as first:
+        await post_activity(first, identity, personal(connector, "are you still there?"))
+        await llm.wait_for_requests(1)
+        noted = None
+        for _ in range(200):  # until the stream is open and noted
+            async with services(first).stores.engine.connect() as conn:
+                noted = (await conn.execute(text("SELECT reply_id FROM inbox"))).scalar()
+            if noted:
+                break
+            await asyncio.sleep(0.02)
+    [opened] = connector.streams.values()
+    llm.script(Reply("Yes, after a restart."))
+    async with serving(settings) as second:
+        final = await connector.wait_for_text("Yes, after a restart.", timeout=10)
+        await settled(second)
+    gate.set()
+    assert noted == f"stream:{opened.id}"
+    assert list(connector.streams) == [opened.id]  # no second stream
+    assert opened.finished and final.text == "Yes, after a restart."
+    assert connector.violations == []
+
+
+async def test_an_answer_sent_but_not_recorded_as_delivered_is_replaced_not_repeated(
+    teams_settings: TeamsSettings, identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The channel answer went out, then the process died before recording it: the next
+    process delivers the stored answer by replacing that message, not by a second one."""
+    settings = teams_settings()
+    llm.script(Reply("Delivered just before the end."))
+    async with serving(settings) as first:
+        async def died(*_: object, **__: object) -> None:
+            raise asyncio.CancelledError  # the process stops right after sending
+
+        monkeypatch.setattr(services(first).inbox, "finish_delivery", died)
+        await post_activity(first, identity, channel_mention(connector, "last words?"))
+        await connector.wait_for_text("Delivered just before the end.")
+    async with serving(settings) as second:
+        await settled(second)
+        async with services(second).stores.engine.connect() as conn:
+            statuses = (await conn.execute(text("SELECT status FROM inbox"))).scalars().all()
+    assert statuses == ["done"]
+    assert [m.text for m in connector.messages()] == ["Delivered just before the end."]
+    assert [c.method for c in connector.calls if c.kind == "update"] == ["PUT"]
+    assert len(llm.requests) == 1
+
+
 async def test_activities_from_a_tenant_not_allowed_are_ignored(
     teams_settings: TeamsSettings, identity: ChannelIdentity, connector: FakeConnector,
 ) -> None:
