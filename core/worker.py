@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 
-from core.errors import SwitchboardError
+from core.errors import StorageError, SwitchboardError
 from core.inbox import (
     Acceptance,
     Answered,
@@ -136,6 +136,8 @@ class Worker:
                         starts = await self._inbox.begin_turns(
                             self.claim, limit=min(free, CLAIM_BATCH)
                         )
+                    except StorageError as e:  # the database is away: one line a poll
+                        log.warning("could not claim from the inbox (%s); retrying", e)
                     except Exception:
                         log.exception("could not claim from the inbox; retrying")
                 for start in starts:
@@ -258,8 +260,10 @@ class Worker:
     async def _settle(self, update: Awaitable[bool]) -> None:
         try:
             await update
-        except Exception:
+        except StorageError as e:
             # The lease will expire and the item be claimed again; that is the safe side.
+            log.warning("could not update the inbox (%s)", e)
+        except Exception:
             log.exception("could not update the inbox")
 
     async def _keep_leases(self) -> None:
@@ -279,5 +283,7 @@ class Worker:
                     item = await self._inbox.get(item_id)
                     if item is not None and item.status != "done":
                         log.warning("lost the lease on inbox item %d", item_id)
+            except StorageError as e:
+                log.warning("could not renew the leases of %d inbox items (%s)", len(held), e)
             except Exception:
                 log.exception("could not renew the leases of %d inbox items", len(held))

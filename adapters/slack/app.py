@@ -117,9 +117,17 @@ class SlackChannel:
         self.app.event("app_home_opened")(self._on_home_opened)
         self.app.action(blocks.FEEDBACK_ACTION)(self._on_feedback)
         self.app.command("/switchboard")(self._on_command)
+        self.app.error(self._on_error)
         self._has_tickets = tickets is not None
         if tickets is not None:
             SlackTickets(service=tickets, users=users, config=config).register(self.app)
+
+    async def _on_error(self, error: Exception) -> None:
+        """Bolt's own handler logs every listener failure with its traceback. A database
+        that refuses a write is expected (a restart): the route answers 503 and says so in
+        one line; anything else is logged as Bolt would."""
+        if not isinstance(error, StorageError):
+            log.error("a Slack listener failed", exc_info=error)
 
     # ----- messages -----
 

@@ -101,7 +101,9 @@ async def _probe(name: str, probe: Probe) -> str:
         async with asyncio.timeout(3):
             await probe()
     except Exception as e:
-        log.warning("readiness check %s failed", name, exc_info=True)
+        # One line, no traceback: a load balancer asks every few seconds while it lasts.
+        cause = f" ({type(e.__cause__).__name__})" if e.__cause__ is not None else ""
+        log.warning("readiness check %s failed: %s%s", name, type(e).__name__, cause)
         return f"error: {type(e).__name__}"
     return "ok"
 

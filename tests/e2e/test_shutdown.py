@@ -11,9 +11,16 @@ Real processes and signals; Slack and the model are faked in this process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import pwd
+import shutil
 import signal
+import subprocess
+import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +29,7 @@ import pytest
 from sqlalchemy import text
 
 from adapters.sql.engine import create_engine
-from tests.e2e.processes import Child, Processes, inbox_settled
+from tests.e2e.processes import Child, Processes, free_port, inbox_settled
 from tests.e2e.slack.conftest import ASKER, BOT_ID, BOT_TOKEN, BOT_USER, SECRET, TEAM, mention, sign
 from tests.fakes.openai_server import FakeOpenAI, Hang, Reply
 from tests.fakes.slack_api import Delay, FakeSlack
@@ -242,3 +249,90 @@ async def test_killed_while_the_stream_is_stopped_the_stored_answer_is_delivered
     assert answer.blocks  # sources and feedback, as any finished answer
     assert len(llm.requests) == 1  # delivered from storage, not asked again
     await second.stop()
+
+
+# ----- PostgreSQL restarted under the server -----
+
+
+@dataclass
+class Cluster:
+    """A throw-away PostgreSQL cluster in a temporary directory, run with pg_ctl (as the
+    `postgres` user when this process is root: PostgreSQL refuses to run as root)."""
+
+    data: Path
+    port: int
+    as_user: tuple[str, ...]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def pg_ctl(self, *args: str) -> None:
+        subprocess.run([*self.as_user, "pg_ctl", "-D", str(self.data), *args], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
+        self.pg_ctl("-o", options, "-l", str(self.data / "server.log"), "-w", "start")
+
+    def stop(self) -> None:
+        self.pg_ctl("-m", "fast", "-w", "stop")
+
+
+@pytest.fixture
+def cluster() -> Any:
+    if shutil.which("pg_ctl") is None or shutil.which("initdb") is None:
+        pytest.skip("no PostgreSQL server binaries (pg_ctl, initdb)")
+    as_user: tuple[str, ...] = ()
+    # Not under pytest's tmp_path: the postgres user may not traverse root's directory.
+    home = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root with no postgres user to run PostgreSQL as")
+        shutil.chown(home, "postgres")
+        as_user = ("runuser", "-u", "postgres", "--")
+    data = home / "data"
+    subprocess.run([*as_user, "initdb", "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=120)
+    server = Cluster(data, free_port(), as_user)
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            server.pg_ctl("-m", "immediate", "stop")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def test_postgresql_restarted_while_serving_refuses_then_resumes_by_itself(
+    procs: Processes, slack: FakeSlack, llm: FakeOpenAI, cluster: Cluster
+) -> None:
+    env = {"DATABASE_URL": cluster.url}
+    await procs.run("db-upgrade", "db", "upgrade", env=env)
+    server = procs.start("serve", "serve", http=True, env=env)
+    await procs.ready(server)
+    assert server.url is not None
+    assert (await post_slack(server.url, mention("before", ts=FIRST, event_id="Ev1"))).status \
+        == 200
+    await slack.wait_for_text(CHANNEL, FIRST, "echo: before", timeout=20)
+
+    cluster.stop()
+    refused = await post_slack(server.url, mention("during", ts=SECOND, event_id="Ev2"))
+    assert refused.status == 503 and int(refused.headers["Retry-After"]) > 0
+    await readyz_until(server.url, 503)
+
+    cluster.start()
+    for _ in range(100):  # Slack's retries of the refused event, until one is taken
+        retried = await post_slack(server.url, mention("during", ts=SECOND, event_id="Ev2"))
+        if retried.status == 200:
+            break
+        await asyncio.sleep(0.2)
+    assert retried.status == 200
+    await slack.wait_for_text(CHANNEL, SECOND, "echo: during", timeout=20)
+    await readyz_until(server.url, 200)
+    assert [m.text for m in slack.thread(CHANNEL, FIRST)] == ["echo: before"]
+    assert [m.text for m in slack.thread(CHANNEL, SECOND)] == ["echo: during"]
+    assert server.running and "Traceback" not in server.stderr()
