@@ -64,6 +64,18 @@ def worker_of(sb: Switchboard) -> Worker:
     return sb.worker
 
 
+async def answered_by_the_worker(sb: Switchboard) -> RecordingReplier:
+    """Run the worker's claim loop until it has answered (or apologised) once."""
+    replier = RecordingReplier()
+    sb.repliers.register("test", _Fixed(replier))
+    worker = asyncio.create_task(worker_of(sb).run())
+    try:
+        await asyncio.wait_for(replier.finished.wait(), timeout=10)
+    finally:
+        worker.cancel()
+    return replier
+
+
 async def answer(sb: Switchboard, msg: InboundMessage) -> RecordingReplier:
     replier = RecordingReplier()
     await worker_of(sb).answer_now(Acceptance(message=msg), replier)
@@ -195,13 +207,7 @@ async def test_a_crash_between_begin_and_finish_is_answered_once_after_restart(
     first = await sb.inbox.begin_turn(outcome.item.id, dead)
     assert isinstance(first, Started)
     # ...so once the lease has expired, another worker claims it and answers, once.
-    replier = RecordingReplier()
-    sb.repliers.register("test", _Fixed(replier))
-    worker = asyncio.create_task(worker_of(sb).run())
-    try:
-        await asyncio.wait_for(replier.finished.wait(), timeout=10)
-    finally:
-        worker.cancel()
+    replier = await answered_by_the_worker(sb)
     assert replier.events[-1].kind == "done" and len(model.requests) == 1
     turns = await sb.conversations.recent_turns(first.conversation.id, 10)
     assert [(t.role, t.content) for t in turns] == [("user", "hi"), ("assistant", "Answered.")]
@@ -235,13 +241,7 @@ async def test_an_answer_stored_but_not_delivered_is_delivered_after_a_crash_not
     item = await sb.inbox.get(outcome.item.id)
     assert item is not None and item.status == "answered"
 
-    replier = RecordingReplier()
-    sb.repliers.register("test", _Fixed(replier))
-    worker = asyncio.create_task(worker_of(sb).run())
-    try:
-        await asyncio.wait_for(replier.finished.wait(), timeout=10)
-    finally:
-        worker.cancel()
+    replier = await answered_by_the_worker(sb)
     assert replier.text() == "Stored, then the process died."
     done = replier.events[-1]
     assert isinstance(done, ReplyDone) and done.text == "Stored, then the process died."
@@ -259,13 +259,7 @@ async def test_work_left_by_a_crashed_process_is_claimed_and_answered(
     await sb.inbox.accept(Acceptance(message=message("are you there?")))
     # A process claimed it and died: its lease has already expired.
     [dead] = await sb.inbox.begin_turns(Claim(owner="dead-process", lease=timedelta(0)), limit=1)
-    replier = RecordingReplier()
-    sb.repliers.register("test", _Fixed(replier))
-    worker = asyncio.create_task(worker_of(sb).run())
-    try:
-        await asyncio.wait_for(replier.finished.wait(), timeout=10)
-    finally:
-        worker.cancel()
+    replier = await answered_by_the_worker(sb)
     assert replier.events[-1].kind == "done"
     item = await sb.inbox.get(dead.item.id)
     assert item is not None and item.status == "done" and item.attempts == 2
