@@ -9,6 +9,10 @@ reached through three units, each exactly one transaction:
   the channel told about them, and read back history and profile;
 - `finish_turn`: store the answer's turns, bump the conversation and mark the item done,
   atomically: an answer is never stored without its item being done.
+
+An answer that uses tools also stores each tool round as it ends (`record_round`): a
+retry after a crash continues from the rounds already done and never runs their tools
+(opening a ticket) again.
 """
 
 from __future__ import annotations
@@ -125,12 +129,15 @@ RecordOutcome = Recorded | Requeued | Duplicate
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Started:
     """A claimed item, ready to answer: its conversation, the thread's earlier turns
-    (oldest first, not this message's) and the sender's profile as stored now."""
+    (oldest first, not this message's) and the sender's profile as stored now. `rounds`:
+    the tool rounds an earlier attempt already did (each model turn with its tool calls,
+    then their results, oldest first), for the retry to continue from."""
 
     item: InboxItem
     conversation: Conversation
     history: tuple[Turn, ...]
     profile: Profile | None
+    rounds: tuple[Turn, ...] = ()
     kind: Literal["started"] = "started"
 
 
@@ -157,8 +164,9 @@ TurnStart = Started | Exhausted | Answered
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TurnEnd:
-    """What `finish_turn` stores for a started item, in one transaction with the item
-    being marked done."""
+    """Turns its lease holder stores for a started item: the answer (`finish_turn`, in
+    one transaction with the item being marked answered) or one tool round
+    (`record_round`)."""
 
     item_id: int
     owner: str

@@ -3,7 +3,10 @@
 `begin_turn` brought the message, its thread and the sender's profile; the orchestrator
 assembles the context, streams the model and runs its tools (or, for a typed `/ticket …`
 command, asks the ticket service instead of the model), then stores the answer with
-`finish_turn` — which marks the item done in the same transaction — and delivers it.
+`finish_turn` — which marks the item answered in the same transaction — delivers it, and
+records the delivery. Each tool round is stored as it ends (`record_round`): a retry after
+a crash replays those rounds to the model and goes on from there, so their tools (opening
+a ticket) never run twice.
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ class _Round:
 class _Turn:
     """What one answer has done so far, kept when it fails: the apology depends on it."""
 
-    new_turns: list[NewTurn] = field(default_factory=list)
     shown: list[str] = field(default_factory=list)  # each round's text, as shown
     partial: bool = False  # some text reached the person
     last_text: str = ""
@@ -94,7 +96,7 @@ class Orchestrator:
         deadline = asyncio.timeout(self._deadline)
         try:
             async with deadline:
-                await self._think(start, replier, turn)
+                await self._think(start, replier, turn, owner=owner)
         except TimeoutError as e:
             if not deadline.expired():
                 raise
@@ -114,10 +116,9 @@ class Orchestrator:
                            failed_tools=tuple(dict.fromkeys(turn.failed_tools)))
         citations = cited(text, turn.sources.passages)
         final = ChatMessage(role="assistant", content=turn.last_text)
-        turn.new_turns.append(self._new_turn(final, item_id=item.id, citations=citations))
         stored = await self._inbox.finish_turn(
             TurnEnd(item_id=item.id, owner=owner, conversation_id=start.conversation.id,
-                    turns=tuple(turn.new_turns))
+                    turns=(self._new_turn(final, item_id=item.id, citations=citations),))
         )
         done = ReplyDone(text=text, citations=citations, turn_id=stored[-1].id)
         await self._deliver(done, replier)
@@ -143,15 +144,20 @@ class Orchestrator:
             log.warning("could not record the delivery of inbox item %d", item_id,
                         exc_info=True)
 
-    async def _think(self, start: Started, replier: Replier, turn: _Turn) -> None:
+    async def _think(self, start: Started, replier: Replier, turn: _Turn, *, owner: str) -> None:
         """The context, then model rounds and tools until the model answers in words. In
-        the last round no tools are offered and none run, whatever the model returns."""
+        the last round no tools are offered and none run, whatever the model returns.
+        Rounds an earlier attempt stored come first, as they were, and count."""
         item, message = start.item, start.item.message
         context = await self._assembler.assemble(
             TurnInput(item_id=item.id, message=message, conversation=start.conversation,
                       history=start.history, profile=start.profile)
         )
-        messages = list(context.messages)
+        messages = [*context.messages, *(t.as_message() for t in start.rounds)]
+        done = sum(1 for t in start.rounds if t.tool_calls)
+        if done:
+            log.info("message %s: going on after the %d tool rounds an earlier attempt did",
+                     message.id, done)
         sources = turn.sources = PassageBook(context.passages)
         tool_ctx = ToolContext(
             sender=message.sender,
@@ -161,7 +167,7 @@ class Orchestrator:
             audience=audience_of(message),
             sources=sources,
         )
-        for round_no in range(self._max_tool_rounds + 1):
+        for round_no in range(min(done, self._max_tool_rounds), self._max_tool_rounds + 1):
             last = round_no == self._max_tool_rounds
             request = ChatRequest(
                 messages=(*messages, _FINAL_ROUND) if last else tuple(messages),
@@ -186,7 +192,10 @@ class Orchestrator:
             assistant = ChatMessage(role="assistant", content=result.text, tool_calls=result.calls)
             results = await self._run_tools(result.calls, tool_ctx, replier, turn)
             messages += [assistant, *results]
-            turn.new_turns += [self._new_turn(m, item_id=item.id) for m in (assistant, *results)]
+            await self._inbox.record_round(TurnEnd(
+                item_id=item.id, owner=owner, conversation_id=start.conversation.id,
+                turns=tuple(self._new_turn(m, item_id=item.id) for m in (assistant, *results)),
+            ))
 
     async def _ticket_command(self, start: Started, replier: Replier, *, owner: str) -> ReplyDone:
         """Typed `/ticket …`: answered by the ticket service, not the model, and kept in

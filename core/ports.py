@@ -62,6 +62,13 @@ class Inbox(Protocol):
         took the item over."""
         ...
 
+    async def record_round(self, end: TurnEnd) -> list[Turn]:
+        """Store one tool round (the model's turn with its calls, then their results) of
+        an item still being answered, so that a retry after a crash continues from it
+        instead of running its tools again. Raises `LeaseLost` (and stores nothing) if
+        another worker took the item over."""
+        ...
+
     async def note_reply(self, item_id: int, reply_id: str) -> None:
         """The platform's id of the message now showing the item's answer (a Slack
         stream), kept so a retry after a crash finishes that message."""

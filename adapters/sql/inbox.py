@@ -66,6 +66,10 @@ class SqlInbox:
         unit = functools.partial(units.finish_turn, end=end, now=self._now())
         return await self._run(unit, f"storing the answer to item {end.item_id}")
 
+    async def record_round(self, end: TurnEnd) -> list[Turn]:
+        unit = functools.partial(units.record_round, end=end, now=self._now())
+        return await self._run(unit, f"storing a tool round of item {end.item_id}")
+
     async def note_reply(self, item_id: int, reply_id: str) -> None:
         await self._notes.add((item_id, reply_id))
 

@@ -145,6 +145,13 @@ _RECENT_TURNS = recent_turns_query(bindparam("b_conversation"), bindparam("b_lim
 _USER_TURN = (
     select(turns.c.id).where(turns.c.inbox_item_id == _ITEM, turns.c.role == "user").limit(1)
 )
+# Tool rounds an earlier attempt stored: the model's turns with calls, and the results.
+_ROUNDS = (
+    select(turns)
+    .where(turns.c.inbox_item_id == _ITEM,
+           or_(turns.c.role == "tool", turns.c.tool_calls.is_not(None)))
+    .order_by(turns.c.id)
+)
 _NEW_TURNS = sa_insert(turns).returning(turns, sort_by_parameter_order=True)
 _NEW_TURN = sa_insert(turns)
 _PROFILE = select(profiles).where(profiles.c.id == bindparam("b_id")).with_for_update()
@@ -153,6 +160,8 @@ _NEW_PROFILE = _per_dialect(
 _MERGED_PROFILE = update(profiles).where(profiles.c.id == bindparam("b_id"))
 _ANSWERED = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
     status="answered", updated_at=_NOW)
+_STILL_HELD = update(inbox).where(inbox.c.id == _ITEM, _HELD,
+                                  inbox.c.status == "processing").values(updated_at=_NOW)
 _NOTE_REPLY = update(inbox).where(inbox.c.id == _ITEM, _WORKING).values(
     reply_id=bindparam("b_reply"), updated_at=_NOW)
 _DONE = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
@@ -369,11 +378,15 @@ def _start(
     # Not `[-history:]`: with history=0 that is the whole list (the turn read above).
     earlier = earlier[max(len(earlier) - history, 0):]
     # Only a retry can find its own turn: an earlier attempt stored it, then died.
+    rounds: tuple[Turn, ...] = ()
     if item.attempts <= 1 or not _has_user_turn(conn, item.id):
         turn = NewTurn(role="user", content=message.text, inbox_item_id=item.id)
         counted = replace(turn, tokens=count(turn))
         conn.execute(_NEW_TURN, turn_values(conversation.id, counted, now))
-    return Started(item=item, conversation=conversation, history=tuple(earlier), profile=profile)
+    else:
+        rounds = tuple(to_turn(r) for r in conn.execute(_ROUNDS, {"b_item": item.id}))
+    return Started(item=item, conversation=conversation, history=tuple(earlier),
+                   profile=profile, rounds=rounds)
 
 
 def _has_user_turn(conn: Connection, item_id: int) -> bool:
@@ -440,6 +453,14 @@ def finish_turn(conn: Connection, end: TurnEnd, now: datetime) -> list[Turn]:
         _ANSWERED, {"b_item": end.item_id, "b_owner": end.owner, "b_now": now}
     )
     if answered.rowcount != 1:
+        raise LeaseLost(f"inbox item {end.item_id} is no longer held by {end.owner}")
+    return add_turns(conn, end.conversation_id, end.turns, now)
+
+
+def record_round(conn: Connection, end: TurnEnd, now: datetime) -> list[Turn]:
+    """One tool round of an item still being answered by `end.owner`."""
+    held = conn.execute(_STILL_HELD, {"b_item": end.item_id, "b_owner": end.owner, "b_now": now})
+    if held.rowcount != 1:
         raise LeaseLost(f"inbox item {end.item_id} is no longer held by {end.owner}")
     return add_turns(conn, end.conversation_id, end.turns, now)
 

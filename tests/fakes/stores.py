@@ -327,12 +327,16 @@ class InMemoryInbox:
         earlier = [t for t in thread if t.inbox_item_id != item.id]
         history = earlier[len(earlier) - self._history:] if self._history > 0 else []
         # Only a retry can find its own turn: an earlier attempt stored it, then died.
+        rounds: tuple[Turn, ...] = ()
         if item.attempts <= 1 or not any(
             t.inbox_item_id == item.id and t.role == "user" for t in thread
         ):
             turn = NewTurn(role="user", content=message.text, inbox_item_id=item.id)
             # As in SQL, the person's turn does not bump the conversation: its answer does.
             db.insert_turns(conversation.id, [replace(turn, tokens=self._count(turn))], now)
+        else:
+            rounds = tuple(t for t in thread if t.inbox_item_id == item.id
+                           and (t.role == "tool" or bool(t.tool_calls)))
         sender = message.sender
         told = Profile(id=sender.id, name=sender.name, email=sender.email,
                        time_zone=sender.time_zone)
@@ -341,7 +345,7 @@ class InMemoryInbox:
         else:
             profile = db.upsert_profile(told, now)
         return Started(item=item, conversation=conversation, history=tuple(history),
-                       profile=profile)
+                       profile=profile, rounds=rounds)
 
     # ----- finish_turn -----
 
@@ -355,6 +359,17 @@ class InMemoryInbox:
             # One transaction: the item stays as it was when the turns cannot be stored.
             raise StorageError(f"conversation {end.conversation_id} does not exist")
         row.status, row.updated_at = "answered", now  # still held while it is delivered
+        return db.add_turns(end.conversation_id, end.turns, now)
+
+    async def record_round(self, end: TurnEnd) -> list[Turn]:
+        await _operation()
+        now, db = self._now(), self.db
+        row = db.items.get(end.item_id)
+        if row is None or not row.held_by(end.owner) or row.status != "processing":
+            raise LeaseLost(f"inbox item {end.item_id} is no longer held by {end.owner}")
+        if end.conversation_id not in db.conversations:
+            raise StorageError(f"conversation {end.conversation_id} does not exist")
+        row.updated_at = now
         return db.add_turns(end.conversation_id, end.turns, now)
 
     async def note_reply(self, item_id: int, reply_id: str) -> None:

@@ -106,13 +106,23 @@ async def test_a_turn_with_nothing_to_say_is_failed_with_an_apology_and_stays_re
     replier, outcome = await answer(sb, "loop")
 
     assert apology(replier) == NoAnswer("").user_message
-    assert await stored(sb) == [("user", "loop")]  # no tool turns, no empty answer
+    # The tool rounds that ran are kept (what they did happened); no empty answer is.
+    rounds = [("assistant", ""), ("tool", '{"id":"test:t1:ada","name":"Ada Lovelace",'
+              '"email":"ada@example.com"}')] * ROUNDS
+    assert await stored(sb) == [("user", "loop"), *rounds]
     assert await status_of(sb, outcome) == "failed"
 
     model.steps = [says("Second time lucky.")]
     again, _ = await answer(sb, "loop")  # the platform's redelivery, or the person again
     assert again.events[-1].kind == "done"
-    assert await stored(sb) == [("user", "loop"), ("assistant", "Second time lucky.")]
+    assert await stored(sb) == [("user", "loop"), *rounds, ("assistant", "Second time lucky.")]
+    # The retry goes on after the rounds already done: their tools never run again, and
+    # with every round used, the model is asked for words.
+    assert not any(isinstance(e, ToolProgress) for e in again.events)
+    retry = model.requests[-1]
+    assert not retry.tools
+    assert [m.role for m in retry.messages[-6:]] == [
+        "user", "assistant", "tool", "assistant", "tool", "system"]
 
 
 async def test_an_empty_answer_is_not_stored_as_one(

@@ -776,6 +776,45 @@ async def test_the_answer_of_an_item_is_its_final_assistant_turn(inbox: Inbox) -
     assert await inbox.answer_of(10**9) is None
 
 
+def tool_round(start: Started, owner: str = WORKER.owner, call_id: str = "c1") -> TurnEnd:
+    item_id = start.item.id
+    call = ToolCall(id=call_id, name="create_ticket", arguments='{"title": "VPN"}')
+    return TurnEnd(item_id=item_id, owner=owner, conversation_id=start.conversation.id, turns=(
+        NewTurn(role="assistant", content="", tool_calls=(call,), inbox_item_id=item_id),
+        NewTurn(role="tool", content="Opened TCK-1.", tool_call_id=call_id, inbox_item_id=item_id),
+    ))
+
+
+async def test_a_retry_starts_with_the_tool_rounds_an_earlier_attempt_stored(
+    inbox: Inbox, clock: Clock
+) -> None:
+    item = await recorded(inbox, slack())
+    first = await begun(inbox, item.id)
+    assert first.rounds == ()
+    stored = await inbox.record_round(tool_round(first))
+    stored += await inbox.record_round(tool_round(first, call_id="c2"))
+    after_the_lease(clock)  # the process died
+
+    again = await begun(inbox, item.id, OTHER)
+    assert again.rounds == tuple(stored)
+    assert [t.role for t in again.rounds] == ["assistant", "tool", "assistant", "tool"]
+    assert again.history == ()  # the rounds are this message's, not the thread's past
+    assert await inbox.answer_of(item.id) is None  # a tool round is not an answer
+
+
+async def test_a_worker_that_lost_its_lease_stores_no_tool_round(
+    storage: Storage, inbox: Inbox, clock: Clock
+) -> None:
+    item = await recorded(inbox, slack())
+    late = await begun(inbox, item.id, WORKER)
+    after_the_lease(clock)
+    await begun(inbox, item.id, OTHER)
+
+    with pytest.raises(LeaseLost):
+        await inbox.record_round(tool_round(late))
+    assert await storage.count("turns") == 1
+
+
 # ----- renew / release / fail -----
 
 
