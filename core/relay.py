@@ -44,23 +44,26 @@ class ReplyRelay:
     def __init__(self, transport: RelayTransport | None = None) -> None:
         self._transport = transport
         self.address = transport.address if transport else f"local:{uuid.uuid4().hex}"
-        self._waiting: dict[str, asyncio.Queue[ReplyEvent]] = {}
+        self._waiting: dict[str, list[asyncio.Queue[ReplyEvent]]] = {}
 
     @contextlib.asynccontextmanager
     async def waiting(self, key: str) -> AsyncIterator[asyncio.Queue[ReplyEvent]]:
-        """Receive the events answering message `key` while inside this block."""
+        """Receive the events answering message `key` while inside this block. A request
+        retried while the first still waits (a client reconnecting) waits beside it: each
+        gets every event from the moment it registers."""
         queue: asyncio.Queue[ReplyEvent] = asyncio.Queue()
-        self._waiting[key] = queue
+        self._waiting.setdefault(key, []).append(queue)
         try:
             yield queue
         finally:
-            if self._waiting.get(key) is queue:
+            queues = self._waiting[key]
+            queues.remove(queue)
+            if not queues:
                 del self._waiting[key]
 
     def deliver(self, key: str, event: ReplyEvent) -> None:
-        """An event for a request waiting here (from this process or the transport)."""
-        queue = self._waiting.get(key)
-        if queue is not None:
+        """An event for the requests waiting here (from this process or the transport)."""
+        for queue in self._waiting.get(key, ()):
             queue.put_nowait(event)
 
     def replier_for(self, item: InboxItem) -> Replier:
