@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 PAGE = Path(__file__).parent / "static" / "index.html"
 FIRST_EVENT_SECONDS = 60.0  # for a worker to start on the message
 NEXT_EVENT_SECONDS = 300.0  # between two events of an answer (a long tool, a slow model)
+ANSWER_WAIT_SECONDS = 75.0  # a retried request, for the answer in progress (> the deadline)
 NO_WORKER = (
     "Sorry, nobody could start on your message just now. It is kept, and the answer will "
     "appear in this conversation."
@@ -257,11 +258,20 @@ def _zone(time_zone: str | None) -> str | None:
 
 
 async def _stored_answer(channel: WebChannel, outcome: RecordOutcome) -> ReplyDone:
-    """The answer already given to this message (a retried request is not answered twice)."""
+    """The answer to this message, never a second one: stored already, or, for a request
+    retried while the first is still being answered (a client reconnecting), as soon as
+    it is stored (up to ANSWER_WAIT_SECONDS)."""
     item_id = outcome.item_id if isinstance(outcome, Duplicate) else outcome.item.id
-    final = await channel.inbox.answer_of(item_id)
-    if final is None:
-        raise json_error(409, "this message is already being answered; retry later")
+    loop = asyncio.get_running_loop()
+    until, pause = loop.time() + ANSWER_WAIT_SECONDS, 0.05
+    while (final := await channel.inbox.answer_of(item_id)) is None:
+        item = await channel.inbox.get(item_id)
+        if item is not None and item.status == "failed":
+            raise json_error(409, "answering this message failed; send it again to retry")
+        if item is None or item.status == "done" or loop.time() >= until:
+            raise json_error(409, "this message is already being answered; retry later")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 1.0)
     return ReplyDone(text=final.content, citations=final.citations, turn_id=final.id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 from typing import Any
@@ -132,6 +133,26 @@ async def test_the_same_message_id_is_answered_once(client: Client, llm: FakeOpe
     streamed = await read_events(await client.post("/api/v1/chat/stream", json=request))
     assert first["reply"] == second["reply"] == streamed[-1][1]["reply"] == "Only once."
     assert first["conversation_id"] == second["conversation_id"] == streamed[-1][1]["conversation_id"]
+    assert len(llm.requests) == 1
+
+
+async def test_a_request_retried_while_it_is_answered_gets_that_answer_once_it_is_stored(
+    client: Client, llm: FakeOpenAI
+) -> None:
+    """A client whose connection dropped sends the message again (the page reconnecting):
+    it waits for the answer in progress instead of starting a second one."""
+    llm.script(Hang(seconds=0.5, then=Reply("Worth the wait.")))
+    request = {"message": "slow question", "message_id": "again-1"}
+    first = asyncio.create_task(client.post("/api/v1/chat", json=request))
+    await llm.wait_for_requests(1, timeout=10)
+
+    streamed = await read_events(await client.post("/api/v1/chat/stream", json=request))
+    plain = await client.post("/api/v1/chat", json=request)
+
+    assert [name for name, _ in streamed] == ["start", "done"]  # the whole answer at once
+    assert streamed[-1][1]["reply"] == "Worth the wait."
+    assert plain.status == 200 and (await plain.json())["reply"] == "Worth the wait."
+    assert (await (await first).json())["reply"] == "Worth the wait."
     assert len(llm.requests) == 1
 
 
