@@ -1,8 +1,11 @@
-"""Each contract test runs twice: on an embedded Qdrant Edge shard under tmp_path, and on
-qdrant-client's local mode standing in for a Qdrant server."""
+"""Each contract test runs three times: on an embedded Qdrant Edge shard under tmp_path,
+on qdrant-client's local mode standing in for a Qdrant server, and on that local mode
+behind Qdrant's REST API (`tests/fakes/qdrant_server.py`, the stand-in the multi-process
+tests share), which these tests keep honest."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +16,7 @@ from qdrant_client import AsyncQdrantClient
 from adapters.qdrant.edge import EdgeKnowledgeIndex
 from adapters.qdrant.server import ServerKnowledgeIndex
 from core.ports import Embedder
+from tests.fakes.qdrant_server import FakeQdrant
 
 Index = EdgeKnowledgeIndex | ServerKnowledgeIndex
 
@@ -51,9 +55,16 @@ class Backend:
             await self.client.close()
 
 
-@pytest.fixture(params=["edge", "server"])
+@pytest.fixture(params=["edge", "server", "http"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    client = AsyncQdrantClient(location=":memory:") if request.param == "server" else None
-    backend = Backend(kind=request.param, path=tmp_path / "qdrant", client=client)
-    yield backend
-    await backend.close_all()
+    async with contextlib.AsyncExitStack() as stack:
+        client = None
+        if request.param == "server":
+            client = AsyncQdrantClient(location=":memory:")
+        elif request.param == "http":
+            qdrant = await stack.enter_async_context(FakeQdrant())
+            client = AsyncQdrantClient(url=qdrant.base_url, check_compatibility=False)
+        kind = "edge" if request.param == "edge" else "server"
+        backend = Backend(kind=kind, path=tmp_path / "qdrant", client=client)
+        yield backend
+        await backend.close_all()
