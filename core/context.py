@@ -43,13 +43,15 @@ class TurnInput:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ContextPart:
     notes: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()  # for the person, under the answer
     history: tuple[Turn, ...] = ()
     passages: tuple[Passage, ...] = ()
 
 
 class ContextProvider(Protocol):
     """Adds to the context. A provider may also have `unavailable_note`: what the model
-    is told when it fails, so the answer can say what it lacks."""
+    is told when it fails, so the answer can say what it lacks; and `unavailable_notice`:
+    what the person reads under the answer then, whatever the model makes of the note."""
 
     name: str
 
@@ -63,6 +65,7 @@ class AssembledContext:
     user: ChatMessage
     passages: tuple[Passage, ...]
     dropped_turns: int
+    notices: tuple[str, ...] = ()
 
     @property
     def messages(self) -> tuple[ChatMessage, ...]:
@@ -99,6 +102,7 @@ class KnowledgeProvider:
         "unavailable). Say so in your answer: it does not draw on the organisation's "
         "documents."
     )
+    unavailable_notice = "Not from your documents: the knowledge base could not be searched."
 
     def __init__(self, retriever: Retriever, *, limit: int = 5) -> None:
         self._retriever = retriever
@@ -177,6 +181,7 @@ class ContextAssembler:
             user=user,
             passages=passages,
             dropped_turns=dropped,
+            notices=tuple(n for part in parts for n in part.notices),
         )
 
     async def _run(self, provider: ContextProvider, turn: TurnInput) -> ContextPart:
@@ -191,7 +196,8 @@ class ContextAssembler:
                 exc_info=True,
             )
             note: str | None = getattr(provider, "unavailable_note", None)
-            return ContextPart(notes=(note,) if note else ())
+            notice: str | None = getattr(provider, "unavailable_notice", None)
+            return ContextPart(notes=(note,) if note else (), notices=(notice,) if notice else ())
 
     def _system_text(self, notes: Sequence[str], passages: Sequence[Passage]) -> str:
         sections = [self._system_prompt, *notes]

@@ -46,6 +46,7 @@ class _Turn:
     last_text: str = ""
     failed_tools: list[str] = field(default_factory=list)  # titles
     sources: PassageBook = field(default_factory=PassageBook)
+    notices: tuple[str, ...] = ()  # what the context lacked, said under the answer
 
 
 # The last round offers no tools; this says so, so the model answers in words.
@@ -114,6 +115,11 @@ class Orchestrator:
         if not text.strip():
             raise NoAnswer(f"message {message.id}: the model gave no answer",
                            failed_tools=tuple(dict.fromkeys(turn.failed_tools)))
+        if turn.notices:
+            notices = "\n\n" + "\n".join(f"_{n}_" for n in turn.notices)
+            await replier.send(TextDelta(text=notices))
+            turn.last_text += notices
+            text += notices
         citations = cited(text, turn.sources.passages)
         final = ChatMessage(role="assistant", content=turn.last_text)
         stored = await self._inbox.finish_turn(
@@ -154,6 +160,7 @@ class Orchestrator:
                       history=start.history, profile=start.profile)
         )
         messages = [*context.messages, *(t.as_message() for t in start.rounds)]
+        turn.notices = context.notices
         done = sum(1 for t in start.rounds if t.tool_calls)
         if done:
             log.info("message %s: going on after the %d tool rounds an earlier attempt did",

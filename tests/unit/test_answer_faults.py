@@ -21,7 +21,7 @@ from core.errors import (
 )
 from core.inbox import Acceptance, Recorded, Requeued
 from core.messages import ConversationRef, InboundMessage, Sender
-from core.replies import ReplyDone, ReplyFailed, ToolProgress
+from core.replies import ReplyDone, ReplyFailed, TextDelta, ToolProgress
 from tests.fakes.scripted import STALL, RecordingReplier, ScriptedChatModel, calls, says
 from tests.fakes.stores import in_memory_stores
 
@@ -75,6 +75,27 @@ async def status_of(sb: Switchboard, outcome: Recorded | Requeued) -> str:
     item = await sb.inbox.get(outcome.item.id)
     assert item is not None
     return item.status
+
+
+async def test_an_answer_without_the_unreachable_knowledge_base_says_so_under_it(
+    tmp_path: Path, model: ScriptedChatModel
+) -> None:
+    class Unreachable:
+        async def search(self, *_: object, **__: object) -> list[object]:
+            raise StorageError("the Qdrant server at http://qdrant:6333 is unavailable")
+
+    model.steps = [says("Restart the router.")]
+    settings = load_settings(data_dir=tmp_path)
+    async with bootstrap(settings, model=model, stores=in_memory_stores(),
+                         retriever=Unreachable(), open_knowledge=False) as services:
+        replier, _ = await answer(services, "my wifi is down")
+
+    done = replier.events[-1]
+    notice = "_Not from your documents: the knowledge base could not be searched._"
+    assert isinstance(done, ReplyDone) and done.text == f"Restart the router.\n\n{notice}"
+    assert "".join(e.text for e in replier.events if isinstance(e, TextDelta)) == done.text
+    assert "could not be searched" in model.requests[0].messages[0].content  # the model knew
+    assert (await stored(services))[-1] == ("assistant", done.text)
 
 
 # ----- tool rounds: a hard limit -----

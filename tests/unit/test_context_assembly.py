@@ -91,6 +91,7 @@ async def test_when_the_knowledge_base_is_unreachable_the_model_is_told_to_say_s
     context = await assembler(knowledge).assemble(turn_input())
     assert "knowledge base could not be searched" in context.system.content
     assert context.passages == ()
+    assert context.notices == (KnowledgeProvider.unavailable_notice,)  # for the person
 
 
 async def test_providers_run_concurrently() -> None:
