@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,9 @@ from sqlalchemy import text
 
 from bots.server import SWITCHBOARD, create_app
 from bots.settings import Settings, load_settings
+from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_api import FakeSlack
 
 API_KEY = "sk-test-0123456789"
 
@@ -28,6 +30,72 @@ MakeSettings = Callable[..., Settings]
 async def llm() -> AsyncIterator[FakeOpenAI]:
     async with FakeOpenAI(model="fake-model") as fake:
         yield fake
+
+
+# The fakes of the channels, for tests that run Switchboard as real processes (and for
+# tests/e2e/teams). Their identities live with the channel tests (tests/e2e/slack,
+# tests/e2e/teams), whose conftests import this one: imported when first used.
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    from tests.e2e.slack.conftest import ASKER, BOT_ID, BOT_USER, TEAM
+
+    async with FakeSlack(team_id=TEAM, bot_user_id=BOT_USER, bot_id=BOT_ID) as fake:
+        fake.add_user(ASKER, name="ada", real_name="Ada Lovelace", email="ada@example.com")
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def identity() -> Iterator[ChannelIdentity]:
+    with ChannelIdentity() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def login() -> Iterator[FakeLogin]:
+    from tests.e2e.teams.conftest import APP_ID, APP_SECRET, TENANT
+
+    with FakeLogin() as fake:
+        fake.add_app(APP_ID, APP_SECRET, tenant=TENANT)
+        yield fake
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[FakeConnector]:
+    from tests.e2e.teams.conftest import ASKER_AAD, ASKER_ID, PERSONAL_AAD, PERSONAL_ID
+
+    async with FakeConnector() as fake:
+        fake.add_member(id=ASKER_ID, aad_object_id=ASKER_AAD, name="Dave Taniguchi",
+                        email="dave@example.com")
+        fake.add_member(id=PERSONAL_ID, aad_object_id=PERSONAL_AAD, name="Tien Suwandy",
+                        email="tien@example.com")
+        yield fake
+
+
+@pytest.fixture
+def procs(tmp_path: Path, slack: FakeSlack, llm: FakeOpenAI) -> Iterator[Any]:
+    """`switchboard` commands as real processes (tests/e2e/processes.py), configured for
+    Slack and the model against the fakes; the tail of each one's stderr is printed
+    afterwards (pytest shows it when the test failed)."""
+    from tests.e2e.processes import Processes
+    from tests.e2e.slack.conftest import BOT_TOKEN, SECRET
+
+    env = {
+        "DATA_DIR": str(tmp_path / "data"),
+        "SWITCHBOARD_BUNDLED_DOCS": "false",
+        "SWITCHBOARD_LOG_LEVEL": "INFO",
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "OPENAI_BASE_URL": llm.base_url,
+        "OPENAI_API_KEY": "sk-test-0123456789",
+        "SWITCHBOARD_MODEL": "fake-model",
+        "SWITCHBOARD_MODEL_RETRIES": "0",
+    }
+    with Processes(tmp_path / "processes", env) as processes:
+        yield processes
+        print(processes.report())
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -29,12 +30,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
 from sqlalchemy import text
 
 from adapters.sql.engine import create_engine
+from tests.e2e.slack.conftest import sign
+from tests.e2e.teams.conftest import APP_ID, APP_SECRET, TENANT
+from tests.fakes.bot_framework import ChannelIdentity, FakeLogin
 
 REPOSITORY = Path(__file__).parents[2]
 CLI = (sys.executable, "-m", "bots.cli")
@@ -250,3 +254,85 @@ async def inbox_settled(database_url: str, timeout: float = 30.0) -> dict[str, i
             await asyncio.sleep(0.05)
     finally:
         await engine.dispose()
+
+
+# ----- a server under test and its inbox -----------------------------------------------------
+
+SHORT_LEASE = "3"  # SWITCHBOARD_LEASE_SECONDS' minimum: a killed turn is retried ~3 s later
+
+
+def database(tmp_path: Path) -> str:
+    """The URL of the SQLite database of the `procs` fixture's processes (DATA_DIR)."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'switchboard.db'}"
+
+
+async def serve(procs: Processes, grace: float, env: Mapping[str, str] | None = None) -> Child:
+    """`switchboard serve` (every role), once ready; a killed turn is retried ~3 s later."""
+    child = procs.start("serve", "serve", http=True,
+                        env={"SWITCHBOARD_SHUTDOWN_GRACE": str(grace),
+                             "SWITCHBOARD_LEASE_SECONDS": SHORT_LEASE, **(env or {})})
+    await procs.ready(child)
+    return child
+
+
+def teams_env(identity: ChannelIdentity, login: FakeLogin) -> dict[str, str]:
+    """Settings for Teams against the fakes: the channel's keys, Azure AD over TLS, the
+    connector on loopback."""
+    return {
+        "MicrosoftAppId": APP_ID,
+        "MicrosoftAppPassword": APP_SECRET,
+        "MicrosoftAppTenantId": TENANT,
+        "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL": identity.metadata_url,
+        "TO_CHANNEL_FROM_BOT_LOGIN_URL": login.authority(TENANT),
+        "VALIDATE_AUTHORITY": "false",
+        "TEAMS_SERVICE_URL_ALLOWLIST": "127.0.0.1",
+        "REQUESTS_CA_BUNDLE": login.ca_file,  # MSAL speaks HTTPS only: trust the fake's CA
+    }
+
+
+async def post_slack(url: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
+    raw = json.dumps(body)
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{url}/slack/events", data=raw.encode(),
+        headers={"Content-Type": "application/json", **sign(raw)},
+    ) as response:
+        await response.read()
+        return response
+
+
+async def post_teams(url: str, identity: ChannelIdentity, body: dict[str, Any]) -> int:
+    token = identity.token(app_id=APP_ID, service_url=body["serviceUrl"])
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{url}/api/messages", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json; charset=utf-8",
+                 "Authorization": f"Bearer {token}"},
+    ) as response:
+        await response.read()
+        return response.status
+
+
+async def reply_noted(url: str) -> str:
+    """The id of the message showing the (only) inbox item's answer, once it is noted."""
+    engine = create_engine(url)
+    try:
+        for _ in range(400):
+            async with engine.connect() as conn:
+                noted = (await conn.execute(text("SELECT reply_id FROM inbox"))).scalar()
+            if noted:
+                return str(noted)
+            await asyncio.sleep(0.025)
+    finally:
+        await engine.dispose()
+    raise AssertionError("the stream's ts was never noted")
+
+
+async def statuses(url: str) -> dict[str, int]:
+    """The number of inbox items in each status, now."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(
+                text("SELECT status, count(*) FROM inbox GROUP BY status"))).all()
+    finally:
+        await engine.dispose()
+    return {str(status): int(n) for status, n in rows}

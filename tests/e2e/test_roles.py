@@ -17,7 +17,7 @@ import json
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,15 +29,9 @@ from sqlalchemy import make_url
 from adapters.sql.engine import create_engine
 from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import read_events
-from tests.e2e.processes import Child, Processes, inbox_settled
-from tests.e2e.slack.conftest import ASKER, BOT_TOKEN, BOT_USER, SECRET, TEAM, mention, sign
-from tests.e2e.slack.conftest import BOT_ID as SLACK_BOT_ID
+from tests.e2e.processes import Child, Processes, inbox_settled, post_teams, teams_env
+from tests.e2e.slack.conftest import BOT_TOKEN, SECRET, mention, sign
 from tests.e2e.teams.conftest import (
-    APP_ID,
-    APP_SECRET,
-    ASKER_AAD,
-    ASKER_ID,
-    TENANT,
     channel_mention,
 )
 from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
@@ -51,43 +45,6 @@ ANSWERED_WITHIN = 30.0  # seconds: generous, the processes are real and the mach
 STOPPED_WITHIN = 15.0
 SHORT_LEASE = 3  # SWITCHBOARD_LEASE_SECONDS' minimum: a crashed turn is retried ~3 s later
 SIGTERM_EXIT = (0, -signal.SIGTERM)
-
-
-# ----- the fakes, in this process -------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def identity() -> Iterator[ChannelIdentity]:
-    with ChannelIdentity() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def login() -> Iterator[FakeLogin]:
-    with FakeLogin() as fake:
-        fake.add_app(APP_ID, APP_SECRET, tenant=TENANT)
-        yield fake
-
-
-@pytest.fixture
-async def connector() -> AsyncIterator[FakeConnector]:
-    async with FakeConnector() as fake:
-        fake.add_member(id=ASKER_ID, aad_object_id=ASKER_AAD, name="Dave Taniguchi",
-                        email="dave@example.com")
-        yield fake
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack(team_id=TEAM, bot_user_id=BOT_USER, bot_id=SLACK_BOT_ID) as fake:
-        fake.add_user(ASKER, name="ada", real_name="Ada Lovelace", email="ada@example.com")
-        yield fake
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI(model="fake-model") as fake:
-        yield fake
 
 
 # ----- the database ---------------------------------------------------------------------------
@@ -165,14 +122,7 @@ async def deployment(
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": slack.base_url,
-        "MicrosoftAppId": APP_ID,
-        "MicrosoftAppPassword": APP_SECRET,
-        "MicrosoftAppTenantId": TENANT,
-        "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL": identity.metadata_url,
-        "TO_CHANNEL_FROM_BOT_LOGIN_URL": login.authority(TENANT),
-        "VALIDATE_AUTHORITY": "false",
-        "TEAMS_SERVICE_URL_ALLOWLIST": "127.0.0.1",
-        "REQUESTS_CA_BUNDLE": login.ca_file,  # MSAL speaks HTTPS only: trust the fake's CA
+        **teams_env(identity, login),
     }
     if database is not None:
         env["DATABASE_URL"] = database
@@ -206,17 +156,6 @@ async def post_slack(
     async with aiohttp.ClientSession() as session, session.post(
         f"{url}/slack/events", data=raw.encode(),
         headers={"Content-Type": "application/json", **sign(raw), **(headers or {})},
-    ) as response:
-        await response.read()
-        return response.status
-
-
-async def post_teams(url: str, identity: ChannelIdentity, body: dict[str, Any]) -> int:
-    token = identity.token(app_id=APP_ID, service_url=body["serviceUrl"])
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{url}/api/messages", data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json; charset=utf-8",
-                 "Authorization": f"Bearer {token}"},
     ) as response:
         await response.read()
         return response.status

@@ -12,25 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import text
 
-from adapters.sql.engine import create_engine
-from tests.e2e.processes import Child, Processes, free_port, inbox_settled
-from tests.e2e.slack.conftest import ASKER, BOT_ID, BOT_TOKEN, BOT_USER, SECRET, TEAM, mention, sign
+from tests.e2e.processes import (
+    Processes,
+    database,
+    free_port,
+    inbox_settled,
+    post_slack,
+    reply_noted,
+    serve,
+    statuses,
+)
+from tests.e2e.slack.conftest import mention
 from tests.fakes.openai_server import FakeOpenAI, Hang, Reply
 from tests.fakes.slack_api import Delay, FakeSlack
 
@@ -39,63 +44,6 @@ pytestmark = pytest.mark.timeout(120)
 CHANNEL = "C111"
 FIRST, SECOND = "1700000003.000100", "1700000003.000200"
 EXITED_WITHIN = 15.0  # seconds after the last signal (a grace of 1 s, or none at all)
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack(team_id=TEAM, bot_user_id=BOT_USER, bot_id=BOT_ID) as fake:
-        fake.add_user(ASKER, name="ada", real_name="Ada Lovelace", email="ada@example.com")
-        yield fake
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI(model="fake-model") as fake:
-        yield fake
-
-
-@pytest.fixture
-def procs(tmp_path: Path, slack: FakeSlack, llm: FakeOpenAI) -> Any:
-    env = {
-        "DATA_DIR": str(tmp_path / "data"),
-        "SWITCHBOARD_BUNDLED_DOCS": "false",
-        "SWITCHBOARD_LOG_LEVEL": "INFO",
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack.base_url,
-        "OPENAI_BASE_URL": llm.base_url,
-        "OPENAI_API_KEY": "sk-test-0123456789",
-        "SWITCHBOARD_MODEL": "fake-model",
-        "SWITCHBOARD_MODEL_RETRIES": "0",
-    }
-    with Processes(tmp_path / "processes", env) as processes:
-        yield processes
-        print(processes.report())
-
-
-def database(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'switchboard.db'}"
-
-
-SHORT_LEASE = "3"  # SWITCHBOARD_LEASE_SECONDS' minimum: a killed turn is retried ~3 s later
-
-
-async def serve(procs: Processes, grace: float) -> Child:
-    child = procs.start("serve", "serve", http=True,
-                        env={"SWITCHBOARD_SHUTDOWN_GRACE": str(grace),
-                             "SWITCHBOARD_LEASE_SECONDS": SHORT_LEASE})
-    await procs.ready(child)
-    return child
-
-
-async def post_slack(url: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
-    raw = json.dumps(body)
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{url}/slack/events", data=raw.encode(),
-        headers={"Content-Type": "application/json", **sign(raw)},
-    ) as response:
-        await response.read()
-        return response
 
 
 async def readyz_until(url: str, status: int) -> dict[str, Any]:
@@ -174,31 +122,6 @@ async def test_a_second_signal_stops_at_once(
     server.send(signal.SIGINT)
     assert await server.wait(EXITED_WITHIN) == 0
     assert await statuses(database(tmp_path)) == {"pending": 1}  # back for the next process
-
-
-async def reply_noted(url: str) -> str:
-    engine = create_engine(url)
-    try:
-        for _ in range(400):
-            async with engine.connect() as conn:
-                noted = (await conn.execute(text("SELECT reply_id FROM inbox"))).scalar()
-            if noted:
-                return str(noted)
-            await asyncio.sleep(0.025)
-    finally:
-        await engine.dispose()
-    raise AssertionError("the stream's ts was never noted")
-
-
-async def statuses(url: str) -> dict[str, int]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(
-                text("SELECT status, count(*) FROM inbox GROUP BY status"))).all()
-    finally:
-        await engine.dispose()
-    return {str(status): int(n) for status, n in rows}
 
 
 # ----- killed -----

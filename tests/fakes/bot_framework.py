@@ -829,6 +829,17 @@ class _ConnectorScript:
     deliver: bool
 
 
+@dataclass
+class Hold:
+    """A call the connector keeps waiting (see `FakeConnector.hold`)."""
+
+    when: Callable[[ConnectorCall], bool]
+    delivered: bool
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    call: ConnectorCall | None = None  # the call held, once it has arrived
+
+
 def _error(code: str, message: str) -> Json:
     """The connector's error body (botframework ErrorResponse)."""
     return {"error": {"code": code, "message": message}}
@@ -889,6 +900,8 @@ class FakeConnector:
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
+        self._holds: list[Hold] = []
+        self._closing = asyncio.Event()
 
     # --- setup ----------------------------------------------------------------------------------
 
@@ -932,6 +945,17 @@ class FakeConnector:
         the message went out). Scripted calls are recorded with the status returned."""
         self._scripts.append(_ConnectorScript(status, body, dict(headers or {}), times, when,
                                               deliver))
+
+    def hold(self, when: Callable[[ConnectorCall], bool], *, delivered: bool = False) -> Hold:
+        """The next POST or PUT satisfying `when` gets no answer until the returned hold's
+        `release` is set; its `arrived` is set when it comes. `delivered=False`: the call is
+        acted on only when released, and never if the fake closes first (a request that
+        never reached Teams: its sender died waiting); recorded in `calls` once answered.
+        `delivered=True`: acted on and recorded on arrival, only the answer waits (Teams
+        has the message; a sender that dies meanwhile never learns its id)."""
+        hold = Hold(when, delivered)
+        self._holds.append(hold)
+        return hold
 
     def disable_streaming(self) -> None:
         """Every streaminfo activity gets 403 ContentStreamNotAllowed (streaming off for the
@@ -1012,6 +1036,7 @@ class FakeConnector:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()  # calls still held are answered 503, never acted on
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -1032,11 +1057,39 @@ class FakeConnector:
             member_id=request.match_info.get("memberId"),
             body=body, bearer=_bearer(request), at=time.monotonic(),
         )
+        hold = self._take_hold(call)
+        if hold is not None and hold.delivered:
+            reply = await self._act(call)
+        if hold is not None:
+            hold.call = call
+            hold.arrived.set()
+            closing = asyncio.ensure_future(self._closing.wait())
+            released = asyncio.ensure_future(hold.release.wait())
+            await asyncio.wait((closing, released), return_when=asyncio.FIRST_COMPLETED)
+            closing.cancel()
+            released.cancel()
+            if not hold.release.is_set():
+                return web.json_response(_error("ServiceUnavailable", "The fake closed."),
+                                         status=503)
+        if hold is None or not hold.delivered:
+            reply = await self._act(call)
+        return web.json_response(reply.body, status=reply.status, headers=dict(reply.headers))
+
+    async def _act(self, call: ConnectorCall) -> _Reply:
         async with self._changed:
             reply = self._answer(call)
             self.calls.append(replace(call, status=reply.status))
             self._changed.notify_all()
-        return web.json_response(reply.body, status=reply.status, headers=dict(reply.headers))
+        return reply
+
+    def _take_hold(self, call: ConnectorCall) -> Hold | None:
+        if call.method not in _SCRIPTABLE_METHODS:
+            return None
+        for hold in self._holds:
+            if hold.when(call):
+                self._holds.remove(hold)
+                return hold
+        return None
 
     def _answer(self, call: ConnectorCall) -> _Reply:
         if self._validator is not None and not _accepts(self._validator, call.bearer):

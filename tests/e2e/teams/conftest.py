@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,29 +59,6 @@ def channel_mention(connector: FakeConnector, question: str, **changes: Any) -> 
 
 def personal(connector: FakeConnector, question: str, **changes: Any) -> dict[str, Any]:
     return activity("bbjs_message_personal.json", connector, text=question, **changes)
-
-
-@pytest.fixture(scope="session")
-def identity() -> Iterator[ChannelIdentity]:
-    with ChannelIdentity() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="session")
-def login() -> Iterator[FakeLogin]:
-    with FakeLogin() as fake:
-        fake.add_app(APP_ID, APP_SECRET, tenant=TENANT)
-        yield fake
-
-
-@pytest.fixture
-async def connector() -> AsyncIterator[FakeConnector]:
-    async with FakeConnector() as fake:
-        fake.add_member(id=ASKER_ID, aad_object_id=ASKER_AAD, name="Dave Taniguchi",
-                        email="dave@example.com")
-        fake.add_member(id=PERSONAL_ID, aad_object_id=PERSONAL_AAD, name="Tien Suwandy",
-                        email="tien@example.com")
-        yield fake
 
 
 TeamsSettings = Callable[..., Settings]
