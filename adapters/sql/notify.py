@@ -7,6 +7,12 @@ other with LISTEN/NOTIFY.
   answering such a request NOTIFYs the events there (consecutive text deltas merged,
   long events in parts under PostgreSQL's 8,000-byte payload limit), from one connection
   so they arrive in order.
+
+Both connections outlive a database restart: the listening one is opened again (with
+back-off) once PostgreSQL drops it, and a worker told of it claims at once what came
+meanwhile; the sending one is replaced when a send fails, and the send tried once more.
+Notifications sent while the database is away are lost, as the database is: the answers
+stay stored.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sql.units import WORK_CHANNEL
@@ -30,6 +38,8 @@ Deliver = Callable[[str, ReplyEvent], None]
 _Queued = tuple[str, tuple[str, ReplyEvent]]  # (channel, (message key, event))
 _PART = 7000  # bytes of event per notification, under the 8,000-byte payload limit
 _BATCH = 200  # notifications per round trip
+# What a connection raises when its server is away or has closed it.
+_GONE = (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class PgSignals:
@@ -38,6 +48,10 @@ class PgSignals:
         self._channel = f"switchboard_reply_{uuid.uuid4().hex[:16]}"
         self._held: list[AsyncConnection] = []
         self._listener: Any = None  # asyncpg connection that LISTENs
+        self._on_work: Callable[[], None] | None = None
+        self._deliver: Deliver | None = None
+        self._relisten: asyncio.Task[None] | None = None
+        self._closing = False
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
         self._parts: dict[str, list[str]] = {}
@@ -51,16 +65,54 @@ class PgSignals:
     ) -> None:
         if on_work is None and deliver is None:
             return
+        self._on_work, self._deliver = on_work, deliver
+        await self._listen()
+
+    async def _listen(self) -> None:
         listener = await self._connection()
+        on_work, deliver = self._on_work, self._deliver
         if on_work is not None:
             await listener.add_listener(WORK_CHANNEL, lambda *_: on_work())
         if deliver is not None:
             await listener.add_listener(
                 self._channel, lambda _c, _p, _ch, payload: self._received(payload, deliver)
             )
+        listener.add_termination_listener(self._listener_lost)
         self._listener = listener
 
+    def _listener_lost(self, conn: Any) -> None:
+        if self._closing or conn is not self._listener or self._relisten is not None:
+            return
+        log.warning("lost the connection PostgreSQL notifications come on; opening another")
+        self._relisten = asyncio.get_running_loop().create_task(
+            self._listen_again(), name="pg-listen-again")
+
+    async def _listen_again(self) -> None:
+        pause = 0.5
+        try:
+            while True:
+                await self._drop(self._listener)
+                try:
+                    await self._listen()
+                except _GONE as e:  # the database still away: try again later
+                    log.info("PostgreSQL notifications: not listening yet (%s)",
+                             type(e).__name__)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 5.0)
+                    continue
+                log.warning("listening for PostgreSQL notifications again")
+                if self._on_work is not None:
+                    self._on_work()  # messages may have come while nobody listened
+                return
+        finally:
+            self._relisten = None
+
     async def aclose(self) -> None:
+        self._closing = True
+        if self._relisten is not None:
+            self._relisten.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relisten
         if self._sender is not None:
             await self._queue.join()  # what the worker sent still goes out
             self._sender.cancel()
@@ -79,25 +131,42 @@ class PgSignals:
         return _NotifyReplier(self._queue, address.removeprefix("pg:"), key)
 
     async def _connection(self) -> Any:
-        """A connection of its own for the process's lifetime (LISTEN is per session)."""
+        """A connection of its own, held until it fails (LISTEN is per session)."""
         conn = await self._engine.connect()
         self._held.append(conn)
         raw = await conn.get_raw_connection()
         return raw.driver_connection
 
+    async def _drop(self, driver_connection: Any) -> None:
+        """Give up a connection that failed (its server went away)."""
+        for conn in list(self._held):
+            raw = await conn.get_raw_connection()
+            if raw.driver_connection is driver_connection:
+                self._held.remove(conn)
+                with contextlib.suppress(Exception):
+                    await conn.invalidate()
+
     async def _send_all(self) -> None:
         """One connection sends every reply notification, in order, batched."""
-        sender = await self._connection()
+        sender: Any = None
         while True:
             batch = [await self._queue.get()]
             while len(batch) < _BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             rows = [row for channel, payload in _merged(batch) for row in _rows(channel, payload)]
-            try:
-                await sender.executemany("SELECT pg_notify($1, $2)", rows)
-            except Exception:
-                log.warning("could not send %d answer events; they stay stored", len(rows),
-                            exc_info=True)
+            for attempt in (1, 2):  # the second on a new connection: the old one may be dead
+                try:
+                    if sender is None:
+                        sender = await self._connection()
+                    await sender.executemany("SELECT pg_notify($1, $2)", rows)
+                    break
+                except _GONE as e:
+                    if sender is not None:
+                        await self._drop(sender)
+                        sender = None
+                    if attempt == 2:  # one line: the database is away, and says so elsewhere
+                        log.warning("could not send %d answer events (%s); they stay stored",
+                                    len(rows), type(e).__name__)
             for _ in batch:
                 self._queue.task_done()
 

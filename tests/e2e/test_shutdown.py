@@ -259,3 +259,38 @@ async def test_postgresql_restarted_while_serving_refuses_then_resumes_by_itself
     assert [m.text for m in slack.thread(CHANNEL, FIRST)] == ["echo: before"]
     assert [m.text for m in slack.thread(CHANNEL, SECOND)] == ["echo: during"]
     assert server.running and "Traceback" not in server.stderr()
+
+
+async def test_after_a_postgresql_restart_answers_still_reach_a_web_process_from_a_worker(
+    procs: Processes, slack: FakeSlack, llm: FakeOpenAI, cluster: Cluster
+) -> None:
+    """The production layout: the worker's answers travel to the waiting web request by
+    NOTIFY, and the worker hears of new work by LISTEN. Both connections die with the
+    database; both come back with it."""
+    env = {"DATABASE_URL": cluster.url}
+    await procs.run("db-upgrade", "db", "upgrade", env=env)
+    web = procs.start("web", "serve", "--role", "web", http=True, env=env)
+    worker = procs.start("worker", "worker", env=env)
+    await procs.ready(web)
+    assert web.url is not None
+    assert await ask(web.url, "before the restart") == (200, "echo: before the restart")
+
+    cluster.stop()
+    await readyz_until(web.url, 503)
+    cluster.start()
+    await readyz_until(web.url, 200)
+
+    assert await ask(web.url, "after the restart") == (200, "echo: after the restart")
+    assert (await post_slack(web.url, mention("and Slack", ts=SECOND, event_id="Ev2"))).status \
+        == 200
+    await slack.wait_for_text(CHANNEL, SECOND, "echo: and Slack", timeout=30)
+    assert web.running and worker.running
+    assert "listening for PostgreSQL notifications again" in worker.stderr()
+
+
+async def ask(url: str, question: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{url}/api/v1/chat", json={"message": question}
+    ) as response:
+        body = await response.json()
+        return response.status, body.get("reply") or body.get("error", "")
