@@ -15,6 +15,13 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
 from core.context import ContextAssembler, TurnInput, audience_of
 from core.errors import ModelError, ModelInterrupted, ModelTimeout, NoAnswer, StorageError
 from core.inbox import Answered, Started, TurnEnd
@@ -23,11 +30,13 @@ from core.messages import Citation
 from core.model import ChatMessage, ChatRequest, ModelText, ModelToolCalls, ModelUsage, ToolCall
 from core.ports import ChatModel, Inbox, Replier
 from core.replies import ReplyDone, ReplyEvent, Status, TextDelta, ToolProgress
-from core.threads import NewTurn
+from core.threads import NewTurn, Turn
 from core.tickets.commands import is_ticket_command, run_ticket_command
 from core.tools.registry import ToolContext, ToolRegistry, ToolServices
 
 log = logging.getLogger(__name__)
+
+STORE_PATIENCE = 15.0  # seconds an answer's storing is retried while the database is away
 
 
 @dataclass(kw_only=True)
@@ -122,10 +131,9 @@ class Orchestrator:
             text += notices
         citations = cited(text, turn.sources.passages)
         final = ChatMessage(role="assistant", content=turn.last_text)
-        stored = await self._inbox.finish_turn(
-            TurnEnd(item_id=item.id, owner=owner, conversation_id=start.conversation.id,
-                    turns=(self._new_turn(final, item_id=item.id, citations=citations),))
-        )
+        end = TurnEnd(item_id=item.id, owner=owner, conversation_id=start.conversation.id,
+                      turns=(self._new_turn(final, item_id=item.id, citations=citations),))
+        stored = await self._store(end)
         done = ReplyDone(text=text, citations=citations, turn_id=stored[-1].id)
         await self._deliver(done, replier)
         await self._delivered(item.id, owner)
@@ -140,6 +148,24 @@ class Orchestrator:
         await self._deliver(done, replier)
         await self._delivered(start.item.id, owner)
         return done
+
+    async def _store(self, end: TurnEnd) -> list[Turn]:
+        """`finish_turn`, tried again while the database is away (a restart, a failover)
+        for up to STORE_PATIENCE seconds: the answer is on screen by now, and storing it is
+        what makes it final; given up, the person gets an apology and the message is
+        retried."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(StorageError),
+            wait=wait_exponential(multiplier=0.25, max=2.0),
+            stop=stop_after_delay(STORE_PATIENCE),
+            before_sleep=lambda state: log.warning(
+                "could not store the answer to inbox item %d (attempt %d); trying again",
+                end.item_id, state.attempt_number),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._inbox.finish_turn(end)
+        raise AssertionError("unreachable: AsyncRetrying returns or raises")
 
     async def _delivered(self, item_id: int, owner: str) -> None:
         """Record the delivery. If that fails the item stays answered, and whoever claims

@@ -19,8 +19,9 @@ from core.errors import (
     NoAnswer,
     StorageError,
 )
-from core.inbox import Acceptance, Recorded, Requeued
+from core.inbox import Acceptance, Recorded, Requeued, TurnEnd
 from core.messages import ConversationRef, InboundMessage, Sender
+from core.threads import Turn
 from core.replies import ReplyDone, ReplyFailed, TextDelta, ToolProgress
 from tests.fakes.scripted import STALL, RecordingReplier, ScriptedChatModel, calls, says
 from tests.fakes.stores import in_memory_stores
@@ -238,7 +239,31 @@ async def test_storage_that_fails_is_named(
         raise StorageError("storing the answer failed")
 
     monkeypatch.setattr(sb.inbox, "finish_turn", unavailable)
+    monkeypatch.setattr("core.orchestrator.STORE_PATIENCE", 0.3)
     model.steps = [says("An answer that cannot be saved.")]
     replier, _ = await answer(sb, "hi")
     assert apology(replier) == StorageError.user_message
     assert "database" in apology(replier)
+
+
+async def test_an_answer_is_stored_once_the_database_is_back(
+    sb: Switchboard, model: ScriptedChatModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database restart while the answer is stored: tried again, not apologised for
+    (the person has the whole answer on screen already)."""
+    finish_turn, refused = sb.inbox.finish_turn, []
+
+    async def restarting(end: TurnEnd) -> list[Turn]:
+        if len(refused) < 2:
+            refused.append(end)
+            raise StorageError("the database is restarting")
+        return await finish_turn(end)
+
+    monkeypatch.setattr(sb.inbox, "finish_turn", restarting)
+    model.steps = [says("Stored at the third try.")]
+    replier, outcome = await answer(sb, "hi")
+
+    assert len(refused) == 2
+    assert replier.kinds()[-1] == "done" and "failed" not in replier.kinds()
+    assert (await stored(sb))[-1] == ("assistant", "Stored at the third try.")
+    assert await status_of(sb, outcome) == "done"
