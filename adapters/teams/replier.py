@@ -120,13 +120,17 @@ class TeamsReplier:
         self._clock = clock
         self._turn = _Turn()
         self._typing: asyncio.Task[None] | None = None
+        self._resumed_stream = False
         kind, _, shown = (resume or "").partition(":")
         if kind == "stream" and shown and personal:
             # Its sequence is unknown: no more updates, only the final that finishes it.
             stream = self._turn.stream
             stream.id, stream.streaming, stream.sent_at = shown, True, float("inf")
-        elif kind == "message" and shown and update is not None:
+            self._resumed_stream = True
+        elif kind == "message" and shown:
+            # Replaced by the final answer; a stream meanwhile would be a second message.
             self._replace = shown
+            self._turn.stream.usable = False
 
     async def send(self, event: ReplyEvent) -> None:
         match event:
@@ -260,8 +264,10 @@ class TeamsReplier:
             said = said.strip()
             parts = split_message(f"{said}\n\n{apology}") if said else [apology]
             for index, part in enumerate(parts):
-                await self._deliver({"type": "message", "text": part},
-                                    final_of_stream=index == 0)
+                shown = await self._deliver({"type": "message", "text": part},
+                                            final_of_stream=index == 0)
+                if index == 0 and shown:  # the retry replaces it with the answer
+                    await self._remember(f"message:{shown}")
         finally:
             self._release()
 
@@ -280,15 +286,11 @@ class TeamsReplier:
                         self._where.conversation, exc_info=True)
 
     async def _deliver(self, fields: dict[str, Any], *, final_of_stream: bool) -> str | None:
-        if final_of_stream and self._replace is not None and self._update is not None:
+        if final_of_stream and self._replace is not None:
             # An earlier attempt's message (its process died once it was sent): replaced.
             shown, self._replace = self._replace, None
-            try:
-                await self._update(shown, _activity(fields))
-                return shown
-            except SendError as e:
-                log.info("could not replace message %s in %s (%s); sending a new one",
-                         shown, self._where.conversation, e)
+            if (replaced := await self._replaced(shown, fields)) is not None:
+                return replaced
         stream = self._turn.stream
         if final_of_stream and stream.id is not None and stream.usable:
             final = {"type": "streaminfo", "streamType": "final", "streamId": stream.id}
@@ -301,7 +303,23 @@ class TeamsReplier:
                     raise  # it may have arrived: do not send it twice
                 log.info("the stream in %s could not be finished (%s); sending a message",
                          self._where.conversation, code)
+            # An earlier attempt finished that stream (with an apology, say) before its
+            # process died: the finished stream is a message, replaced in place.
+            if self._resumed_stream and (replaced := await self._replaced(stream.id, fields)):
+                return replaced
         return await self._send(_activity(fields))
+
+    async def _replaced(self, shown: str, fields: dict[str, Any]) -> str | None:
+        """Message `shown` (an earlier attempt's) now says `fields`; None if it cannot."""
+        if self._update is None:
+            return None
+        try:
+            await self._update(shown, _activity(fields))
+        except SendError as e:
+            log.info("could not replace message %s in %s (%s); sending a new one",
+                     shown, self._where.conversation, e)
+            return None
+        return shown
 
 
 def _activity(

@@ -14,6 +14,7 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 from sqlalchemy import text
 
+from adapters.sql import units
 from core.errors import StorageError
 from core.messages import ConversationRef
 from tests.e2e.conftest import services, serving
@@ -195,6 +196,50 @@ async def test_an_answer_sent_but_not_recorded_as_delivered_is_replaced_not_repe
     assert [m.text for m in connector.messages()] == ["Delivered just before the end."]
     assert [c.method for c in connector.calls if c.kind == "update"] == ["PUT"]
     assert len(llm.requests) == 1
+
+
+@pytest.mark.parametrize("noted", [True, False], ids=["apology-noted", "database-down"])
+async def test_an_answer_the_database_refused_is_replaced_by_the_retry_not_repeated(
+    teams_settings: TeamsSettings, identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, noted: bool,
+) -> None:
+    """A 1:1 answer streamed in full, then the database refused to store it: the stream
+    ends with the answer and an apology. Teams redelivers; the retry's answer replaces
+    that message (by its id, noted when it was sent, or else the stream's, whose final
+    Teams refuses once the stream is finished) instead of appearing beside it."""
+    monkeypatch.setattr("core.orchestrator.STORE_PATIENCE", 0.2)
+    llm.script(Reply("The first answer."), Reply("The answer, stored."))
+    activity = personal(connector, "what now?")
+    async with serving(teams_settings()) as app:
+        inbox = services(app).inbox
+        finish_turn, note_replies = inbox.finish_turn, units.note_replies
+
+        async def unavailable(*_: object, **__: object) -> None:
+            raise StorageError("the database is restarting")
+
+        def note_while_up(conn: Any, notes: list[tuple[int, str]], now: Any) -> None:
+            if not noted and any(shown.startswith("message:") for _, shown in notes):
+                raise StorageError("the database is restarting")
+            note_replies(conn, notes, now)
+
+        monkeypatch.setattr(inbox, "finish_turn", unavailable)
+        monkeypatch.setattr(units, "note_replies", note_while_up)
+        await post_activity(app, identity, activity)
+        apology = await connector.wait_for_text("Sorry", timeout=10)
+        await settled(app)
+        assert apology.text.startswith("The first answer.") and "Sorry" in apology.text
+
+        monkeypatch.setattr(inbox, "finish_turn", finish_turn)
+        await post_activity(app, identity, activity)  # Teams' redelivery
+        await connector.wait_for_text("The answer, stored.", timeout=10)
+        await settled(app)
+
+    [answer] = connector.messages()
+    assert answer.id == apology.id and answer.text == "The answer, stored."
+    assert [c.method for c in connector.calls if c.kind == "update"] == ["PUT"]
+    assert len(connector.streams) == 1  # the retry opened no second stream
+    # Without the note, the retry first tried the finished stream's final (refused).
+    assert len(connector.violations) == (0 if noted else 1)
 
 
 async def test_activities_from_a_tenant_not_allowed_are_ignored(
