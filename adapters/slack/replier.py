@@ -84,6 +84,7 @@ class SlackReplier:
         self._unsent_tasks: list[str] = []
         self._finishing = False  # the end of the answer went out (or was being sent)
         self._resumed = resume  # to stop (if still streaming) before it is first updated
+        self._replied = False  # a new message went out (it clears the status)
         if resume is not None:
             self._streaming, self._shown_ts = False, resume
 
@@ -166,6 +167,7 @@ class SlackReplier:
             recipient_user_id=t.user, recipient_team_id=t.user_team,
         )
         self._stream_ts = str(response["ts"])
+        self._replied = True
         await self._remember(self._stream_ts)
         return self._stream_ts
 
@@ -220,8 +222,11 @@ class SlackReplier:
         if not self._text or self._clock() - self._last_flush < UPDATE_SECONDS:
             return
         self._last_flush = self._clock()
-        first = split_message(self._text, MESSAGE_LIMIT)[0]
-        await self._show(first, blocks=None)
+        await self._show(self._first_part(), blocks=None)
+
+    def _first_part(self) -> str:
+        """The part of the answer so far that one message holds."""
+        return (split_message(self._text, MESSAGE_LIMIT) or [""])[0]
 
     async def _show(self, markdown: str, *, blocks: list[dict[str, Any]] | None) -> None:
         client, t = await self._api(), self._target
@@ -248,6 +253,7 @@ class SlackReplier:
         response = await client.chat_postMessage(
             channel=t.channel, thread_ts=t.thread_ts, text=to_mrkdwn(markdown), blocks=blocks
         )
+        self._replied = True
         return str(response["ts"])
 
     # ----- the end of a turn -----
@@ -260,6 +266,13 @@ class SlackReplier:
             await self._finish_stream(footer)
         if not self._streaming:
             await self._deliver_all(footer)
+        await self._status_cleared()
+
+    async def _status_cleared(self) -> None:
+        """An answer that only edited a message (an earlier attempt's) posted no reply to
+        clear the status with: cleared here."""
+        if self._status and not self._replied:
+            await self._set_status("")
 
     async def _finish_stream(self, footer: list[dict[str, Any]]) -> None:
         piece = self._next_piece()
@@ -308,6 +321,17 @@ class SlackReplier:
                 return
             except SlackApiError as e:
                 log.info("could not end the stream with the apology: %s", _error(e))
+        if self._shown_ts is not None:
+            # The message showing (part of) the answer, perhaps an earlier attempt's: the
+            # apology goes into it rather than beside it.
+            said = "" if self._finishing else self._first_part()
+            try:
+                await self._show(f"{said}\n\n_{apology}_" if said.strip() else apology,
+                                 blocks=None)
+                await self._status_cleared()
+                return
+            except SlackApiError as e:
+                log.info("could not put the apology into the answer's message: %s", _error(e))
         await self._post(apology, blocks=None)
 
 

@@ -1,5 +1,6 @@
 """The assistant thread's status ("is working on it…" with a loading message), the first
-sign of life of an answer: set when the turn starts, cleared by the reply."""
+sign of life of an answer: set when the turn starts, cleared by the reply (or, when the
+answer only edits a message an earlier attempt left, explicitly)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ STATUS = "is working on it…"
 
 
 async def set_status(client: AsyncWebClient, channel: str, thread_ts: str, text: str) -> bool:
-    """Best effort: the answer must never wait long on it or fail because of it."""
+    """Best effort: the answer must never wait long on it or fail because of it. An empty
+    `text` clears the status (a reply clears it too, but an edited message does not)."""
+    loading = {"loading_messages": [text]} if text else {}
     try:
         async with asyncio.timeout(5):
             await client.assistant_threads_setStatus(
-                channel_id=channel, thread_ts=thread_ts, status=STATUS, loading_messages=[text]
+                channel_id=channel, thread_ts=thread_ts, status=STATUS if text else "",
+                **loading,
             )
     except (SlackApiError, SlackClientError, TimeoutError) as e:
         error = e.response.get("error") if isinstance(e, SlackApiError) else type(e).__name__

@@ -34,7 +34,7 @@ from tests.e2e.processes import (
 from tests.e2e.slack.conftest import mention
 from tests.e2e.teams.conftest import channel_mention, personal
 from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
-from tests.fakes.openai_server import CallTools, FakeOpenAI, Hang, Reply
+from tests.fakes.openai_server import CallTools, Fail, FakeOpenAI, Hang, Reply
 from tests.fakes.slack_api import Delay, FakeSlack
 
 pytestmark = pytest.mark.timeout(150)
@@ -127,6 +127,7 @@ async def test_killed_with_the_stream_open_the_next_process_finishes_the_same_me
     assert append.body["ts"] == noted
     assert await statuses(database(tmp_path)) == {"processing": 1}  # nothing stored yet
 
+    llm.script(Hang(seconds=1, then=Reply("echo: keep it open")))  # long enough for a status
     second = await serve(procs, grace=1)
     assert await inbox_settled(database(tmp_path), timeout=SETTLED_WITHIN) == {"done": 1}
     [answer] = slack.thread(CHANNEL, ROOT)  # the same message, finished
@@ -136,6 +137,32 @@ async def test_killed_with_the_stream_open_the_next_process_finishes_the_same_me
     assert len(slack.calls_to("chat.startStream")) == 1
     assert len(slack.calls_to("chat.appendStream")) == 1  # only the dead process's
     assert chat_completions(llm) == 2  # nothing had been stored: asked again
+    # Editing a message is no reply, which would clear the status: cleared at the end.
+    order = [(c.method, c.body.get("status")) for c in slack.calls
+             if c.method in ("assistant.threads.setStatus", "chat.update")]
+    assert order[-2:] == [("chat.update", None), ("assistant.threads.setStatus", "")]
+    await second.stop()
+
+
+async def test_a_retry_that_fails_too_apologises_in_the_message_left_not_beside_it(
+    procs: Processes, slack: FakeSlack, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    gate = asyncio.Event()  # never set: the first answer stops after its first piece
+    llm.script(Reply("A first attempt that never ends", gate=gate))
+    first = await serve(procs, grace=1)
+    assert first.url is not None
+    await post_slack(first.url, mention("tell me", ts=ROOT, event_id="Ev1"))
+    noted = await reply_noted(database(tmp_path))
+    first.kill()
+
+    llm.script(Fail(status=500))  # and the model is down when the next process asks
+    second = await serve(procs, grace=1, env={"SWITCHBOARD_MODEL_RETRIES": "0"})
+    assert await inbox_settled(database(tmp_path), timeout=SETTLED_WITHIN) == {"failed": 1}
+    [shown] = slack.thread(CHANNEL, ROOT)
+    assert shown.ts == noted and shown.state == "stopped"
+    assert "couldn't reach the language model" in shown.text
+    assert "A fi" not in shown.text  # the first attempt's words are not this one's
+    gate.set()
     await second.stop()
 
 
