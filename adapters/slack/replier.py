@@ -20,6 +20,7 @@ from adapters.slack.clients import ChannelPacer, SlackClients
 from adapters.slack.mrkdwn import split_message, to_mrkdwn
 from adapters.slack.status import set_status
 from adapters.slack.translate import SlackTarget, target_of
+from core.errors import StorageError
 from core.inbox import InboxItem
 from core.replies import ReplyDone, ReplyEvent, ReplyFailed, Status, TextDelta, ToolProgress
 
@@ -182,9 +183,13 @@ class SlackReplier:
 
     def _noted(self, noting: asyncio.Future[None]) -> None:
         _NOTING.discard(noting)
-        if not noting.cancelled() and noting.exception() is not None:
-            log.warning("could not note the message showing the answer in %s",
-                        self._target.channel, exc_info=noting.exception())
+        if noting.cancelled() or (error := noting.exception()) is None:
+            return
+        # The database being away is one line (it says so elsewhere); anything else, a bug.
+        log.warning("could not note the message showing the answer in %s%s",
+                    self._target.channel,
+                    f" ({error})" if isinstance(error, StorageError) else "",
+                    exc_info=None if isinstance(error, StorageError) else error)
 
     async def _append(self, piece: str) -> None:
         chunks = self._chunks(piece)

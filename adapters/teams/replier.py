@@ -28,6 +28,7 @@ from adapters.teams.render import (
     to_teams_markdown,
     utf16_len,
 )
+from core.errors import StorageError
 from core.inbox import InboxItem
 from core.messages import ConversationRef
 from core.ports import SentMessages
@@ -281,6 +282,9 @@ class TeamsReplier:
             return
         try:
             await self._note(shown)
+        except StorageError as e:  # the database is away (and says so elsewhere): one line
+            log.warning("could not note what shows the answer in %s (%s)",
+                        self._where.conversation, e)
         except Exception:  # never worth the answer
             log.warning("could not note what shows the answer in %s",
                         self._where.conversation, exc_info=True)
