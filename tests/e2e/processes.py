@@ -21,10 +21,13 @@ import asyncio
 import contextlib
 import json
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -336,3 +339,59 @@ async def statuses(url: str) -> dict[str, int]:
     finally:
         await engine.dispose()
     return {str(status): int(n) for status, n in rows}
+
+
+# ----- a PostgreSQL server of one's own ------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    """A throw-away PostgreSQL cluster in a temporary directory, run with pg_ctl (as the
+    `postgres` user when this process is root: PostgreSQL refuses to run as root), for
+    what needs to stop and start the database. `create()` raises KeyError when running as
+    root with no `postgres` user, FileNotFoundError without the server binaries."""
+
+    home: Path
+    port: int
+    as_user: tuple[str, ...]
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @classmethod
+    def create(cls) -> Cluster:
+        if shutil.which("pg_ctl") is None or shutil.which("initdb") is None:
+            raise FileNotFoundError("no PostgreSQL server binaries (pg_ctl, initdb)")
+        as_user: tuple[str, ...] = ()
+        if os.geteuid() == 0:
+            pwd.getpwnam("postgres")
+            as_user = ("runuser", "-u", "postgres", "--")
+        # Not under pytest's tmp_path: the postgres user may not traverse root's directory.
+        home = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
+        if as_user:
+            shutil.chown(home, "postgres")
+        cluster = cls(home, free_port(), as_user)
+        subprocess.run([*as_user, "initdb", "-D", str(cluster.data), "-A", "trust", "-U",
+                        "postgres"], check=True, capture_output=True, timeout=120)
+        return cluster
+
+    def pg_ctl(self, *args: str) -> None:
+        subprocess.run([*self.as_user, "pg_ctl", "-D", str(self.data), *args], check=True,
+                       capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
+        self.pg_ctl("-o", options, "-l", str(self.home / "server.log"), "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self.pg_ctl("-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            self.stop("immediate")
+        shutil.rmtree(self.home, ignore_errors=True)

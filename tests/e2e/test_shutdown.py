@@ -11,14 +11,8 @@ Real processes and signals; Slack and the model are faked in this process."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import pwd
-import shutil
 import signal
-import subprocess
-import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +20,9 @@ import aiohttp
 import pytest
 
 from tests.e2e.processes import (
+    Cluster,
     Processes,
     database,
-    free_port,
     inbox_settled,
     post_slack,
     reply_noted,
@@ -177,57 +171,19 @@ async def test_killed_while_the_stream_is_stopped_the_stored_answer_is_delivered
 # ----- PostgreSQL restarted under the server -----
 
 
-@dataclass
-class Cluster:
-    """A throw-away PostgreSQL cluster in a temporary directory, run with pg_ctl (as the
-    `postgres` user when this process is root: PostgreSQL refuses to run as root)."""
-
-    data: Path
-    port: int
-    as_user: tuple[str, ...]
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def pg_ctl(self, *args: str) -> None:
-        subprocess.run([*self.as_user, "pg_ctl", "-D", str(self.data), *args], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
-        self.pg_ctl("-o", options, "-l", str(self.data / "server.log"), "-w", "start")
-
-    def stop(self) -> None:
-        self.pg_ctl("-m", "fast", "-w", "stop")
-
-
 @pytest.fixture
-def cluster() -> Any:
-    if shutil.which("pg_ctl") is None or shutil.which("initdb") is None:
-        pytest.skip("no PostgreSQL server binaries (pg_ctl, initdb)")
-    as_user: tuple[str, ...] = ()
-    # Not under pytest's tmp_path: the postgres user may not traverse root's directory.
-    home = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root with no postgres user to run PostgreSQL as")
-        shutil.chown(home, "postgres")
-        as_user = ("runuser", "-u", "postgres", "--")
-    data = home / "data"
-    subprocess.run([*as_user, "initdb", "-D", str(data), "-A", "trust", "-U", "postgres"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=120)
-    server = Cluster(data, free_port(), as_user)
-    server.start()
+def cluster() -> Iterator[Cluster]:
     try:
+        server = Cluster.create()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    except KeyError:
+        pytest.skip("running as root with no postgres user to run PostgreSQL as")
+    try:
+        server.start()
         yield server
     finally:
-        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            server.pg_ctl("-m", "immediate", "stop")
-        shutil.rmtree(home, ignore_errors=True)
+        server.remove()
 
 
 async def test_postgresql_restarted_while_serving_refuses_then_resumes_by_itself(

@@ -214,7 +214,7 @@ class FakeOpenAI:
         start = loop.time()
         text = step.text if step.text is not None else \
             f"echo: {_last_user_text(body['messages'])}"
-        tokens = _paced_tokens(text, step.tokens)
+        tokens = paced_tokens(text, step.tokens)
         answer = Reply("".join(tokens))
         deadlines = [start + step.first_token + k / step.rate for k in range(len(tokens))]
         task = asyncio.current_task()
@@ -310,7 +310,7 @@ def _pieces(text: str, size: int) -> Iterator[str]:
 FILLER = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
 
 
-def _paced_tokens(text: str, count: int) -> list[str]:
+def paced_tokens(text: str, count: int) -> list[str]:
     """`text` as `count` tokens: a word each (with its leading space), padded with filler
     words, or its remaining words all in the last token."""
     words = text.split(" ")
