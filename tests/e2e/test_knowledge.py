@@ -13,6 +13,7 @@ from bots.cli import main
 from bots.knowledge import ingest_options, knowledge_index
 from tests.e2e.conftest import MakeSettings, serving
 from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.qdrant_server import FakeQdrant
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
@@ -139,3 +140,29 @@ async def test_a_restricted_passage_reaches_only_the_person_allowed(
     assert "salary band is 7" not in bob_prompt and "Use the VPN portal" in bob_prompt
     assert "Salary bands" not in str(seen["bob"]["citations"])
     assert "Salary bands" in str(seen["alice"]["citations"])
+
+
+# qdrant-client asks the server its version on a thread of its own: down by then.
+@pytest.mark.filterwarnings("ignore:Failed to obtain server version")
+async def test_with_the_qdrant_server_down_the_answer_comes_without_it_and_says_so(
+    make_settings: MakeSettings, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    async with FakeQdrant() as qdrant:
+        settings = make_settings(qdrant_url=qdrant.base_url)
+        write(tmp_path / "kb", "vpn.md", "# VPN\n\nReset the VPN token at the network desk.\n")
+        async with knowledge_index(settings) as index:  # a document it could have found
+            await ingest([tmp_path / "kb"], index, options=ingest_options(settings))
+        async with serving(settings) as client:
+            await qdrant.stop_answering()
+            llm.script(Reply("Try turning it off and on again."))
+            response = await client.post("/api/v1/chat", json={"message": "VPN token?"})
+            body = await response.json()
+
+    assert response.status == 200
+    assert body["reply"].startswith("Try turning it off and on again.")
+    assert "_Not from your documents: the knowledge base could not be searched._" \
+        in body["reply"]
+    assert body["citations"] == []
+    [request] = llm.requests
+    system = request.json["messages"][0]["content"]
+    assert "could not be searched" in system and "network desk" not in system

@@ -36,6 +36,7 @@ from tests.e2e.teams.conftest import (
 )
 from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
 from tests.fakes.openai_server import FakeOpenAI, Hang, Paced
+from tests.fakes.qdrant_server import FakeQdrant
 from tests.fakes.slack_api import FakeSlack, Message
 
 pytestmark = pytest.mark.timeout(150)
@@ -301,30 +302,39 @@ async def test_two_workers_share_the_load_renew_their_leases_and_a_killed_one_lo
     deployment: Deployment, database: str | None, slack: FakeSlack, llm: FakeOpenAI,
     tmp_path: Path,
 ) -> None:
-    """Twenty mentions, two workers, answers that take longer than the lease (so only
-    renewal keeps them), one worker killed while answering: every thread ends with exactly
-    one finished answer, the killed worker's messages finished in place by the other."""
+    """Twenty mentions, two workers sharing one Qdrant server (a stand-in), answers that
+    take longer than the lease (so only renewal keeps them), one worker killed while
+    answering: every thread ends with exactly one finished answer, the killed worker's
+    messages finished in place by the other, and every answer drew on the shared index."""
     if database is None:
         pytest.skip("two workers cannot share one embedded Qdrant shard: on SQLite the "
                     "split is one web and one worker process")
-    llm.default = Paced(first_token=0.2, tokens=40, rate=10)  # ~4 s an answer
-    lease = {"SWITCHBOARD_LEASE_SECONDS": str(SHORT_LEASE)}  # shorter than an answer
-    await deployment.start(**lease)
-    # A worker on another machine, as it were: its own data directory (its own embedded
-    # index, empty as the first one's), the same PostgreSQL.
-    survivor = deployment.procs.start("worker", "worker", env={
-        **deployment.worker_env, **lease, "DATA_DIR": str(tmp_path / "other-machine")})
-    roots = [f"1700000004.{n:06d}" for n in range(20)]
-    for n, root in enumerate(roots):
-        body = mention(f"question {n}", ts=root, event_id=f"EvMany{n}")
-        assert await post_slack(deployment.url, body) == 200
-    # Killed with answers half streamed (not within the few ms after a stream opens,
-    # before its ts is noted: a crash there still leaves that message cut off).
-    await slack.wait_for("chat.appendStream", count=30, timeout=ANSWERED_WITHIN)
-    assert deployment.worker is not None
-    assert deployment.worker.kill() == -signal.SIGKILL
+    async with FakeQdrant() as qdrant:
+        shared = {"QDRANT_URL": qdrant.base_url}
+        doc = tmp_path / "docs" / "desk.md"
+        doc.parent.mkdir()
+        doc.write_text("# The service desk\n\nEvery question about VPN tokens goes to the "
+                       "network desk, open weekdays from 8 to 6.\n")
+        await deployment.procs.run("ingest", "ingest", str(doc.parent), env=shared)
+        llm.default = Paced(first_token=0.2, tokens=40, rate=10)  # ~4 s an answer
+        lease = {"SWITCHBOARD_LEASE_SECONDS": str(SHORT_LEASE)}  # shorter than an answer
+        await deployment.start(**lease, **shared)
+        # A worker on another machine, as it were: its own data directory, the same
+        # PostgreSQL and Qdrant server.
+        survivor = deployment.procs.start("worker", "worker", env={
+            **deployment.worker_env, **lease, **shared,
+            "DATA_DIR": str(tmp_path / "other-machine")})
+        roots = [f"1700000004.{n:06d}" for n in range(20)]
+        for n, root in enumerate(roots):
+            body = mention(f"question {n}", ts=root, event_id=f"EvMany{n}")
+            assert await post_slack(deployment.url, body) == 200
+        # Killed with answers half streamed (not within the few ms after a stream opens,
+        # before its ts is noted: a crash there still leaves that message cut off).
+        await slack.wait_for("chat.appendStream", count=30, timeout=ANSWERED_WITHIN)
+        assert deployment.worker is not None
+        assert deployment.worker.kill() == -signal.SIGKILL
 
-    counts = await deployment.settled()
+        counts = await deployment.settled()
     assert counts == {"done": 20}, counts
     assert survivor.running
     for n, root in enumerate(roots):
@@ -332,5 +342,7 @@ async def test_two_workers_share_the_load_renew_their_leases_and_a_killed_one_lo
         assert len(thread) == 1, (root, [(m.text[:30], m.state) for m in thread])
         assert thread[0].state in ("stopped", "posted")
         assert is_echo(thread[0].text, f"question {n}"), thread[0].text[:60]
-    # Answered once each, apart from the turns the killed worker had begun.
+    answering = [r for r in llm.requests if r.path.endswith("/chat/completions")]
+    assert all("network desk" in r.json["messages"][0]["content"] for r in answering)
+    assert ("POST", "/collections/switchboard/points/query") in qdrant.requests
     assert all(asked(llm, f"question {n}") >= 1 for n in range(20))
