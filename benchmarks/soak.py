@@ -625,7 +625,7 @@ async def soak(args: argparse.Namespace) -> Results:
                     **SETTINGS,
                     "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET,
                     "SLACK_API_URL": slack.base_url, "OPENAI_BASE_URL": llm.base_url,
-                    **teams_env(identity, login),
+                    **teams_env(identity, login, app=APP_ID, secret=APP_SECRET, tenant=TENANT),
                     **({"DATABASE_URL": cluster.url} if cluster else {}),
                 }
                 with Processes(workdir / "processes", env) as procs:

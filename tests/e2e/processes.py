@@ -278,15 +278,16 @@ async def serve(procs: Processes, grace: float, env: Mapping[str, str] | None = 
     return child
 
 
-def teams_env(identity: ChannelIdentity, login: FakeLogin) -> dict[str, str]:
+def teams_env(identity: ChannelIdentity, login: FakeLogin, *, app: str = APP_ID,
+              secret: str = APP_SECRET, tenant: str = TENANT) -> dict[str, str]:
     """Settings for Teams against the fakes: the channel's keys, Azure AD over TLS, the
-    connector on loopback."""
+    connector on loopback; the bot is `app` (registered with `login` under `secret`)."""
     return {
-        "MicrosoftAppId": APP_ID,
-        "MicrosoftAppPassword": APP_SECRET,
-        "MicrosoftAppTenantId": TENANT,
+        "MicrosoftAppId": app,
+        "MicrosoftAppPassword": secret,
+        "MicrosoftAppTenantId": tenant,
         "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL": identity.metadata_url,
-        "TO_CHANNEL_FROM_BOT_LOGIN_URL": login.authority(TENANT),
+        "TO_CHANNEL_FROM_BOT_LOGIN_URL": login.authority(tenant),
         "VALIDATE_AUTHORITY": "false",
         "TEAMS_SERVICE_URL_ALLOWLIST": "127.0.0.1",
         "REQUESTS_CA_BUNDLE": login.ca_file,  # MSAL speaks HTTPS only: trust the fake's CA
