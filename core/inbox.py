@@ -7,8 +7,8 @@ reached through three units, each exactly one transaction:
   the item, and — for follow-ups without a mention — check that the bot answers the thread;
 - `begin_turn`: claim, get-or-create the conversation, store the person's turn and what
   the channel told about them, and read back history and profile;
-- `finish_turn`: store the answer's turns, bump the conversation and mark the item done,
-  atomically: an answer is never stored without its item being done.
+- `finish_turn`: store the answer's turns, bump the conversation and mark the item answered,
+  atomically (`finish_delivery` marks it done once the channel has taken the answer).
 
 An answer that uses tools also stores each tool round as it ends (`record_round`): a
 retry after a crash continues from the rounds already done and never runs their tools
