@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,6 +36,7 @@ from core.ports import (
     ConversationReferences,
     ConversationStore,
     DeliveryLog,
+    Exclusive,
     FeedbackStore,
     Inbox,
     KnowledgeStore,
@@ -52,6 +53,9 @@ from core.tools.knowledge import search_knowledge
 from core.tools.registry import ToolRegistry, ToolServices
 from core.tools.user_info import get_user_info
 from core.worker import ChannelRepliers, Worker
+
+if TYPE_CHECKING:  # imported where it is used: asyncpg is for PostgreSQL deployments
+    from adapters.sql.locks import PgExclusive
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +111,7 @@ class Switchboard:
     repliers: ChannelRepliers
     relay: ReplyRelay
     signals: Signals | None
+    streams: Exclusive | None  # who streams where, across the processes (Teams)
     model: ChatModel | None
     knowledge: KnowledgeIndex | None
     orchestrator: Orchestrator | None
@@ -192,6 +197,9 @@ async def bootstrap(
         tickets = TicketService(stores.tickets, agents=settings.ticket_agent_names)
         profile = default_profile(settings.bot_name)
         signals = _signals(settings, stores) if listens else None
+        streams = _streams(settings, stores) if listens and answers else None
+        if streams is not None:
+            stack.push_async_callback(streams.aclose)
         # Web and terminal answers go back to where their request waits.
         relay = ReplyRelay(signals)
         repliers = ChannelRepliers({"web": relay, "cli": relay})
@@ -257,6 +265,7 @@ async def bootstrap(
             repliers=repliers,
             relay=relay,
             signals=signals,
+            streams=streams,
             model=model,
             knowledge=knowledge,
             orchestrator=orchestrator,
@@ -289,6 +298,16 @@ def _signals(settings: Settings, stores: Stores) -> Signals | None:
     from adapters.sql.notify import PgSignals
 
     return PgSignals(stores.engine)
+
+
+def _streams(settings: Settings, stores: Stores) -> PgExclusive | None:
+    """Several workers on PostgreSQL (across machines): one Teams stream per chat among
+    them all. On SQLite one process answers, and its own bookkeeping is enough."""
+    if settings.database_is_embedded or stores.engine is None:
+        return None
+    from adapters.sql.locks import PgExclusive
+
+    return PgExclusive(stores.engine)
 
 
 async def _prepare_schema(engine: AsyncEngine, settings: Settings) -> None:

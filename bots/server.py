@@ -180,6 +180,7 @@ def _teams_channel(*, receive: bool) -> CleanupContext:
             teams_config(sb.settings), receive=receive, inbox=sb.inbox,
             deliveries=sb.deliveries, feedback=sb.feedback, sent_messages=sb.sent_messages,
             references=sb.references, tickets=sb.tickets, work_added=sb.work_added,
+            streams=sb.streams,
         ) as wired:
             if wired.bot is not None:
                 app[TEAMS_ENDPOINT] = TeamsEndpoint(adapter=wired.adapter, bot=wired.bot)

@@ -103,6 +103,17 @@ class Inbox(Protocol):
         ...
 
 
+class Exclusive(Protocol):
+    """At most one holder per key across every process of a deployment (a Teams chat's
+    one stream). A holder that dies lets go by itself."""
+
+    async def take(self, key: str) -> bool:
+        """Hold `key` if nobody does; whether this call got it."""
+        ...
+
+    async def release(self, key: str) -> None: ...
+
+
 class DeliveryLog(Protocol):
     """Platform delivery ids seen recently (Slack's event_id), to drop retries early."""
 

@@ -31,7 +31,7 @@ from adapters.teams.render import (
 from core.errors import StorageError
 from core.inbox import InboxItem
 from core.messages import ConversationRef
-from core.ports import SentMessages
+from core.ports import Exclusive, SentMessages
 from core.replies import ReplyDone, ReplyEvent, ReplyFailed, Status, TextDelta, ToolProgress
 
 log = logging.getLogger(__name__)
@@ -57,19 +57,30 @@ def status_code(error: BaseException) -> int | None:
 
 class StreamSlots:
     """Teams allows one stream per chat at a time: a second answer in the same chat
-    (two quick questions) is sent as one message instead of a second stream."""
+    (two quick questions) is sent as one message instead of a second stream. `shared`:
+    the same across the processes of a deployment (several workers on PostgreSQL)."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: Exclusive | None = None) -> None:
         self._open: set[str] = set()
+        self._shared = shared
 
-    def take(self, chat: str) -> bool:
+    async def take(self, chat: str) -> bool:
         if chat in self._open:
             return False
         self._open.add(chat)
+        if self._shared is not None and not await self._shared.take(_stream_key(chat)):
+            self._open.discard(chat)
+            return False
         return True
 
-    def release(self, chat: str) -> None:
+    async def release(self, chat: str) -> None:
         self._open.discard(chat)
+        if self._shared is not None:
+            await self._shared.release(_stream_key(chat))
+
+
+def _stream_key(chat: str) -> str:
+    return f"teams-stream:{chat}"
 
 
 @dataclass(slots=True)
@@ -195,7 +206,7 @@ class TeamsReplier:
     async def _stream_update(self, kind: str, text: str) -> None:
         stream = self._turn.stream
         if stream.id is None and not stream.slot:
-            stream.slot = self._slots.take(self._where.conversation)
+            stream.slot = await self._slots.take(self._where.conversation)
             if not stream.slot:
                 stream.usable = False
                 return
@@ -235,7 +246,7 @@ class TeamsReplier:
         try:
             await self._finish(done)
         finally:
-            self._release()
+            await self._release()
 
     async def _finish(self, done: ReplyDone) -> None:
         self._turn.finishing = True
@@ -270,12 +281,12 @@ class TeamsReplier:
                 if index == 0 and shown:  # the retry replaces it with the answer
                     await self._remember(f"message:{shown}")
         finally:
-            self._release()
+            await self._release()
 
-    def _release(self) -> None:
+    async def _release(self) -> None:
         if self._turn.stream.slot:
-            self._slots.release(self._where.conversation)
             self._turn.stream.slot = False
+            await self._slots.release(self._where.conversation)
 
     async def _remember(self, shown: str) -> None:
         if self._note is None:
@@ -350,11 +361,13 @@ class TeamsRepliers:
     def __init__(
         self, connector: BotConnector, *, sent: SentMessages,
         note: Callable[[int, str], Awaitable[None]] | None = None,
+        streams: Exclusive | None = None,
     ) -> None:
+        """`streams`: who streams in which chat, shared by the deployment's processes."""
         self._connector = connector
         self._sent = sent
         self._note = note
-        self._slots = StreamSlots()
+        self._slots = StreamSlots(streams)
 
     def replier_for(self, item: InboxItem) -> TeamsReplier:
         data = item.message.channel_data

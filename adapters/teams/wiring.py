@@ -19,7 +19,14 @@ from adapters.teams.notices import TeamsNotices
 from adapters.teams.outbound import BotConnector, ServiceHosts
 from adapters.teams.replier import TeamsRepliers
 from adapters.teams.roster import TeamsRoster
-from core.ports import ConversationReferences, DeliveryLog, FeedbackStore, Inbox, SentMessages
+from core.ports import (
+    ConversationReferences,
+    DeliveryLog,
+    Exclusive,
+    FeedbackStore,
+    Inbox,
+    SentMessages,
+)
 from core.tickets.service import TicketService
 
 
@@ -43,6 +50,7 @@ async def teams_wiring(
     references: ConversationReferences,
     tickets: TicketService | None,
     work_added: Callable[[], None],
+    streams: Exclusive | None = None,
 ) -> AsyncIterator[TeamsWiring]:
     timeout = aiohttp.ClientTimeout(total=30, connect=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -52,7 +60,8 @@ async def teams_wiring(
             hosts=ServiceHosts(config.service_hosts),
         )
         adapter = TeamsAdapter(TeamsAuthentication(config, session, tokens))
-        repliers = TeamsRepliers(connector, sent=sent_messages, note=inbox.note_reply)
+        repliers = TeamsRepliers(connector, sent=sent_messages, note=inbox.note_reply,
+                                 streams=streams)
         bot = TeamsBot(
             config=config, inbox=inbox, deliveries=deliveries, feedback=feedback,
             sent_messages=sent_messages, roster=TeamsRoster(), connector=connector,

@@ -13,6 +13,7 @@ Each test starts its processes afresh (~2 s each); the module takes ~30 s.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sys
@@ -31,11 +32,9 @@ from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import read_events
 from tests.e2e.processes import Child, Processes, inbox_settled, post_teams, teams_env
 from tests.e2e.slack.conftest import BOT_TOKEN, SECRET, mention, sign
-from tests.e2e.teams.conftest import (
-    channel_mention,
-)
+from tests.e2e.teams.conftest import channel_mention, personal
 from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
-from tests.fakes.openai_server import FakeOpenAI, Hang, Paced
+from tests.fakes.openai_server import FakeOpenAI, Hang, Paced, Reply
 from tests.fakes.qdrant_server import FakeQdrant
 from tests.fakes.slack_api import FakeSlack, Message
 
@@ -346,3 +345,37 @@ async def test_two_workers_share_the_load_renew_their_leases_and_a_killed_one_lo
     assert all("network desk" in r.json["messages"][0]["content"] for r in answering)
     assert ("POST", "/collections/switchboard/points/query") in qdrant.requests
     assert all(asked(llm, f"question {n}") >= 1 for n in range(20))
+
+
+async def test_two_workers_answering_in_one_teams_chat_never_open_two_streams_at_once(
+    deployment: Deployment, database: str | None, connector: FakeConnector,
+    identity: ChannelIdentity, llm: FakeOpenAI, tmp_path: Path,
+) -> None:
+    """Teams allows one stream per 1:1 chat. Two quick questions, each taken by another
+    worker (each answers one message at a time): the second answer comes as one message,
+    not a second stream beside the first."""
+    if database is None:
+        pytest.skip("one worker per SQLite database: its own bookkeeping is enough")
+    gate = asyncio.Event()
+    llm.script(Reply("First answer, streaming slowly.", gate=gate), Reply("Second answer."))
+    one_each = {"SWITCHBOARD_CONCURRENCY": "1"}
+    await deployment.start(**one_each)
+    deployment.procs.start("worker", "worker", env={
+        **deployment.worker_env, **one_each, "DATA_DIR": str(tmp_path / "other-machine")})
+    assert deployment.web is not None and deployment.web.url is not None
+    first = personal(connector, "one?", id="1700000000001")
+    assert await post_teams(deployment.web.url, identity, first) == 200
+    await llm.wait_for_requests(1, timeout=ANSWERED_WITHIN)
+    while not connector.streams:  # the first answer's stream is open
+        await asyncio.sleep(0.02)
+    second = personal(connector, "two?", id="1700000000002")
+    assert await post_teams(deployment.web.url, identity, second) == 200
+    await connector.wait_for_text("Second answer.", timeout=ANSWERED_WITHIN)
+    gate.set()
+    await connector.wait_for_text("First answer, streaming slowly.", timeout=ANSWERED_WITHIN)
+
+    assert await deployment.settled() == {"done": 2}
+    assert connector.violations == []
+    assert len(connector.streams) == 1
+    assert sorted(m.text for m in connector.messages()) == [
+        "First answer, streaming slowly.", "Second answer."]
