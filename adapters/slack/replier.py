@@ -6,6 +6,7 @@ when streaming is unavailable or the stream expires (`message_not_in_streaming_s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -34,6 +35,7 @@ FLUSH_SECONDS = 0.25
 UPDATE_SECONDS = 1.0  # chat.update at most this often while falling back
 NO_ANSWER = "Sorry, I have no answer to that."
 _TASK_STATE = {"running": "in_progress", "done": "complete", "failed": "error"}
+NOTE_WAIT = 5.0  # seconds the end of an answer waits for its message to be noted
 _NOTING: set[asyncio.Future[None]] = set()  # notes being written (kept from the collector)
 
 
@@ -86,6 +88,7 @@ class SlackReplier:
         self._finishing = False  # the end of the answer went out (or was being sent)
         self._resumed = resume  # to stop (if still streaming) before it is first updated
         self._replied = False  # a new message went out (it clears the status)
+        self._noting: asyncio.Future[None] | None = None  # the note of the message, if any
         if resume is not None:
             self._streaming, self._shown_ts = False, resume
 
@@ -177,9 +180,16 @@ class SlackReplier:
         a busy database: a crash inside that window leaves the message cut off)."""
         if self._note is None:
             return
-        noting = asyncio.ensure_future(self._note(ts))
+        noting = self._noting = asyncio.ensure_future(self._note(ts))
         _NOTING.add(noting)
         noting.add_done_callback(self._noted)
+
+    async def _noted_by_now(self) -> None:
+        """Before the end of the answer goes out: the note is written (the answer is
+        stored by then, and a retry after a crash must find the message to finish)."""
+        if self._noting is not None and not self._noting.done():
+            with contextlib.suppress(Exception):  # _noted logs it
+                await asyncio.wait_for(asyncio.shield(self._noting), NOTE_WAIT)
 
     def _noted(self, noting: asyncio.Future[None]) -> None:
         _NOTING.discard(noting)
@@ -264,6 +274,7 @@ class SlackReplier:
     # ----- the end of a turn -----
 
     async def _finish(self, done: ReplyDone) -> None:
+        await self._noted_by_now()
         self._finishing = True
         self._text = done.text if done.text.strip() else NO_ANSWER
         footer = answer_footer(done.citations, done.turn_id, feedback=done.feedback)
@@ -313,6 +324,7 @@ class SlackReplier:
                 await self._post(part, blocks=blocks)
 
     async def _fail(self, failed: ReplyFailed) -> None:
+        await self._noted_by_now()
         apology = f"{failed.text} (reference {failed.reference})"
         if self._stream_ts is not None and self._streaming:
             # What the model said that was not flushed yet goes first: the apology may
