@@ -14,13 +14,11 @@ import hashlib
 import logging
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-log = logging.getLogger(__name__)
+from adapters.sql.notify import CONNECTION_GONE
 
-_GONE = (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
+log = logging.getLogger(__name__)
 
 
 class PgExclusive:
@@ -36,7 +34,7 @@ class PgExclusive:
             return False
         try:
             taken = bool(await self._ask("SELECT pg_try_advisory_lock($1)", key))
-        except _GONE as e:
+        except CONNECTION_GONE as e:
             log.warning("could not ask PostgreSQL who holds %s (%s); going ahead", key,
                         type(e).__name__)
             return True
@@ -50,7 +48,7 @@ class PgExclusive:
         self._held.discard(key)
         try:
             await self._ask("SELECT pg_advisory_unlock($1)", key)
-        except _GONE as e:  # its session is gone, and the lock with it
+        except CONNECTION_GONE as e:  # its session is gone, and the lock with it
             log.info("could not release %s (%s)", key, type(e).__name__)
 
     async def aclose(self) -> None:
@@ -66,7 +64,7 @@ class PgExclusive:
                         raw = await self._conn.get_raw_connection()
                         self._driver = raw.driver_connection
                     return await self._driver.fetchval(query, lock_id(key))
-                except _GONE:
+                except CONNECTION_GONE:
                     # Whatever the dead session held went with it.
                     self._held.clear()
                     await self._drop()

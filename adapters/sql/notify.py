@@ -39,7 +39,7 @@ _Queued = tuple[str, tuple[str, ReplyEvent]]  # (channel, (message key, event))
 _PART = 7000  # bytes of event per notification, under the 8,000-byte payload limit
 _BATCH = 200  # notifications per round trip
 # What a connection raises when its server is away or has closed it.
-_GONE = (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
+CONNECTION_GONE = (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class PgSignals:
@@ -94,7 +94,7 @@ class PgSignals:
                 await self._drop(self._listener)
                 try:
                     await self._listen()
-                except _GONE as e:  # the database still away: try again later
+                except CONNECTION_GONE as e:  # the database still away: try again later
                     log.info("PostgreSQL notifications: not listening yet (%s)",
                              type(e).__name__)
                     await asyncio.sleep(pause)
@@ -160,7 +160,7 @@ class PgSignals:
                         sender = await self._connection()
                     await sender.executemany("SELECT pg_notify($1, $2)", rows)
                     break
-                except _GONE as e:
+                except CONNECTION_GONE as e:
                     if sender is not None:
                         await self._drop(sender)
                         sender = None
