@@ -39,9 +39,10 @@ import aiohttp
 from sqlalchemy import text
 
 from adapters.sql.engine import create_engine
-from tests.e2e.slack.conftest import sign
+from tests.e2e.slack.conftest import mention, sign
 from tests.e2e.teams.conftest import APP_ID, APP_SECRET, TENANT
 from tests.fakes.bot_framework import ChannelIdentity, FakeLogin
+from tests.fakes.openai_server import FakeOpenAI, Reply
 
 REPOSITORY = Path(__file__).parents[2]
 CLI = (sys.executable, "-m", "bots.cli")
@@ -313,6 +314,22 @@ async def post_teams(url: str, identity: ChannelIdentity, body: dict[str, Any]) 
     ) as response:
         await response.read()
         return response.status
+
+
+async def killed_mid_answer(procs: Processes, llm: FakeOpenAI, database_url: str, *, ts: str,
+                            question: str = "tell me") -> tuple[str, asyncio.Event]:
+    """`serve` starts answering a Slack mention in thread `ts` with a model that stops
+    after its first piece (until the returned gate is set), and is SIGKILLed once the
+    message showing the answer is noted (a crash in the few ms before would still leave
+    it cut off). Returns the noted id and the gate."""
+    gate = asyncio.Event()
+    llm.script(Reply("A first attempt that never ends", gate=gate))
+    first = await serve(procs, grace=1)
+    assert first.url is not None
+    await post_slack(first.url, mention(question, ts=ts, event_id="Ev1"))
+    noted = await reply_noted(database_url)
+    first.kill()
+    return noted, gate
 
 
 async def reply_noted(url: str) -> str:

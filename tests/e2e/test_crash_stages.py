@@ -24,6 +24,7 @@ from tests.e2e.processes import (
     Processes,
     database,
     inbox_settled,
+    killed_mid_answer,
     post_slack,
     post_teams,
     reply_noted,
@@ -147,13 +148,7 @@ async def test_killed_with_the_stream_open_the_next_process_finishes_the_same_me
 async def test_a_retry_that_fails_too_apologises_in_the_message_left_not_beside_it(
     procs: Processes, slack: FakeSlack, llm: FakeOpenAI, tmp_path: Path
 ) -> None:
-    gate = asyncio.Event()  # never set: the first answer stops after its first piece
-    llm.script(Reply("A first attempt that never ends", gate=gate))
-    first = await serve(procs, grace=1)
-    assert first.url is not None
-    await post_slack(first.url, mention("tell me", ts=ROOT, event_id="Ev1"))
-    noted = await reply_noted(database(tmp_path))
-    first.kill()
+    noted, gate = await killed_mid_answer(procs, llm, database(tmp_path), ts=ROOT)
 
     llm.script(Fail(status=500))  # and the model is down when the next process asks
     second = await serve(procs, grace=1, env={"SWITCHBOARD_MODEL_RETRIES": "0"})

@@ -24,8 +24,8 @@ from tests.e2e.processes import (
     Processes,
     database,
     inbox_settled,
+    killed_mid_answer,
     post_slack,
-    reply_noted,
     serve,
     statuses,
 )
@@ -124,18 +124,9 @@ async def test_a_second_signal_stops_at_once(
 async def test_killed_mid_stream_the_next_process_finishes_the_same_message(
     procs: Processes, slack: FakeSlack, llm: FakeOpenAI, tmp_path: Path
 ) -> None:
-    gate = asyncio.Event()  # never set: the first answer stops after its first piece
-    llm.script(Reply("A first attempt that never ends", gate=gate))
-    first = await serve(procs, grace=1)
-    assert first.url is not None
-    await post_slack(first.url, mention("tell me", ts=FIRST, event_id="Ev1"))
-    await slack.wait_for("chat.startStream", timeout=20)
-    # Killed once the stream's ts is noted (a few ms after Slack answers: a crash inside
-    # that window would still leave the message cut off).
-    await reply_noted(database(tmp_path))
-    first.kill()
+    noted, gate = await killed_mid_answer(procs, llm, database(tmp_path), ts=FIRST)
     [cut] = slack.thread(CHANNEL, FIRST)
-    assert cut.streaming and cut.text == "A fi"
+    assert cut.ts == noted and cut.streaming and cut.text == "A fi"
 
     second = await serve(procs, grace=1)
     assert await inbox_settled(database(tmp_path), timeout=60) == {"done": 1}
