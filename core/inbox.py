@@ -17,13 +17,24 @@ retry after a crash continues from the rounds already done and never runs their 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from core.errors import StorageError
 from core.messages import InboundMessage
 from core.profiles import Profile
 from core.threads import Conversation, NewTurn, Turn
+
+log = logging.getLogger(__name__)
+
+STORE_PATIENCE = 15.0  # seconds a write on the answer path is retried while the database is away
+
+T = TypeVar("T")
 
 # answered: the answer is stored, its delivery not yet recorded (the lease still holds);
 # done: delivered (or apologised for).
@@ -41,6 +52,7 @@ class InboxItem:
     # The message already showing (part of) this item's answer, if an earlier attempt
     # opened one: the channel finishes it rather than sending a second.
     reply_id: str | None = None
+    lease_owner: str | None = None  # the worker answering it (or last answering it)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -176,3 +188,19 @@ class TurnEnd:
 
 class LeaseLost(Exception):
     """The item's lease expired and another worker took it over: that one answers."""
+
+
+async def patiently(write: Callable[[], Awaitable[T]], *, what: str) -> T:
+    """`write`, tried again while the database is away (a restart, a failover) for up to
+    STORE_PATIENCE seconds; then its StorageError is raised."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(StorageError),
+        wait=wait_exponential(multiplier=0.25, max=2.0),
+        stop=stop_after_delay(STORE_PATIENCE),
+        before_sleep=lambda state: log.warning(
+            "could not write %s (attempt %d); trying again", what, state.attempt_number),
+        reraise=True,
+    ):
+        with attempt:
+            return await write()
+    raise AssertionError("unreachable: AsyncRetrying returns or raises")

@@ -15,16 +15,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential,
-)
-
 from core.context import ContextAssembler, TurnInput, audience_of
 from core.errors import ModelError, ModelInterrupted, ModelTimeout, NoAnswer, StorageError
-from core.inbox import Answered, Started, TurnEnd
+from core.inbox import Answered, Started, TurnEnd, patiently
 from core.knowledge import PassageBook, cited
 from core.messages import Citation
 from core.model import ChatMessage, ChatRequest, ModelText, ModelToolCalls, ModelUsage, ToolCall
@@ -36,7 +29,6 @@ from core.tools.registry import ToolContext, ToolRegistry, ToolServices
 
 log = logging.getLogger(__name__)
 
-STORE_PATIENCE = 15.0  # seconds an answer's storing is retried while the database is away
 
 
 @dataclass(kw_only=True)
@@ -150,22 +142,11 @@ class Orchestrator:
         return done
 
     async def _store(self, end: TurnEnd) -> list[Turn]:
-        """`finish_turn`, tried again while the database is away (a restart, a failover)
-        for up to STORE_PATIENCE seconds: the answer is on screen by now, and storing it is
-        what makes it final; given up, the person gets an apology and the message is
-        retried."""
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(StorageError),
-            wait=wait_exponential(multiplier=0.25, max=2.0),
-            stop=stop_after_delay(STORE_PATIENCE),
-            before_sleep=lambda state: log.warning(
-                "could not store the answer to inbox item %d (attempt %d); trying again",
-                end.item_id, state.attempt_number),
-            reraise=True,
-        ):
-            with attempt:
-                return await self._inbox.finish_turn(end)
-        raise AssertionError("unreachable: AsyncRetrying returns or raises")
+        """`finish_turn`, tried again while the database is away: the answer is on screen
+        by now, and storing it is what makes it final; given up, the person gets an
+        apology and the message is retried."""
+        return await patiently(lambda: self._inbox.finish_turn(end),
+                               what=f"the answer to inbox item {end.item_id}")
 
     async def _delivered(self, item_id: int, owner: str) -> None:
         """Record the delivery. If that fails the item stays answered, and whoever claims

@@ -69,9 +69,10 @@ class Inbox(Protocol):
         another worker took the item over."""
         ...
 
-    async def note_reply(self, item_id: int, reply_id: str) -> None:
+    async def note_reply(self, item_id: int, reply_id: str, *, owner: str) -> bool:
         """The platform's id of the message now showing the item's answer (a Slack
-        stream), kept so a retry after a crash finishes that message."""
+        stream), kept so a retry after a crash finishes that message. Only while `owner`
+        still holds the item (even past its lease): whether it was kept."""
         ...
 
     async def finish_delivery(self, item_id: int, *, owner: str) -> bool:

@@ -1,7 +1,8 @@
 """What the orchestrator tells a `Replier` while it answers; each channel renders these.
 
 Text is CommonMark. A turn sends any number of `Status`, `TextDelta` and `ToolProgress`
-events, then exactly one `ReplyDone` or `ReplyFailed`.
+events, then exactly one `ReplyDone` or `ReplyFailed` — or `ReplyWithdrawn`, when another
+worker took the message over and answers it instead.
 """
 
 from __future__ import annotations
@@ -58,7 +59,17 @@ class ReplyFailed:
     kind: Literal["failed"] = "failed"
 
 
-ReplyEvent = Status | TextDelta | ToolProgress | ReplyDone | ReplyFailed
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReplyWithdrawn:
+    """This attempt lost its message to another worker (its lease ran out while it could
+    not renew it), which answers instead. What this attempt showed is taken back, unless
+    it is `kept`: the message the new owner was told to finish (the item's noted reply)."""
+
+    kept: str | None = None
+    kind: Literal["withdrawn"] = "withdrawn"
+
+
+ReplyEvent = Status | TextDelta | ToolProgress | ReplyDone | ReplyFailed | ReplyWithdrawn
 
 
 _events: TypeAdapter[ReplyEvent] = TypeAdapter(

@@ -4,7 +4,9 @@ Every claimed item ends in one of three ways: done (answered: `finish_turn` mark
 the transaction that stores the answer), failed (the person got a short apology; a
 redelivery retries it), or released (shutdown; another worker takes it). A process that
 dies leaves its items under a lease that expires, and they are claimed again — at
-start-up or by any other worker on the same inbox.
+start-up or by any other worker on the same inbox. A process that only stalled (or lost
+the database) past its lease finds its item taken over: it stops that answer as soon as
+it learns so, stores nothing, and takes back what it showed (`ReplyWithdrawn`).
 
 A turn is almost all waiting on the model, so the number of turns in flight is bounded by
 `concurrency` (hundreds), not by CPU slots; the model's own rate limit is the model
@@ -20,6 +22,7 @@ import uuid
 from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from core.errors import StorageError, SwitchboardError
 from core.inbox import (
@@ -39,8 +42,8 @@ from core.inbox import (
 )
 from core.orchestrator import AnswerUndelivered, Orchestrator
 from core.ports import Inbox, Replier, ReplierFactory
+from core.replies import ReplyEvent, ReplyFailed, ReplyWithdrawn
 from core.signs import DelayedFirstStatus
-from core.replies import ReplyEvent, ReplyFailed
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,8 @@ class Worker:
         self._concurrency = concurrency
         self._poll_interval = poll_interval
         self._held: set[int] = set()  # items this worker is answering
+        self._turns: dict[int, asyncio.Task[Any]] = {}  # the task answering each item
+        self._taken: set[int] = set()  # items another worker took over, their turns stopped
         self._keeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._draining = False
@@ -198,6 +203,8 @@ class Worker:
         """Answer one claimed item and settle it. Never raises except on cancellation."""
         item = start.item
         shown = DelayedFirstStatus(replier)
+        if (task := asyncio.current_task()) is not None:
+            self._turns[item.id] = task
         try:
             match start:
                 case Exhausted():
@@ -207,10 +214,14 @@ class Worker:
                 case Started():
                     await self._orchestrator.answer(start, shown, owner=self.owner)
         except asyncio.CancelledError:
+            if self._stopped_as_taken(item.id):
+                await self._withdraw(item, shown)
+                return
             await asyncio.shield(self._settle(self._inbox.release(item.id, owner=self.owner)))
             raise
         except LeaseLost:
             log.warning("inbox item %d was taken over by another worker; it answers", item.id)
+            await self._withdraw(item, shown)
         except AnswerUndelivered as e:
             # Stored, and the channel refused it (not a crash): apologise, and the item is
             # done; delivering it again would likely fail the same way, or repeat it.
@@ -219,7 +230,24 @@ class Worker:
         except Exception as e:
             await self._tell(item, shown, e, settle=True)
         finally:
+            self._turns.pop(item.id, None)
+            self._taken.discard(item.id)
             await shown.settle()
+
+    def _stop_taken(self, item_id: int) -> None:
+        """Another worker took this item over (this one could not renew its lease in
+        time): stop answering it now, rather than go on showing a second answer."""
+        turn = self._turns.get(item_id)
+        if turn is None or item_id in self._taken:
+            return
+        log.warning("inbox item %d was taken over by another worker; stopping", item_id)
+        self._taken.add(item_id)
+        turn.cancel()
+
+    def _stopped_as_taken(self, item_id: int) -> bool:
+        """The turn was cancelled by `_stop_taken` alone (not also by a shutdown)."""
+        task = asyncio.current_task()
+        return item_id in self._taken and task is not None and task.uncancel() == 0
 
     async def _tell(
         self, item: InboxItem, replier: Replier, error: Exception, *, settle: bool
@@ -239,6 +267,15 @@ class Worker:
         apology = ReplyFailed(text=text, reference=reference)
         await self._fail(item, replier, apology, error=f"{type(error).__name__} ({reference})",
                          settle=settle)
+
+    async def _withdraw(self, item: InboxItem, replier: Replier) -> None:
+        """What this attempt showed is taken back, unless the new owner finishes it: it
+        was noted before the takeover (notes land only while the item is held)."""
+        try:
+            now = await self._inbox.get(item.id)
+            await replier.send(ReplyWithdrawn(kept=now.reply_id if now is not None else None))
+        except Exception:
+            log.exception("could not take back what inbox item %d showed", item.id)
 
     async def _give_up(self, item: InboxItem, replier: Replier) -> None:
         log.error("message %s failed %d times; giving up", item.message.id, item.attempts - 1)
@@ -281,7 +318,13 @@ class Worker:
                     # Not renewed: stored and done already (its answer is being delivered),
                     # or taken over by another worker after this one stalled past the lease.
                     item = await self._inbox.get(item_id)
-                    if item is not None and item.status != "done":
+                    if item is None or item.status == "done":
+                        continue
+                    if item.status in ("processing", "answered") and item.lease_owner not in (
+                        None, self.owner
+                    ):
+                        self._stop_taken(item_id)
+                    else:
                         log.warning("lost the lease on inbox item %d", item_id)
             except StorageError as e:
                 log.warning("could not renew the leases of %d inbox items (%s)", len(held), e)

@@ -5,12 +5,10 @@ when streaming is unavailable or the stream expires (`message_not_in_streaming_s
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -21,9 +19,17 @@ from adapters.slack.clients import ChannelPacer, SlackClients
 from adapters.slack.mrkdwn import split_message, to_mrkdwn
 from adapters.slack.status import set_status
 from adapters.slack.translate import SlackTarget, target_of
-from core.errors import StorageError
 from core.inbox import InboxItem
-from core.replies import ReplyDone, ReplyEvent, ReplyFailed, Status, TextDelta, ToolProgress
+from core.notes import NoteReply, ReplyNote
+from core.replies import (
+    ReplyDone,
+    ReplyEvent,
+    ReplyFailed,
+    ReplyWithdrawn,
+    Status,
+    TextDelta,
+    ToolProgress,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +41,6 @@ FLUSH_SECONDS = 0.25
 UPDATE_SECONDS = 1.0  # chat.update at most this often while falling back
 NO_ANSWER = "Sorry, I have no answer to that."
 _TASK_STATE = {"running": "in_progress", "done": "complete", "failed": "error"}
-NOTE_WAIT = 5.0  # seconds the end of an answer waits for its message to be noted
-_NOTING: set[asyncio.Future[None]] = set()  # notes being written (kept from the collector)
-
-
-NoteReply = Callable[[int, str], Awaitable[None]]  # (inbox item, message ts)
 
 
 class SlackRepliers:
@@ -51,7 +52,7 @@ class SlackRepliers:
         self._note = note
 
     def replier_for(self, item: InboxItem) -> SlackReplier:
-        note = functools.partial(self._note, item.id) if self._note is not None else None
+        note = ReplyNote(self._note, item) if self._note is not None else None
         return SlackReplier(target_of(item.message), self._clients, self._pacer,
                             resume=item.reply_id, note=note)
 
@@ -64,7 +65,7 @@ class SlackReplier:
         pacer: ChannelPacer,
         *,
         resume: str | None = None,
-        note: Callable[[str], Awaitable[None]] | None = None,
+        note: ReplyNote | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`resume`: the ts of a message an earlier attempt left showing part of this
@@ -88,7 +89,6 @@ class SlackReplier:
         self._finishing = False  # the end of the answer went out (or was being sent)
         self._resumed = resume  # to stop (if still streaming) before it is first updated
         self._replied = False  # a new message went out (it clears the status)
-        self._noting: asyncio.Future[None] | None = None  # the note of the message, if any
         if resume is not None:
             self._streaming, self._shown_ts = False, resume
 
@@ -105,6 +105,8 @@ class SlackReplier:
                 await self._finish(event)
             case ReplyFailed():
                 await self._fail(event)
+            case ReplyWithdrawn(kept=kept):
+                await self._withdraw(kept)
 
     async def _api(self) -> AsyncWebClient:
         if self._client is None:
@@ -172,34 +174,20 @@ class SlackReplier:
         )
         self._stream_ts = str(response["ts"])
         self._replied = True
-        await self._remember(self._stream_ts)
+        self._remember(self._stream_ts)
         return self._stream_ts
 
-    async def _remember(self, ts: str) -> None:
+    def _remember(self, ts: str) -> None:
         """Note the message durably, without holding up the answer (a few ms later on
         a busy database: a crash inside that window leaves the message cut off)."""
-        if self._note is None:
-            return
-        noting = self._noting = asyncio.ensure_future(self._note(ts))
-        _NOTING.add(noting)
-        noting.add_done_callback(self._noted)
+        if self._note is not None:
+            self._note.remember(ts)
 
     async def _noted_by_now(self) -> None:
         """Before the end of the answer goes out: the note is written (the answer is
         stored by then, and a retry after a crash must find the message to finish)."""
-        if self._noting is not None and not self._noting.done():
-            with contextlib.suppress(Exception):  # _noted logs it
-                await asyncio.wait_for(asyncio.shield(self._noting), NOTE_WAIT)
-
-    def _noted(self, noting: asyncio.Future[None]) -> None:
-        _NOTING.discard(noting)
-        if noting.cancelled() or (error := noting.exception()) is None:
-            return
-        # The database being away is one line (it says so elsewhere); anything else, a bug.
-        log.warning("could not note the message showing the answer in %s%s",
-                    self._target.channel,
-                    f" ({error})" if isinstance(error, StorageError) else "",
-                    exc_info=None if isinstance(error, StorageError) else error)
+        if self._note is not None:
+            await self._note.settled()
 
     async def _append(self, piece: str) -> None:
         chunks = self._chunks(piece)
@@ -255,7 +243,7 @@ class SlackReplier:
                 log.info("the earlier stream in %s was not open (%s)", t.channel, _error(e))
         if self._shown_ts is None:
             self._shown_ts = await self._post(markdown, blocks=blocks)
-            await self._remember(self._shown_ts)
+            self._remember(self._shown_ts)
         else:
             await client.chat_update(
                 channel=t.channel, ts=self._shown_ts, text=to_mrkdwn(markdown), blocks=blocks
@@ -283,6 +271,7 @@ class SlackReplier:
         if not self._streaming:
             await self._deliver_all(footer)
         await self._status_cleared()
+        await self._noted_by_now()  # a message posted last is noted before the item is done
 
     async def _status_cleared(self) -> None:
         """An answer that only edited a message (an earlier attempt's) posted no reply to
@@ -320,6 +309,7 @@ class SlackReplier:
             blocks = _with_body(part, footer) if n == len(parts) and footer else None
             if n == 1:
                 await self._show(part, blocks=blocks)
+                await self._noted_by_now()  # before the rest: a retry finishes this one
             else:
                 await self._post(part, blocks=blocks)
 
@@ -350,6 +340,21 @@ class SlackReplier:
             except SlackApiError as e:
                 log.info("could not put the apology into the answer's message: %s", _error(e))
         await self._post(apology, blocks=None)
+
+    async def _withdraw(self, kept: str | None) -> None:
+        """Another worker answers instead: this attempt's message goes, unless it is the
+        one the new owner finishes."""
+        ts = self._shown_ts or self._stream_ts
+        if ts is None or ts == kept:
+            return
+        client, channel = await self._api(), self._target.channel
+        if self._streaming and ts == self._stream_ts:
+            with contextlib.suppress(SlackApiError):  # it may have expired meanwhile
+                await client.chat_stopStream(channel=channel, ts=ts)
+        try:
+            await client.chat_delete(channel=channel, ts=ts)
+        except SlackApiError as e:
+            log.warning("could not take back a message in %s (%s)", channel, _error(e))
 
 
 def _with_body(markdown: str, footer: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -70,13 +70,17 @@ class SqlInbox:
         unit = functools.partial(units.record_round, end=end, now=self._now())
         return await self._run(unit, f"storing a tool round of item {end.item_id}")
 
-    async def note_reply(self, item_id: int, reply_id: str) -> None:
-        await self._notes.add((item_id, reply_id))
+    async def note_reply(self, item_id: int, reply_id: str, *, owner: str) -> bool:
+        return await self._notes.add((item_id, reply_id, owner))
 
-    async def _note_replies(self, notes: list[tuple[int, str]]) -> set[tuple[int, str]]:
+    async def _note_replies(
+        self, notes: list[tuple[int, str, str]]
+    ) -> set[tuple[int, str, str]]:
         unit = functools.partial(units.note_replies, notes=notes, now=self._now())
-        await self._run(unit, f"noting the replies to {len(notes)} items")
-        return set(notes)
+        kept: set[tuple[int, str, str]] = await self._run(
+            unit, f"noting the replies to {len(notes)} items"
+        )
+        return kept
 
     async def finish_delivery(self, item_id: int, *, owner: str) -> bool:
         return await self._deliveries.add((item_id, owner))

@@ -97,6 +97,7 @@ def to_item(row: Row[Any]) -> InboxItem:
         lease_until=row.lease_until,
         last_error=row.last_error,
         reply_id=row.reply_id,
+        lease_owner=row.lease_owner,
     )
 
 

@@ -162,7 +162,7 @@ _ANSWERED = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
     status="answered", updated_at=_NOW)
 _STILL_HELD = update(inbox).where(inbox.c.id == _ITEM, _HELD,
                                   inbox.c.status == "processing").values(updated_at=_NOW)
-_NOTE_REPLY = update(inbox).where(inbox.c.id == _ITEM, _WORKING).values(
+_NOTE_REPLY = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
     reply_id=bindparam("b_reply"), updated_at=_NOW)
 _DONE = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
     status="done", lease_owner=None, lease_until=None, updated_at=_NOW)
@@ -256,7 +256,7 @@ def _record(
     }).scalar_one_or_none()
     if item_id is not None:
         item = InboxItem(id=item_id, message=message, status=status, attempts=0,
-                         lease_until=until)
+                         lease_until=until, lease_owner=claim.owner if claim else None)
         return Recorded(item=item)
 
     existing = conn.execute(_ITEM_BY_KEY, key).one()
@@ -465,10 +465,18 @@ def record_round(conn: Connection, end: TurnEnd, now: datetime) -> list[Turn]:
     return add_turns(conn, end.conversation_id, end.turns, now)
 
 
-def note_replies(conn: Connection, notes: Sequence[tuple[int, str]], now: datetime) -> None:
-    """The messages showing these items' answers (item id, platform message id)."""
-    conn.execute(_NOTE_REPLY, [{"b_item": item_id, "b_reply": reply_id, "b_now": now}
-                               for item_id, reply_id in notes])
+def note_replies(
+    conn: Connection, notes: Sequence[tuple[int, str, str]], now: datetime
+) -> set[tuple[int, str, str]]:
+    """The messages showing these items' answers (item id, platform message id, owner),
+    kept for the items their owner still holds; which were."""
+    kept = set()
+    for note in notes:
+        item_id, reply_id, owner = note
+        params = {"b_item": item_id, "b_reply": reply_id, "b_owner": owner, "b_now": now}
+        if conn.execute(_NOTE_REPLY, params).rowcount == 1:
+            kept.add(note)
+    return kept
 
 
 def finish_deliveries(

@@ -131,15 +131,16 @@ class BotConnector:
         `reference` (`update_activity`)."""
         outgoing = {**addressed(activity, reference), "id": activity_id}
         outgoing.pop("replyToId", None)
-        service_url = outgoing.get("serviceUrl")
-        conversation = (outgoing.get("conversation") or {}).get("id")
-        if not isinstance(service_url, str) or not isinstance(conversation, str):
-            raise ConnectorError("the conversation reference has no service URL or conversation")
-        url = connector_url(service_url, conversation, "activities", activity_id)
         headers = {"Accept": "application/json",
                    "Content-Type": "application/json; charset=utf-8"}
-        await self._call("PUT", url, headers=headers, data=json.dumps(outgoing).encode(),
-                         ok=_UPDATED)
+        await self._call("PUT", _activity_url(outgoing, activity_id), headers=headers,
+                         data=json.dumps(outgoing).encode(), ok=_UPDATED)
+
+    async def delete(self, reference: Mapping[str, Any], activity_id: str) -> None:
+        """Deletes the activity `activity_id` the bot sent into the conversation of
+        `reference` (`delete_activity`)."""
+        url = _activity_url(addressed({}, reference), activity_id)
+        await self._call("DELETE", url, headers={"Accept": "application/json"}, ok=_UPDATED)
 
     async def member(
         self, service_url: str, conversation_id: str, member_id: str
@@ -181,6 +182,14 @@ class BotConnector:
             log.warning("connector answered 429; retrying %s in %.1f s", method, delay)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+
+def _activity_url(addressed: Mapping[str, Any], activity_id: str) -> str:
+    service_url = addressed.get("serviceUrl")
+    conversation = (addressed.get("conversation") or {}).get("id")
+    if not isinstance(service_url, str) or not isinstance(conversation, str):
+        raise ConnectorError("the conversation reference has no service URL or conversation")
+    return connector_url(service_url, conversation, "activities", activity_id)
 
 
 def _json(body: bytes) -> Any:

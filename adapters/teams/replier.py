@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,11 +27,19 @@ from adapters.teams.render import (
     to_teams_markdown,
     utf16_len,
 )
-from core.errors import StorageError
 from core.inbox import InboxItem
 from core.messages import ConversationRef
+from core.notes import NoteReply, ReplyNote
 from core.ports import Exclusive, SentMessages
-from core.replies import ReplyDone, ReplyEvent, ReplyFailed, Status, TextDelta, ToolProgress
+from core.replies import (
+    ReplyDone,
+    ReplyEvent,
+    ReplyFailed,
+    ReplyWithdrawn,
+    Status,
+    TextDelta,
+    ToolProgress,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +54,8 @@ SendError = (ConnectorError, TokenUnavailable)
 Sender = Callable[[dict[str, Any]], Awaitable[str | None]]
 # Replaces an activity the bot sent (its id, the new fields).
 Updater = Callable[[str, dict[str, Any]], Awaitable[None]]
-# Keeps, durably, what shows this item's answer: "stream:<id>" or "message:<id>".
-Noter = Callable[[str], Awaitable[None]]
+# Deletes an activity the bot sent (its id).
+Deleter = Callable[[str], Awaitable[None]]
 
 
 def status_code(error: BaseException) -> int | None:
@@ -114,15 +121,18 @@ class TeamsReplier:
         sent: SentMessages,
         slots: StreamSlots | None = None,
         update: Updater | None = None,
+        delete: Deleter | None = None,
         resume: str | None = None,
-        note: Noter | None = None,
+        note: ReplyNote | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`resume`: what an earlier attempt (whose process died) left showing this
         answer, as `note` kept it: its stream is finished with this answer, or its message
-        replaced, instead of a second one being sent."""
+        replaced, instead of a second one being sent. `note` keeps, durably, what shows
+        the answer: "stream:<id>" or "message:<id>"."""
         self._send = send
         self._update = update
+        self._delete = delete
         self._note = note
         self._replace: str | None = None  # a message to replace with the answer's first part
         self._slots = slots or StreamSlots()
@@ -158,6 +168,8 @@ class TeamsReplier:
                 await self._done(event)
             case ReplyFailed():
                 await self._failed(event)
+            case ReplyWithdrawn(kept=kept):
+                await self._withdraw(kept)
 
     # ----- while working -----
 
@@ -233,7 +245,7 @@ class TeamsReplier:
             if not response_id:
                 stream.usable = False  # no id to continue it with
             else:
-                await self._remember(f"stream:{response_id}")
+                self._remember(f"stream:{response_id}")
         stream.sequence += 1
         stream.sent_at = now
         stream.streaming = stream.streaming or kind == "streaming"
@@ -244,6 +256,7 @@ class TeamsReplier:
 
     async def _done(self, done: ReplyDone) -> None:
         try:
+            await self._noted_by_now()
             await self._finish(done)
         finally:
             await self._release()
@@ -260,12 +273,15 @@ class TeamsReplier:
             )
             message_id = await self._deliver(fields, final_of_stream=index == 0)
             if index == 0 and message_id:
-                await self._remember(f"message:{message_id}")
+                # Noted before the rest goes out: a retry after a crash replaces it.
+                self._remember(f"message:{message_id}")
+                await self._noted_by_now()
         if message_id and done.turn_id is not None and done.feedback:
             await self._sent.remember(self._where, message_id, done.turn_id)
 
     async def _failed(self, failed: ReplyFailed) -> None:
         try:
+            await self._noted_by_now()
             await self._stop_typing()
             apology = f"{failed.text} (reference {failed.reference})"
             # What the model had said goes before the apology ("the answer above is
@@ -279,7 +295,24 @@ class TeamsReplier:
                 shown = await self._deliver({"type": "message", "text": part},
                                             final_of_stream=index == 0)
                 if index == 0 and shown:  # the retry replaces it with the answer
-                    await self._remember(f"message:{shown}")
+                    self._remember(f"message:{shown}")
+                    await self._noted_by_now()
+        finally:
+            await self._release()
+
+    async def _withdraw(self, kept: str | None) -> None:
+        """Another worker answers instead: this attempt's stream (all it shows before the
+        end) goes, unless it is the one the new owner finishes."""
+        try:
+            await self._stop_typing()
+            stream = self._turn.stream
+            if stream.id is None or self._delete is None or f"stream:{stream.id}" == kept:
+                return
+            try:
+                await self._delete(stream.id)
+            except SendError as e:
+                log.warning("could not take back a message in %s (%s)",
+                            self._where.conversation, e)
         finally:
             await self._release()
 
@@ -288,17 +321,15 @@ class TeamsReplier:
             self._turn.stream.slot = False
             await self._slots.release(self._where.conversation)
 
-    async def _remember(self, shown: str) -> None:
-        if self._note is None:
-            return
-        try:
-            await self._note(shown)
-        except StorageError as e:  # the database is away (and says so elsewhere): one line
-            log.warning("could not note what shows the answer in %s (%s)",
-                        self._where.conversation, e)
-        except Exception:  # never worth the answer
-            log.warning("could not note what shows the answer in %s",
-                        self._where.conversation, exc_info=True)
+    def _remember(self, shown: str) -> None:
+        if self._note is not None:
+            self._note.remember(shown)
+
+    async def _noted_by_now(self) -> None:
+        """Before the end goes out, and before the item is done: what shows the answer is
+        noted (a retry after a crash must find it)."""
+        if self._note is not None:
+            await self._note.settled()
 
     async def _deliver(self, fields: dict[str, Any], *, final_of_stream: bool) -> str | None:
         if final_of_stream and self._replace is not None:
@@ -360,7 +391,7 @@ class TeamsRepliers:
 
     def __init__(
         self, connector: BotConnector, *, sent: SentMessages,
-        note: Callable[[int, str], Awaitable[None]] | None = None,
+        note: NoteReply | None = None,
         streams: Exclusive | None = None,
     ) -> None:
         """`streams`: who streams in which chat, shared by the deployment's processes."""
@@ -376,6 +407,9 @@ class TeamsRepliers:
         async def update(activity_id: str, activity: dict[str, Any]) -> None:
             await self._connector.update(reference, activity_id, activity)
 
+        async def delete(activity_id: str) -> None:
+            await self._connector.delete(reference, activity_id)
+
         return TeamsReplier(
             send=self.sender_for(reference),
             where=item.message.conversation,
@@ -383,8 +417,9 @@ class TeamsRepliers:
             sent=self._sent,
             slots=self._slots,
             update=update,
+            delete=delete,
             resume=item.reply_id,
-            note=functools.partial(self._note, item.id) if self._note is not None else None,
+            note=ReplyNote(self._note, item) if self._note is not None else None,
         )
 
     def sender_for(self, reference: dict[str, Any]) -> Sender:

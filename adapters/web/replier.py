@@ -11,7 +11,15 @@ from typing import Any
 from aiohttp_sse import EventSourceResponse
 
 from adapters.web.render import to_html
-from core.replies import ReplyDone, ReplyEvent, ReplyFailed, Status, TextDelta, ToolProgress
+from core.replies import (
+    ReplyDone,
+    ReplyEvent,
+    ReplyFailed,
+    ReplyWithdrawn,
+    Status,
+    TextDelta,
+    ToolProgress,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +37,10 @@ def event_payload(event: ReplyEvent) -> tuple[str, dict[str, Any]]:
             return "done", done_body(event)
         case ReplyFailed(text=text, reference=reference):
             return "error", {"error": text, "reference": reference, "retryable": True}
+        case ReplyWithdrawn():
+            # Another worker took the message over and answers from the start: what was
+            # shown so far is dropped.
+            return "restart", {}
 
 
 def done_body(done: ReplyDone) -> dict[str, Any]:

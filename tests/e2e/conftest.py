@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from sqlalchemy import text
 
 from bots.server import SWITCHBOARD, create_app
 from bots.settings import Settings, load_settings
+from core.errors import StorageError
+from core.inbox import Claim, Started
 from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
@@ -166,3 +169,53 @@ async def settled(app: TestClient[Any, Any]) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the inbox did not settle")
+
+
+async def taken_over_while_away(
+    app: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch, *, noted: str | None
+) -> Started:
+    """This process loses the database (its lease renewals and claims fail) while it
+    answers the one item in progress, until its lease has run out and another worker
+    takes the item over; then the database is back. Waits first, if `noted` is given,
+    until that message is noted as showing the answer. The other worker's start."""
+    sb = services(app)
+    [item_id] = await _items_in_progress(app, noted)
+    begin_turns = sb.inbox.begin_turns
+
+    async def away(*_: object, **__: object) -> None:
+        raise StorageError("the database is restarting")
+
+    other = Claim(owner="another-worker", lease=timedelta(minutes=5))
+    with monkeypatch.context() as cut_off:
+        cut_off.setattr(sb.inbox, "renew", away)
+        cut_off.setattr(sb.inbox, "begin_turns", away)
+        for _ in range(300):  # the lease is a few seconds
+            if taken := await begin_turns(other, limit=1):
+                [start] = taken
+                assert start.item.id == item_id and isinstance(start, Started)
+                return start
+            await asyncio.sleep(0.05)
+    raise AssertionError("the lease did not run out")
+
+
+async def _items_in_progress(app: TestClient[Any, Any], noted: str | None) -> list[int]:
+    engine = services(app).stores.engine
+    for _ in range(500):
+        async with engine.connect() as conn:
+            rows = (await conn.execute(
+                text("SELECT id, reply_id FROM inbox WHERE status = 'processing'")
+            )).all()
+        if rows and (noted is None or rows[0].reply_id == noted):
+            return [row.id for row in rows]
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no item in progress{f' with {noted} noted' if noted else ''}")
+
+
+async def idle(app: TestClient[Any, Any]) -> None:
+    """Wait until this process's worker holds nothing (whatever the inbox says)."""
+    worker = services(app).worker
+    for _ in range(500):
+        if worker.busy == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the worker did not finish")

@@ -1158,7 +1158,9 @@ class FakeConnector:
         return _Reply(200, {"id": message.id})
 
     def _delete(self, call: ConnectorCall) -> _Reply:
-        if self._messages.pop(str(call.activity_id), None) is None:
+        # A stream, finished or not, is one message: deleting it deletes the stream.
+        stream = self.streams.pop(str(call.activity_id), None)
+        if self._messages.pop(str(call.activity_id), None) is None and stream is None:
             return _Reply(404, _error("ActivityNotFoundInConversation",
                                       f"Activity {call.activity_id} was not found."))
         return _Reply(200, {})

@@ -62,7 +62,7 @@ class RecordingReplier:
 
     async def send(self, event: ReplyEvent) -> None:
         self.events.append(event)
-        if event.kind in ("done", "failed"):
+        if event.kind in ("done", "failed", "withdrawn"):
             self.finished.set()
 
     def kinds(self) -> list[str]:

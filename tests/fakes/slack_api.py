@@ -147,6 +147,7 @@ class FakeSlack:
             "users.info": self._users_info,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            "chat.delete": self._delete,
             "chat.postEphemeral": self._post_ephemeral,
             "chat.startStream": self._start_stream,
             "chat.appendStream": self._append_stream,
@@ -349,6 +350,12 @@ class FakeSlack:
                                                                           message.blocks)))
         return {"ok": True, "channel": message.channel, "ts": message.ts, "text": message.text,
                 "message": message.to_slack()}
+
+    def _delete(self, body: Args, token: str | None) -> Args:
+        key = (body.get("channel", ""), str(body.get("ts", "")))
+        if self.messages.pop(key, None) is None:
+            return _error("message_not_found")
+        return {"ok": True, "channel": key[0], "ts": key[1]}
 
     def _post_ephemeral(self, body: Args, token: str | None) -> Args:
         if not body.get("channel"):

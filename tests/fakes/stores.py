@@ -93,7 +93,7 @@ class _ItemRow:
         return InboxItem(
             id=self.id, message=message_from_json(self.payload), status=self.status,
             attempts=self.attempts, lease_until=self.lease_until, last_error=self.last_error,
-            reply_id=self.reply_id,
+            reply_id=self.reply_id, lease_owner=self.lease_owner,
         )
 
     def claimable(self, now: datetime) -> bool:
@@ -372,11 +372,13 @@ class InMemoryInbox:
         row.updated_at = now
         return db.add_turns(end.conversation_id, end.turns, now)
 
-    async def note_reply(self, item_id: int, reply_id: str) -> None:
+    async def note_reply(self, item_id: int, reply_id: str, *, owner: str) -> bool:
         await _operation()
         row = self.db.items.get(item_id)
-        if row is not None and row.status in ("processing", "answered"):
-            row.reply_id, row.updated_at = reply_id, self._now()
+        if row is None or not row.held_by(owner):
+            return False
+        row.reply_id, row.updated_at = reply_id, self._now()
+        return True
 
     async def finish_delivery(self, item_id: int, *, owner: str) -> bool:
         await _operation()

@@ -239,7 +239,7 @@ async def test_storage_that_fails_is_named(
         raise StorageError("storing the answer failed")
 
     monkeypatch.setattr(sb.inbox, "finish_turn", unavailable)
-    monkeypatch.setattr("core.orchestrator.STORE_PATIENCE", 0.3)
+    monkeypatch.setattr("core.inbox.STORE_PATIENCE", 0.3)
     model.steps = [says("An answer that cannot be saved.")]
     replier, _ = await answer(sb, "hi")
     assert apology(replier) == StorageError.user_message

@@ -13,7 +13,7 @@ import pytest
 
 from bots.bootstrap import Switchboard, bootstrap
 from bots.settings import load_settings
-from core.errors import ModelError
+from core.errors import ModelError, StorageError
 from core.inbox import (
     Acceptance,
     Claim,
@@ -23,12 +23,20 @@ from core.inbox import (
     Recorded,
     Requeued,
     Started,
+    TurnStart,
 )
 from core.messages import ConversationRef, InboundMessage, Sender
 from core.profiles import Profile
-from core.replies import ReplyDone, ReplyEvent, ReplyFailed, Status, ToolProgress
+from core.replies import (
+    ReplyDone,
+    ReplyEvent,
+    ReplyFailed,
+    ReplyWithdrawn,
+    Status,
+    ToolProgress,
+)
 from core.worker import Worker
-from tests.fakes.scripted import RecordingReplier, ScriptedChatModel, calls, says
+from tests.fakes.scripted import STALL, RecordingReplier, ScriptedChatModel, calls, says
 from tests.fakes.stores import in_memory_stores
 
 ADA = Sender(id="test:t1:ada", name="Ada Lovelace", email="ada@example.com")
@@ -250,6 +258,75 @@ async def test_an_answer_stored_but_not_delivered_is_delivered_after_a_crash_not
     assert [t.role for t in turns] == ["user", "assistant"]
     item = await sb.inbox.get(outcome.item.id)
     assert item is not None and item.status == "done"
+
+
+@pytest.mark.parametrize("noted", [False, True])
+async def test_a_worker_whose_item_was_taken_over_takes_back_what_it_showed(
+    sb: Switchboard, model: ScriptedChatModel, noted: bool
+) -> None:
+    """A worker stalled (or cut off from the database) past its lease while it answered;
+    another took the item over. Its answer is not stored and the item not settled by it:
+    it tells its channel to take back what it showed — unless that message was noted
+    before the takeover, so the new owner finishes it."""
+    model.steps = [says("Written by the stalled worker.")]
+    stalled = Claim(owner="stalled", lease=timedelta(0))
+    outcome = await sb.inbox.accept(Acceptance(message=message("hi"), claim=stalled))
+    assert isinstance(outcome, Recorded)
+    start = await sb.inbox.begin_turn(outcome.item.id, stalled)
+    assert isinstance(start, Started)
+    if noted:  # its stream was noted while it still held the item
+        assert await sb.inbox.note_reply(outcome.item.id, "shown-1", owner="stalled")
+    [taken] = await sb.inbox.begin_turns(Claim(owner="other", lease=timedelta(60)), limit=1)
+    assert taken.item.reply_id == ("shown-1" if noted else None)
+
+    replier = RecordingReplier()
+    orchestrator = sb.orchestrator
+    assert orchestrator is not None
+    worker = Worker(inbox=sb.inbox, orchestrator=orchestrator, repliers=sb.repliers,
+                    owner="stalled")
+    await worker.process(start, replier)
+
+    assert replier.kinds()[-2:] == ["delta", "withdrawn"]
+    assert replier.events[-1] == ReplyWithdrawn(kept="shown-1" if noted else None)
+    item = await sb.inbox.get(outcome.item.id)
+    assert item is not None and item.status == "processing" and item.lease_owner == "other"
+    turns = await sb.conversations.recent_turns(start.conversation.id, 10)
+    assert [t.role for t in turns] == ["user"]  # the new owner stores the answer
+
+
+async def test_a_turn_whose_item_is_taken_over_is_stopped_at_once(
+    sb: Switchboard, model: ScriptedChatModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker could not renew its lease (its database was away) and another took the
+    item over while the model was still answering. As soon as a renewal tells it so, it
+    stops that answer — rather than go on showing it beside the new owner's — and takes
+    back what it showed. The item is the new owner's; nothing is released or failed."""
+    model.steps = [[*says("The start of an answer"), STALL]]
+    orchestrator = sb.orchestrator
+    assert orchestrator is not None
+    worker = Worker(inbox=sb.inbox, orchestrator=orchestrator, repliers=sb.repliers,
+                    owner="stalled", lease=timedelta(seconds=0.3))
+    replier = RecordingReplier()
+    renew = sb.inbox.renew
+
+    async def away(*_: object, **__: object) -> set[int]:
+        raise StorageError("the database is restarting")
+
+    monkeypatch.setattr(sb.inbox, "renew", away)
+    answering = asyncio.create_task(worker.answer_now(Acceptance(message=message("hi")), replier))
+    taken: list[TurnStart] = []
+    while not taken:  # once the lease has run out
+        await asyncio.sleep(0.05)
+        taken = await sb.inbox.begin_turns(Claim(owner="other", lease=timedelta(60)), limit=1)
+    assert replier.text() == "The start of an answer"
+    monkeypatch.setattr(sb.inbox, "renew", renew)  # the database is back
+
+    await asyncio.wait_for(answering, timeout=10)
+    assert replier.events[-1] == ReplyWithdrawn(kept=None)
+    [start] = taken
+    item = await sb.inbox.get(start.item.id)
+    assert item is not None and item.status == "processing" and item.lease_owner == "other"
+    await worker.aclose()
 
 
 async def test_work_left_by_a_crashed_process_is_claimed_and_answered(

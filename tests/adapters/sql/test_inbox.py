@@ -482,7 +482,7 @@ async def test_an_item_that_failed_too_often_is_exhausted(
 
     assert start == Exhausted(item=InboxItem(
         id=item.id, message=item.message, status="processing", attempts=3,
-        lease_until=clock.now() + LEASE))
+        lease_until=clock.now() + LEASE, lease_owner=OTHER.owner))
     # The worker apologises and gives it up: failed, retried only on redelivery.
     assert await inbox.fail(item.id, owner=OTHER.owner, error="too many attempts")
     assert await inbox.begin_turns(OTHER, limit=10) == []
@@ -689,12 +689,34 @@ async def test_the_message_showing_an_answer_is_noted_for_whoever_claims_the_ite
 ) -> None:
     start = await begun(inbox, (await recorded(inbox, slack())).id)
     assert start.item.reply_id is None
-    await inbox.note_reply(start.item.id, "1700000000.000100")  # a stream was opened
+    assert start.item.lease_owner == WORKER.owner
+    # A stream was opened:
+    assert await inbox.note_reply(start.item.id, "1700000000.000100", owner=WORKER.owner)
     after_the_lease(clock)  # and its process died
 
     [again] = await inbox.begin_turns(OTHER, limit=10)
     assert isinstance(again, Started)
     assert again.item.reply_id == "1700000000.000100"
+    assert again.item.lease_owner == OTHER.owner
+
+
+async def test_a_note_lands_only_while_its_worker_holds_the_item(
+    inbox: Inbox, clock: Clock
+) -> None:
+    """Past its lease, but not yet taken over, a worker still notes its message (the
+    database was away while it renewed); once taken over, never: the new owner was told
+    nothing of that message, so the note must not point a later retry at it either."""
+    item = await recorded(inbox, slack())
+    start = await begun(inbox, item.id, WORKER)
+    after_the_lease(clock)
+    assert await inbox.note_reply(start.item.id, "1700000000.000100", owner=WORKER.owner)
+
+    taken = await begun(inbox, item.id, OTHER)
+    assert taken.item.reply_id == "1700000000.000100"  # the new owner finishes it
+    assert not await inbox.note_reply(item.id, "1700000000.000200", owner=WORKER.owner)
+    assert await inbox.note_reply(item.id, "1700000000.000300", owner=OTHER.owner)
+    noted = await inbox.get(item.id)
+    assert noted is not None and noted.reply_id == "1700000000.000300"
 
 
 async def test_releasing_an_answered_item_leaves_it_to_be_delivered_at_once(

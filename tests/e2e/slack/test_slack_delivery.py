@@ -3,6 +3,7 @@ long answers, feedback clicks and allow-lists."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import urllib.parse
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from adapters.sql import units
 from core.errors import StorageError
-from tests.e2e.conftest import services, serving
+from tests.e2e.conftest import idle, services, serving, taken_over_while_away
 from tests.e2e.slack.conftest import SlackSettings, fixture, mention, post_event, settled
 from tests.fakes.openai_server import Cut, Fail, FakeOpenAI, Hang, Reply
 from tests.fakes.slack_api import FakeSlack, RateLimited
@@ -103,6 +105,51 @@ async def test_a_stream_that_breaks_mid_answer_ends_with_incomplete(
     assert "reach the language model" not in answer.text
     item = await services(app).inbox.find(channel="slack", tenant="T111", message_id=f"C111:{ROOT}")
     assert item is not None and item.status == "failed"
+
+
+@pytest.mark.parametrize("noted", [False, True], ids=["note-lost", "noted"])
+async def test_a_worker_that_lost_its_message_to_another_takes_back_its_stream(
+    slack_settings: SlackSettings, slack: FakeSlack, llm: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch, noted: bool,
+) -> None:
+    """Mid-answer, this process was cut off from the database for longer than its lease,
+    and another worker took the message over. Back, it finds the message taken: it
+    stores nothing, and the message it was streaming is taken back, so the new owner's
+    answer is the only one in the thread — unless that message had been noted before the
+    takeover: then the new owner finishes it, and it stays."""
+    monkeypatch.setattr("core.inbox.STORE_PATIENCE", 0.2)
+    gate = asyncio.Event()
+    llm.script(Reply("An answer the new owner will give again.", gate=gate))
+    if not noted:  # the database went away as the stream opened
+        note_replies = units.note_replies
+
+        def away(conn: Any, notes: list[tuple[int, str, str]], now: Any) -> set[Any]:
+            raise StorageError("the database is restarting")
+
+        monkeypatch.setattr(units, "note_replies", away)
+    async with serving(slack_settings(lease_seconds=3)) as app:
+        await post_event(app, mention("hi", ts=ROOT))
+        await slack.wait_for("chat.startStream")
+        (streaming,) = slack.thread("C111", ROOT)
+        taken = await taken_over_while_away(app, monkeypatch,
+                                            noted=streaming.ts if noted else None)
+        if not noted:
+            monkeypatch.setattr(units, "note_replies", note_replies)
+        gate.set()
+        await idle(app)
+        item = await services(app).inbox.get(taken.item.id)
+        turns = await services(app).conversations.recent_turns(taken.conversation.id, 10)
+
+    assert taken.item.reply_id == (streaming.ts if noted else None)
+    assert item is not None and item.lease_owner == "another-worker"
+    assert [t.role for t in turns] == ["user"]  # nothing stored by the worker that lost it
+    chat = [c.method for c in slack.calls if c.method.startswith("chat.")]
+    if noted:  # the new owner stops and replaces it (as after a crash)
+        assert [m.ts for m in slack.thread("C111", ROOT)] == [streaming.ts]
+        assert "chat.delete" not in chat
+    else:
+        assert slack.thread("C111", ROOT) == []
+        assert chat[-2:] == ["chat.stopStream", "chat.delete"]
 
 
 async def test_an_expired_stream_still_delivers_the_whole_answer(

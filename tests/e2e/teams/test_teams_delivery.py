@@ -17,7 +17,7 @@ from sqlalchemy import text
 from adapters.sql import units
 from core.errors import StorageError
 from core.messages import ConversationRef
-from tests.e2e.conftest import services, serving
+from tests.e2e.conftest import idle, services, serving, taken_over_while_away
 from tests.e2e.teams.conftest import (
     TENANT,
     TeamsSettings,
@@ -207,7 +207,7 @@ async def test_an_answer_the_database_refused_is_replaced_by_the_retry_not_repea
     ends with the answer and an apology. Teams redelivers; the retry's answer replaces
     that message (by its id, noted when it was sent, or else the stream's, whose final
     Teams refuses once the stream is finished) instead of appearing beside it."""
-    monkeypatch.setattr("core.orchestrator.STORE_PATIENCE", 0.2)
+    monkeypatch.setattr("core.inbox.STORE_PATIENCE", 0.2)
     llm.script(Reply("The first answer."), Reply("The answer, stored."))
     activity = personal(connector, "what now?")
     async with serving(teams_settings()) as app:
@@ -217,10 +217,12 @@ async def test_an_answer_the_database_refused_is_replaced_by_the_retry_not_repea
         async def unavailable(*_: object, **__: object) -> None:
             raise StorageError("the database is restarting")
 
-        def note_while_up(conn: Any, notes: list[tuple[int, str]], now: Any) -> None:
-            if not noted and any(shown.startswith("message:") for _, shown in notes):
+        def note_while_up(
+            conn: Any, notes: list[tuple[int, str, str]], now: Any
+        ) -> set[tuple[int, str, str]]:
+            if not noted and any(shown.startswith("message:") for _, shown, _ in notes):
                 raise StorageError("the database is restarting")
-            note_replies(conn, notes, now)
+            return note_replies(conn, notes, now)
 
         monkeypatch.setattr(inbox, "finish_turn", unavailable)
         monkeypatch.setattr(units, "note_replies", note_while_up)
@@ -240,6 +242,53 @@ async def test_an_answer_the_database_refused_is_replaced_by_the_retry_not_repea
     assert len(connector.streams) == 1  # the retry opened no second stream
     # Without the note, the retry first tried the finished stream's final (refused).
     assert len(connector.violations) == (0 if noted else 1)
+
+
+@pytest.mark.parametrize("noted", [False, True], ids=["note-lost", "noted"])
+async def test_a_worker_that_lost_its_message_to_another_takes_back_its_stream(
+    teams_settings: TeamsSettings, identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, noted: bool,
+) -> None:
+    """Mid-answer in a 1:1 chat, this process was cut off from the database for longer
+    than its lease, and another worker took the message over. Back, it deletes the
+    stream it had opened (unless it was noted before the takeover: the new owner
+    finishes it), and gives the chat's one stream back for the next answer."""
+    monkeypatch.setattr("core.inbox.STORE_PATIENCE", 0.2)
+    gate = asyncio.Event()
+    llm.script(Reply("An answer the new owner will give again.", gate=gate),
+               Reply("The next question's answer."))
+    if not noted:  # the database went away as the stream opened
+        note_replies = units.note_replies
+
+        def away(conn: Any, notes: list[tuple[int, str, str]], now: Any) -> set[Any]:
+            raise StorageError("the database is restarting")
+
+        monkeypatch.setattr(units, "note_replies", away)
+    async with serving(teams_settings(lease_seconds=3)) as app:
+        await post_activity(app, identity, personal(connector, "one?", id="1700000000001"))
+        await connector.wait_for(lambda _: bool(connector.streams))  # a stream opened
+        [opened] = connector.streams.values()
+        taken = await taken_over_while_away(app, monkeypatch,
+                                            noted=f"stream:{opened.id}" if noted else None)
+        if not noted:
+            monkeypatch.setattr(units, "note_replies", note_replies)
+        gate.set()
+        await idle(app)
+        if not noted:  # the next question in that chat streams as usual
+            await post_activity(app, identity, personal(connector, "two?", id="1700000000002"))
+            await connector.wait_for_text("The next question's answer.")
+            await idle(app)
+
+    assert taken.item.reply_id == (f"stream:{opened.id}" if noted else None)
+    deletes = [c for c in connector.calls if c.method == "DELETE"]
+    if noted:
+        assert list(connector.streams) == [opened.id] and not opened.finished
+        assert deletes == []
+    else:
+        assert opened.id not in connector.streams and len(deletes) == 1
+        [answer] = connector.messages()
+        assert answer.text == "The next question's answer." and answer.stream_id is not None
+    assert connector.violations == []
 
 
 async def test_activities_from_a_tenant_not_allowed_are_ignored(
