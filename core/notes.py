@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
 from typing import Protocol
 
 from core.errors import StorageError
@@ -28,10 +27,12 @@ log = logging.getLogger(__name__)
 NOTE_WAIT = 5.0  # seconds the end of an answer waits for its message to be noted
 
 
-class NoteReply(Protocol):
-    """`Inbox.note_reply`."""
+class NoteStore(Protocol):
+    """What of the `Inbox` a note uses."""
 
-    def __call__(self, item_id: int, reply_id: str, *, owner: str) -> Awaitable[bool]: ...
+    async def note_reply(self, item_id: int, reply_id: str, *, owner: str) -> bool: ...
+
+    async def get(self, item_id: int) -> InboxItem | None: ...
 
 
 _WRITING: set[asyncio.Future[None]] = set()  # notes being written (kept from the collector)
@@ -40,8 +41,8 @@ _WRITING: set[asyncio.Future[None]] = set()  # notes being written (kept from th
 class ReplyNote:
     """The note of the message showing one item's answer."""
 
-    def __init__(self, note: NoteReply, item: InboxItem) -> None:
-        self._note = note
+    def __init__(self, store: NoteStore, item: InboxItem) -> None:
+        self._store = store
         self._item = item.id
         self._owner = item.lease_owner
         self._writing: asyncio.Future[None] | None = None
@@ -60,6 +61,15 @@ class ReplyNote:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._writing), NOTE_WAIT)
 
+    async def taken_over(self) -> bool:
+        """Whether another worker holds the item now (it was noted, and the new owner
+        finishes the message: this attempt must leave it alone)."""
+        try:
+            item = await self._store.get(self._item)
+        except StorageError:
+            return False
+        return item is not None and item.lease_owner not in (None, self._owner)
+
     async def _write(self, reply_id: str, *, after: asyncio.Future[None] | None) -> None:
         if after is not None:
             await asyncio.wait([after])
@@ -67,7 +77,7 @@ class ReplyNote:
         owner = self._owner
         try:
             kept = await patiently(
-                lambda: self._note(self._item, reply_id, owner=owner),
+                lambda: self._store.note_reply(self._item, reply_id, owner=owner),
                 what=f"the message showing the answer to inbox item {self._item}",
             )
         except StorageError as e:  # the database is away (and says so elsewhere): one line

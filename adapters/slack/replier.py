@@ -20,7 +20,7 @@ from adapters.slack.mrkdwn import split_message, to_mrkdwn
 from adapters.slack.status import set_status
 from adapters.slack.translate import SlackTarget, target_of
 from core.inbox import InboxItem
-from core.notes import NoteReply, ReplyNote
+from core.notes import NoteStore, ReplyNote
 from core.replies import (
     ReplyDone,
     ReplyEvent,
@@ -45,14 +45,15 @@ _TASK_STATE = {"running": "in_progress", "done": "complete", "failed": "error"}
 
 class SlackRepliers:
     def __init__(
-        self, clients: SlackClients, pacer: ChannelPacer, *, note: NoteReply | None = None
+        self, clients: SlackClients, pacer: ChannelPacer, *, notes: NoteStore | None = None
     ) -> None:
+        """`notes`: where the message showing each answer is noted (the inbox)."""
         self._clients = clients
         self._pacer = pacer
-        self._note = note
+        self._notes = notes
 
     def replier_for(self, item: InboxItem) -> SlackReplier:
-        note = ReplyNote(self._note, item) if self._note is not None else None
+        note = ReplyNote(self._notes, item) if self._notes is not None else None
         return SlackReplier(target_of(item.message), self._clients, self._pacer,
                             resume=item.reply_id, note=note)
 
@@ -89,10 +90,13 @@ class SlackReplier:
         self._finishing = False  # the end of the answer went out (or was being sent)
         self._resumed = resume  # to stop (if still streaming) before it is first updated
         self._replied = False  # a new message went out (it clears the status)
+        self._ousted = False  # another worker took the answer over (and finishes its message)
         if resume is not None:
             self._streaming, self._shown_ts = False, resume
 
     async def send(self, event: ReplyEvent) -> None:
+        if self._ousted:
+            return
         match event:
             case Status(text=text):
                 await self._set_status(text)
@@ -203,10 +207,24 @@ class SlackReplier:
                     channel=self._target.channel, ts=self._stream_ts, chunks=chunks
                 )
         except SlackApiError as e:
+            if await self._taken_over(e):
+                return
             self._stop_streaming(e)
             await self._update_shown()
             return
         self._streamed += len(piece)
+
+    async def _taken_over(self, error: SlackApiError) -> bool:
+        """Our stream was stopped by someone else: the worker that took the answer over
+        (this one stalled past its lease) and now finishes that message. Nothing more
+        goes into it from here, not even the end of what this attempt said."""
+        if (self._stream_ts is None or self._note is None
+                or error.response.get("error") != "message_not_in_streaming_state"):
+            return False
+        self._ousted = await self._note.taken_over()
+        if self._ousted:
+            log.info("the answer in %s was taken over by another worker", self._target.channel)
+        return self._ousted
 
     def _stop_streaming(self, error: SlackApiError) -> None:
         where = "expired" if self._stream_ts else "is unavailable"
@@ -293,6 +311,8 @@ class SlackReplier:
                 blocks=None if rest.strip() else footer or None,
             )
         except SlackApiError as e:
+            if await self._taken_over(e):
+                return
             self._stop_streaming(e)
             return
         self._streamed += len(piece)

@@ -65,7 +65,7 @@ async def slack_wiring(
         try:
             yield SlackWiring(
                 channel=channel,
-                repliers=SlackRepliers(clients, ChannelPacer(), note=inbox.note_reply),
+                repliers=SlackRepliers(clients, ChannelPacer(), notes=inbox),
                 notices=SlackNotices(clients),
             )
         finally:

@@ -29,7 +29,7 @@ from adapters.teams.render import (
 )
 from core.inbox import InboxItem
 from core.messages import ConversationRef
-from core.notes import NoteReply, ReplyNote
+from core.notes import NoteStore, ReplyNote
 from core.ports import Exclusive, SentMessages
 from core.replies import (
     ReplyDone,
@@ -391,13 +391,13 @@ class TeamsRepliers:
 
     def __init__(
         self, connector: BotConnector, *, sent: SentMessages,
-        note: NoteReply | None = None,
+        notes: NoteStore | None = None,
         streams: Exclusive | None = None,
     ) -> None:
         """`streams`: who streams in which chat, shared by the deployment's processes."""
         self._connector = connector
         self._sent = sent
-        self._note = note
+        self._notes = notes
         self._slots = StreamSlots(streams)
 
     def replier_for(self, item: InboxItem) -> TeamsReplier:
@@ -419,7 +419,7 @@ class TeamsRepliers:
             update=update,
             delete=delete,
             resume=item.reply_id,
-            note=ReplyNote(self._note, item) if self._note is not None else None,
+            note=ReplyNote(self._notes, item) if self._notes is not None else None,
         )
 
     def sender_for(self, reference: dict[str, Any]) -> Sender:

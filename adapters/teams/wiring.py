@@ -60,7 +60,7 @@ async def teams_wiring(
             hosts=ServiceHosts(config.service_hosts),
         )
         adapter = TeamsAdapter(TeamsAuthentication(config, session, tokens))
-        repliers = TeamsRepliers(connector, sent=sent_messages, note=inbox.note_reply,
+        repliers = TeamsRepliers(connector, sent=sent_messages, notes=inbox,
                                  streams=streams)
         bot = TeamsBot(
             config=config, inbox=inbox, deliveries=deliveries, feedback=feedback,

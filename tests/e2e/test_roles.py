@@ -17,6 +17,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 
 from adapters.sql.engine import create_engine
 from tests.conftest import POSTGRES_URL
@@ -379,3 +380,70 @@ async def test_two_workers_answering_in_one_teams_chat_never_open_two_streams_at
     assert len(connector.streams) == 1
     assert sorted(m.text for m in connector.messages()) == [
         "First answer, streaming slowly.", "Second answer."]
+
+
+async def test_a_worker_frozen_past_its_lease_leaves_the_message_to_the_one_that_took_it_over(
+    deployment: Deployment, database: str | None, slack: FakeSlack, llm: FakeOpenAI,
+    tmp_path: Path,
+) -> None:
+    """A worker freezes (SIGSTOP: a long pause, a suspended VM) with an answer half
+    streamed, for longer than its lease. Another worker takes the message over and
+    finishes that same message. Thawed (SIGCONT), the first learns it was taken over —
+    from its next lease renewal, or from its stream, stopped by the new owner — stops,
+    and leaves the message alone: one whole answer in the thread, the new owner's."""
+    if database is None:
+        pytest.skip("one worker per SQLite database: its own bookkeeping is enough")
+    async with FakeQdrant() as qdrant:
+        shared = {"QDRANT_URL": qdrant.base_url,
+                  "SWITCHBOARD_LEASE_SECONDS": str(SHORT_LEASE)}
+        llm.script(Paced(first_token=0.1, tokens=60, rate=10, text="frozen " * 60),
+                   Paced(first_token=0.1, tokens=20, rate=10, text="taken over " * 10))
+        await deployment.start(**shared)
+        root = "1700000005.000100"
+        assert await post_slack(deployment.url, mention("who answers?", ts=root)) == 200
+        await slack.wait_for("chat.appendStream", count=2, timeout=ANSWERED_WITHIN)
+        first_owner = await _holder(deployment.database_url, noted=True)
+        frozen = deployment.worker
+        assert frozen is not None
+        frozen.send(signal.SIGSTOP)
+
+        deployment.procs.start("worker", "worker", env={
+            **deployment.worker_env, **shared, "DATA_DIR": str(tmp_path / "other-machine")})
+        while await _holder(deployment.database_url) == first_owner:  # once the lease ran out
+            await asyncio.sleep(0.05)
+        await slack.wait_for("chat.update", timeout=ANSWERED_WITHIN)  # the new owner's text
+        thawed_at = time.monotonic()
+        frozen.send(signal.SIGCONT)
+        counts = await deployment.settled()
+        for _ in range(200):  # until the thawed worker has noticed
+            if "taken over by another worker" in frozen.stderr():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the thawed worker never learnt of the takeover")
+
+    assert counts == {"done": 1}, counts
+    [answer] = slack.thread(CHANNEL, root)
+    assert answer.text.strip() == ("taken over " * 10).strip() and answer.state == "stopped"
+    late = [c.method for c in slack.calls if c.at > thawed_at and "frozen" in json.dumps(c.body)]
+    # Nothing more from the thawed worker but, perhaps, an append into its stream, which
+    # the new owner had stopped: refused, and how it learns it was taken over.
+    assert set(late) <= {"chat.appendStream"}, late
+    assert len(slack.calls_to("chat.startStream")) == 1
+    assert slack.calls_to("chat.postMessage") == slack.calls_to("chat.delete") == []
+
+
+async def _holder(url: str, *, noted: bool = False) -> str:
+    """Who holds the (only) inbox item; with `noted`, once its message is noted."""
+    engine = create_engine(url)
+    try:
+        for _ in range(400):
+            async with engine.connect() as conn:
+                row = (await conn.execute(
+                    text("SELECT lease_owner, reply_id FROM inbox"))).one_or_none()
+            if row is not None and row.lease_owner and (row.reply_id or not noted):
+                return str(row.lease_owner)
+            await asyncio.sleep(0.025)
+    finally:
+        await engine.dispose()
+    raise AssertionError("no worker holds the item")
