@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import text
 
+from adapters.sql import units
 from bots.server import SWITCHBOARD, create_app
 from bots.settings import Settings, load_settings
 from core.errors import StorageError
@@ -169,6 +170,22 @@ async def settled(app: TestClient[Any, Any]) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the inbox did not settle")
+
+
+@contextmanager
+def notes_failing(monkeypatch: pytest.MonkeyPatch, *, failing: bool = True) -> Iterator[None]:
+    """Inside: noting the message that shows an answer fails, as if the database went
+    away as the message opened (each note is retried for `core.inbox.STORE_PATIENCE`)."""
+    if not failing:
+        yield
+        return
+
+    def away(*_: object, **__: object) -> set[Any]:
+        raise StorageError("the database is restarting")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(units, "note_replies", away)
+        yield
 
 
 async def taken_over_while_away(

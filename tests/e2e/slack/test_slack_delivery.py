@@ -12,9 +12,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from adapters.sql import units
 from core.errors import StorageError
-from tests.e2e.conftest import idle, services, serving, taken_over_while_away
+from tests.e2e.conftest import (
+    idle,
+    notes_failing,
+    services,
+    serving,
+    taken_over_while_away,
+)
 from tests.e2e.slack.conftest import SlackSettings, fixture, mention, post_event, settled
 from tests.fakes.openai_server import Cut, Fail, FakeOpenAI, Hang, Reply
 from tests.fakes.slack_api import FakeSlack, RateLimited
@@ -120,21 +125,13 @@ async def test_a_worker_that_lost_its_message_to_another_takes_back_its_stream(
     monkeypatch.setattr("core.inbox.STORE_PATIENCE", 0.2)
     gate = asyncio.Event()
     llm.script(Reply("An answer the new owner will give again.", gate=gate))
-    if not noted:  # the database went away as the stream opened
-        note_replies = units.note_replies
-
-        def away(conn: Any, notes: list[tuple[int, str, str]], now: Any) -> set[Any]:
-            raise StorageError("the database is restarting")
-
-        monkeypatch.setattr(units, "note_replies", away)
     async with serving(slack_settings(lease_seconds=3)) as app:
-        await post_event(app, mention("hi", ts=ROOT))
-        await slack.wait_for("chat.startStream")
-        (streaming,) = slack.thread("C111", ROOT)
-        taken = await taken_over_while_away(app, monkeypatch,
-                                            noted=streaming.ts if noted else None)
-        if not noted:
-            monkeypatch.setattr(units, "note_replies", note_replies)
+        with notes_failing(monkeypatch, failing=not noted):  # as the stream opened
+            await post_event(app, mention("hi", ts=ROOT))
+            await slack.wait_for("chat.startStream")
+            (streaming,) = slack.thread("C111", ROOT)
+            taken = await taken_over_while_away(app, monkeypatch,
+                                                noted=streaming.ts if noted else None)
         gate.set()
         await idle(app)
         item = await services(app).inbox.get(taken.item.id)

@@ -17,7 +17,13 @@ from sqlalchemy import text
 from adapters.sql import units
 from core.errors import StorageError
 from core.messages import ConversationRef
-from tests.e2e.conftest import idle, services, serving, taken_over_while_away
+from tests.e2e.conftest import (
+    idle,
+    notes_failing,
+    services,
+    serving,
+    taken_over_while_away,
+)
 from tests.e2e.teams.conftest import (
     TENANT,
     TeamsSettings,
@@ -257,21 +263,13 @@ async def test_a_worker_that_lost_its_message_to_another_takes_back_its_stream(
     gate = asyncio.Event()
     llm.script(Reply("An answer the new owner will give again.", gate=gate),
                Reply("The next question's answer."))
-    if not noted:  # the database went away as the stream opened
-        note_replies = units.note_replies
-
-        def away(conn: Any, notes: list[tuple[int, str, str]], now: Any) -> set[Any]:
-            raise StorageError("the database is restarting")
-
-        monkeypatch.setattr(units, "note_replies", away)
     async with serving(teams_settings(lease_seconds=3)) as app:
-        await post_activity(app, identity, personal(connector, "one?", id="1700000000001"))
-        await connector.wait_for(lambda _: bool(connector.streams))  # a stream opened
-        [opened] = connector.streams.values()
-        taken = await taken_over_while_away(app, monkeypatch,
-                                            noted=f"stream:{opened.id}" if noted else None)
-        if not noted:
-            monkeypatch.setattr(units, "note_replies", note_replies)
+        with notes_failing(monkeypatch, failing=not noted):  # as the stream opened
+            await post_activity(app, identity, personal(connector, "one?", id="1700000000001"))
+            await connector.wait_for(lambda _: bool(connector.streams))  # a stream opened
+            [opened] = connector.streams.values()
+            taken = await taken_over_while_away(
+                app, monkeypatch, noted=f"stream:{opened.id}" if noted else None)
         gate.set()
         await idle(app)
         if not noted:  # the next question in that chat streams as usual
