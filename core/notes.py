@@ -4,8 +4,8 @@ A channel notes the message it opens for an answer (a Slack stream's ts, a Teams
 or message id) as soon as it exists, so that a retry after a crash finishes that message
 instead of sending a second. The note never holds up the answer: it is written in the
 background, tried again while the database is away (a restart, a failover) for up to
-`core.inbox.STORE_PATIENCE`, and only the end of the answer waits for it (`NOTE_WAIT`) — the answer
-is stored by then, and a retry must find the message to finish.
+`core.inbox.STORE_PATIENCE`, and only the end of the answer waits for it (`NOTE_WAIT`):
+the answer is stored by then, and a retry must find the message to finish.
 
 A note lands only while this worker holds the item, even past its lease. Once another
 worker has taken the item over, what this attempt showed is not noted, so nobody would
@@ -88,5 +88,5 @@ class ReplyNote:
                           self._item)
         else:
             if not kept:
-                log.info("inbox item %d was taken over before its message was noted",
-                         self._item)
+                log.info("the message showing the answer to inbox item %d was not noted: "
+                         "the item is no longer this worker's", self._item)
