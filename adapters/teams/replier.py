@@ -306,7 +306,8 @@ class TeamsReplier:
         try:
             await self._stop_typing()
             stream = self._turn.stream
-            if stream.id is None or self._delete is None or f"stream:{stream.id}" == kept:
+            # Kept as the stream, or as the message that finished it (the same id).
+            if stream.id is None or self._delete is None or _shown_id(kept) == stream.id:
                 return
             try:
                 await self._delete(stream.id)
@@ -366,6 +367,11 @@ class TeamsReplier:
                      shown, self._where.conversation, e)
             return None
         return shown
+
+
+def _shown_id(noted: str | None) -> str | None:
+    """The activity id in a note ("stream:<id>" or "message:<id>")."""
+    return noted.partition(":")[2] or None if noted else None
 
 
 def _activity(

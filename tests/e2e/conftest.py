@@ -20,7 +20,7 @@ from adapters.sql import units
 from bots.server import SWITCHBOARD, create_app
 from bots.settings import Settings, load_settings
 from core.errors import StorageError
-from core.inbox import Claim, Started
+from core.inbox import Answered, Claim, Started
 from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
@@ -190,7 +190,7 @@ def notes_failing(monkeypatch: pytest.MonkeyPatch, *, failing: bool = True) -> I
 
 async def taken_over_while_away(
     app: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch, *, noted: str | None
-) -> Started:
+) -> Started | Answered:
     """This process loses the database (its lease renewals and claims fail) while it
     answers the one item in progress, until its lease has run out and another worker
     takes the item over; then the database is back. Waits first, if `noted` is given,
@@ -209,7 +209,7 @@ async def taken_over_while_away(
         for _ in range(300):  # the lease is a few seconds
             if taken := await begin_turns(other, limit=1):
                 [start] = taken
-                assert start.item.id == item_id and isinstance(start, Started)
+                assert start.item.id == item_id and isinstance(start, Started | Answered)
                 return start
             await asyncio.sleep(0.05)
     raise AssertionError("the lease did not run out")
@@ -220,7 +220,8 @@ async def _items_in_progress(app: TestClient[Any, Any], noted: str | None) -> li
     for _ in range(500):
         async with engine.connect() as conn:
             rows = (await conn.execute(
-                text("SELECT id, reply_id FROM inbox WHERE status = 'processing'")
+                text("SELECT id, reply_id FROM inbox "
+                     "WHERE status IN ('processing', 'answered')")
             )).all()
         if rows and (noted is None or rows[0].reply_id == noted):
             return [row.id for row in rows]

@@ -289,6 +289,37 @@ async def test_a_worker_that_lost_its_message_to_another_takes_back_its_stream(
     assert connector.violations == []
 
 
+async def test_a_worker_taken_over_while_recording_a_delivery_leaves_the_answer_shown(
+    teams_settings: TeamsSettings, identity: ChannelIdentity, connector: FakeConnector,
+    llm: FakeOpenAI, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 1:1 answer was streamed and finished (the stream's final is the message, noted
+    as such), then the database went away before its delivery was recorded, for longer
+    than the lease: another worker took the item over, to deliver the stored answer into
+    that same message. The first worker, stopped by its next renewal, takes nothing back:
+    the message it would have withdrawn is the one the new owner was told to finish."""
+    llm.script(Reply("The answer, shown and stored."))
+    async with serving(teams_settings(lease_seconds=3)) as app:
+        inbox = services(app).inbox
+        recording = asyncio.Event()
+
+        async def never(*_: object, **__: object) -> bool:
+            recording.set()
+            await asyncio.Event().wait()  # the database does not answer
+            raise AssertionError("unreachable")
+
+        monkeypatch.setattr(inbox, "finish_delivery", never)
+        await post_activity(app, identity, personal(connector, "one?"))
+        await recording.wait()
+        [shown] = connector.messages()
+        taken = await taken_over_while_away(app, monkeypatch, noted=f"message:{shown.id}")
+        await idle(app)
+
+    assert taken.item.status == "answered"  # the new owner delivers what is stored
+    assert [m.text for m in connector.messages()] == ["The answer, shown and stored."]
+    assert [c for c in connector.calls if c.method == "DELETE"] == []
+
+
 async def test_activities_from_a_tenant_not_allowed_are_ignored(
     teams_settings: TeamsSettings, identity: ChannelIdentity, connector: FakeConnector,
 ) -> None:
