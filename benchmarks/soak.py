@@ -52,6 +52,7 @@ sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolv
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -222,6 +223,21 @@ async def inbox_counts(url: str) -> dict[str, int]:
         await engine.dispose()
 
 
+async def add_inbox_rows(url: str, problems: list[dict[str, Any]]) -> None:
+    """Each problem's inbox item as the database last saw it (its id names it in the logs)."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            for p in problems:
+                suffix = str(p["key"]).rsplit("/", 1)[-1]
+                rows = (await conn.execute(text(
+                    "SELECT id, status, attempts, reply_id, lease_owner FROM inbox "
+                    "WHERE message_key LIKE :suffix"), {"suffix": f"%{suffix}"})).all()
+                p["inbox"] = [dict(row._mapping) for row in rows]
+    finally:
+        await engine.dispose()
+
+
 # ----- the processes ----------------------------------------------------------------------------
 
 
@@ -254,6 +270,12 @@ class Deployment:
         self.roles["web"] = child
         await self.procs.ready(child)
 
+    async def restart(self, role: str) -> None:
+        if role == "web":
+            await self.start_web()
+        else:
+            self.start_worker(role)
+
     def start_worker(self, role: str) -> None:
         name = role.lower().replace(" ", "-")
         self.roles[role] = self.procs.start(
@@ -277,9 +299,9 @@ class Faults:
 
     def schedule(self) -> list[tuple[str, Callable[[], Awaitable[str]]]]:
         found: list[tuple[str, Callable[[], Awaitable[str]]]] = []
-        if self.deployment.split:
-            found += [("SIGKILL worker A", self.kill_worker), ("SIGTERM worker A", self.term_worker)]
-        found += [("SIGKILL web", self.kill_web), ("SIGTERM web", self.term_web)]
+        roles = ["worker A", "web"] if self.deployment.split else ["web"]
+        found += [(f"{signum.name} {role}", functools.partial(self.signalled, role, signum))
+                  for role in roles for signum in (signal.SIGKILL, signal.SIGTERM)]
         if self.cluster is not None:
             found.append(("PostgreSQL stopped 3 s", self.postgres_down))
         found.append(("model faults", self.model_faults))
@@ -303,36 +325,21 @@ class Faults:
             print(f"  {began:6.1f} s  {name}: {detail}", file=sys.stderr)
             n += 1
 
-    async def kill_worker(self) -> str:
-        child = self.deployment.roles["worker A"]
-        code = child.kill()
-        await asyncio.sleep(1.0)
-        self.deployment.start_worker("worker A")
-        return f"pid {child.pid} exited {code}; restarted"
-
-    async def term_worker(self) -> str:
-        child = self.deployment.roles["worker A"]
+    async def signalled(self, role: str, signum: signal.Signals) -> str:
+        """`signum` to `role`'s process, then the role started again: a killed worker a
+        second later (as a supervisor would), anything else once it has exited."""
+        child = self.deployment.roles[role]
         began = time.monotonic()
-        child.send(signal.SIGTERM)
-        code = await child.wait(30)
-        self.deployment.start_worker("worker A")
-        return f"pid {child.pid} exited {code} after {time.monotonic() - began:.1f} s; restarted"
-
-    async def kill_web(self) -> str:
-        child = self.deployment.roles["web"]
-        code = child.kill()
-        began = time.monotonic()
-        await self.deployment.start_web()
-        return f"pid {child.pid} exited {code}; ready again in {time.monotonic() - began:.1f} s"
-
-    async def term_web(self) -> str:
-        child = self.deployment.roles["web"]
-        began = time.monotonic()
-        child.send(signal.SIGTERM)
-        code = await child.wait(30)
-        drained = time.monotonic() - began
-        await self.deployment.start_web()
-        return (f"pid {child.pid} exited {code} after {drained:.1f} s; ready again "
+        if signum == signal.SIGKILL:
+            code = child.kill()
+        else:
+            child.send(signum)
+            code = await child.wait(30)
+        exited = time.monotonic() - began
+        if signum == signal.SIGKILL and role != "web":
+            await asyncio.sleep(1.0)
+        await self.deployment.restart(role)
+        return (f"pid {child.pid} exited {code} after {exited:.1f} s; running again "
                 f"{time.monotonic() - began:.1f} s after the signal")
 
     async def postgres_down(self) -> str:
@@ -648,6 +655,7 @@ async def soak(args: argparse.Namespace) -> Results:
                     if cluster is not None:
                         with contextlib.suppress(Exception):
                             results.inbox = await inbox_counts(cluster.url)
+                            await add_inbox_rows(cluster.url, results.problems)
     finally:
         if cluster is not None:
             cluster.remove()
@@ -865,7 +873,7 @@ def report(r: Results) -> str:
         lines += ["", f"Duplicated, lost or cut off ({len(r.problems)}, first 20):", ""]
         lines += [f"- #{p['number']} {p['channel']} {p['key']} sent at {p['sent_at_s']} s: "
                   f"{p['outcome']}; {p['detail'][:1500]}; attempts {p['attempts']}; last fault "
-                  f"{p['near_fault']}" for p in r.problems[:20]]
+                  f"{p['near_fault']}; inbox {p.get('inbox', '?')}" for p in r.problems[:20]]
     return "\n".join(lines)
 
 
