@@ -146,6 +146,11 @@ class Worker:
                     except Exception:
                         log.exception("could not claim from the inbox; retrying")
                 for start in starts:
+                    if start.item.id in self._held:
+                        # Its lease ran out while the database was away, and this worker
+                        # claimed it back: it is still being answered here (the claim only
+                        # renewed the lease), never a second time beside itself.
+                        continue
                     self._hold(start.item.id)
                     tasks.create_task(self._answer_claimed(start))
                 if free > 0 and len(starts) == min(free, CLAIM_BATCH):

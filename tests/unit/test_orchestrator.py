@@ -4,6 +4,7 @@ in-memory stores: no database is touched."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -327,6 +328,43 @@ async def test_a_turn_whose_item_is_taken_over_is_stopped_at_once(
     item = await sb.inbox.get(start.item.id)
     assert item is not None and item.status == "processing" and item.lease_owner == "other"
     await worker.aclose()
+
+
+async def test_a_worker_that_claims_back_its_own_expired_item_does_not_answer_it_twice(
+    sb: Switchboard, model: ScriptedChatModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database was away for longer than the lease while the model answered; back,
+    the worker's own claim loop finds the item claimable (its lease ran out) and claims
+    it. It is still being answered here: no second answer, no second model request."""
+    model.steps = [[*says("The one answer"), STALL]]  # a second request would fail
+    orchestrator = sb.orchestrator
+    assert orchestrator is not None
+    replier = RecordingReplier()
+    sb.repliers.register("test", _Fixed(replier))
+    worker = Worker(inbox=sb.inbox, orchestrator=orchestrator, repliers=sb.repliers,
+                    lease=timedelta(seconds=0.3), poll_interval=0.05)
+
+    async def away(*_: object, **__: object) -> set[int]:
+        raise StorageError("the database is restarting")
+
+    monkeypatch.setattr(sb.inbox, "renew", away)
+    await sb.inbox.accept(Acceptance(message=message("hi")))
+    running = asyncio.create_task(worker.run())
+    try:
+        while not replier.text():
+            await asyncio.sleep(0.02)
+        item = await sb.inbox.find(channel="test", tenant="t1", message_id="m1")
+        assert item is not None
+        while (again := await sb.inbox.get(item.id)) is not None and again.attempts < 2:
+            await asyncio.sleep(0.05)  # claimed back, by its own loop, once the lease ran out
+        await asyncio.sleep(0.3)  # several more polls
+        assert len(model.requests) == 1
+        assert replier.kinds().count("failed") == 0 and worker.busy == 1
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await worker.aclose()
 
 
 async def test_work_left_by_a_crashed_process_is_claimed_and_answered(
