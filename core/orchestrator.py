@@ -30,7 +30,6 @@ from core.tools.registry import ToolContext, ToolRegistry, ToolServices
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(kw_only=True)
 class _Round:
     text: str = ""
