@@ -38,6 +38,7 @@ Deliver = Callable[[str, ReplyEvent], None]
 _Queued = tuple[str, tuple[str, ReplyEvent]]  # (channel, (message key, event))
 _PART = 7000  # bytes of event per notification, under the 8,000-byte payload limit
 _BATCH = 200  # notifications per round trip
+SEND_TIMEOUT = 10.0  # seconds: a send that hangs is a dead connection
 # What a connection raises when its server is away or has closed it.
 CONNECTION_GONE = (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -46,7 +47,7 @@ class PgSignals:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._channel = f"switchboard_reply_{uuid.uuid4().hex[:16]}"
-        self._held: list[AsyncConnection] = []
+        self._held: list[tuple[AsyncConnection, Any]] = []  # (connection, its asyncpg one)
         self._listener: Any = None  # asyncpg connection that LISTENs
         self._on_work: Callable[[], None] | None = None
         self._deliver: Deliver | None = None
@@ -118,7 +119,7 @@ class PgSignals:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
-        for conn in self._held:
+        for conn, _ in self._held:
             with contextlib.suppress(Exception):
                 await conn.close()
 
@@ -133,18 +134,18 @@ class PgSignals:
     async def _connection(self) -> Any:
         """A connection of its own, held until it fails (LISTEN is per session)."""
         conn = await self._engine.connect()
-        self._held.append(conn)
-        raw = await conn.get_raw_connection()
-        return raw.driver_connection
+        driver_connection = (await conn.get_raw_connection()).driver_connection
+        self._held.append((conn, driver_connection))
+        return driver_connection
 
     async def _drop(self, driver_connection: Any) -> None:
-        """Give up a connection that failed (its server went away)."""
-        for conn in list(self._held):
-            raw = await conn.get_raw_connection()
-            if raw.driver_connection is driver_connection:
-                self._held.remove(conn)
-                with contextlib.suppress(Exception):
-                    await conn.invalidate()
+        """Give up a connection that failed (its server went away). The listener and the
+        sender may drop theirs at once: found and removed before anything is awaited."""
+        dropped = [conn for conn, driver in self._held if driver is driver_connection]
+        self._held = [(c, d) for c, d in self._held if d is not driver_connection]
+        for conn in dropped:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
 
     async def _send_all(self) -> None:
         """One connection sends every reply notification, in order, batched."""
@@ -158,13 +159,16 @@ class PgSignals:
                 try:
                     if sender is None:
                         sender = await self._connection()
-                    await sender.executemany("SELECT pg_notify($1, $2)", rows)
+                    async with asyncio.timeout(SEND_TIMEOUT):  # TimeoutError is an OSError
+                        await sender.executemany("SELECT pg_notify($1, $2)", rows)
                     break
-                except CONNECTION_GONE as e:
+                except Exception as e:  # noqa: BLE001 - this task sends every reply: it must live on
                     if sender is not None:
                         await self._drop(sender)
                         sender = None
-                    if attempt == 2:  # one line: the database is away, and says so elsewhere
+                    if not isinstance(e, CONNECTION_GONE):
+                        log.exception("could not send %d answer events", len(rows))
+                    elif attempt == 2:  # one line: the database is away, and says so elsewhere
                         log.warning("could not send %d answer events (%s); they stay stored",
                                     len(rows), type(e).__name__)
             for _ in batch:

@@ -1,0 +1,64 @@
+"""`PgSignals`: answer events from a worker process reach the web process where the request
+waits, through PostgreSQL NOTIFY — also after the server dropped a worker's connections,
+its listener's and its sender's at once (skipped when PostgreSQL is not reachable). Each
+instance stands for a process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.sql.engine import create_engine
+from adapters.sql.notify import PgSignals
+from core.replies import ReplyEvent, ReplyWithdrawn, TextDelta
+from tests.conftest import POSTGRES_URL
+
+
+@pytest.fixture
+async def engines(postgres_unreachable: str | None) -> AsyncIterator[list[AsyncEngine]]:
+    if postgres_unreachable:
+        pytest.skip(postgres_unreachable)
+    engines = [create_engine(POSTGRES_URL) for _ in range(3)]
+    yield engines
+    for engine in engines:
+        await engine.dispose()
+
+
+async def test_events_still_arrive_after_the_server_dropped_the_senders_connections(
+    engines: list[AsyncEngine],
+) -> None:
+    web, worker = PgSignals(engines[0]), PgSignals(engines[1])
+    received: asyncio.Queue[tuple[str, ReplyEvent]] = asyncio.Queue()
+    await web.start(deliver=lambda key, event: received.put_nowait((key, event)))
+    # The worker's sender also listens (a worker process hears new work), like a worker.
+    await worker.start(on_work=lambda: None)
+    replier = worker.replier(web.address, "m1")
+    try:
+        await replier.send(TextDelta(text="before"))
+        assert await asyncio.wait_for(received.get(), 10) == ("m1", TextDelta(text="before"))
+
+        # The worker's sessions end at once (as in a restart): its listener and its
+        # sender each replace theirs, concurrently.
+        pids = [driver.get_server_pid() for _, driver in worker._held]
+        assert len(pids) == 2
+        async with engines[2].connect() as admin:
+            for pid in pids:
+                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await admin.commit()
+        for n in range(20):  # some are sent while the connections are being replaced
+            await replier.send(TextDelta(text=f"after {n}"))
+            await asyncio.sleep(0.05)
+        await replier.send(ReplyWithdrawn())
+
+        got: list[ReplyEvent] = []
+        while not got or got[-1] != ReplyWithdrawn():
+            got.append((await asyncio.wait_for(received.get(), 15))[1])
+        text_after = "".join(e.text for e in got if isinstance(e, TextDelta))
+        assert text_after == "".join(f"after {n}" for n in range(20))
+    finally:
+        await worker.aclose()
+        await web.aclose()
