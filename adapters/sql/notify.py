@@ -162,7 +162,7 @@ class PgSignals:
                     async with asyncio.timeout(SEND_TIMEOUT):  # TimeoutError is an OSError
                         await sender.executemany("SELECT pg_notify($1, $2)", rows)
                     break
-                except Exception as e:  # noqa: BLE001 - this task sends every reply: it must live on
+                except Exception as e:  # this task sends every reply: it must live on
                     if sender is not None:
                         await self._drop(sender)
                         sender = None
