@@ -259,3 +259,15 @@ def profiles(
         storage: Storage = request.getfixturevalue("storage")
         return storage.profiles
     return SqlProfileStore(request.getfixturevalue("engine"), now=clock.now)
+
+
+@pytest.fixture
+async def pg_engines(postgres_unreachable: str | None) -> AsyncIterator[list[AsyncEngine]]:
+    """Three engines on the PostgreSQL test database, each standing for a process
+    (skipped when PostgreSQL is not reachable)."""
+    if postgres_unreachable:
+        pytest.skip(postgres_unreachable)
+    engines = [create_engine(POSTGRES_URL) for _ in range(3)]
+    yield engines
+    for engine in engines:
+        await engine.dispose()

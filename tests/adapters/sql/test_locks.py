@@ -4,25 +4,11 @@ locks (skipped when PostgreSQL is not reachable). Each instance stands for a pro
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sql.engine import create_engine
 from adapters.sql.locks import PgExclusive, lock_id
-from tests.conftest import POSTGRES_URL
-
-
-@pytest.fixture
-async def engines(postgres_unreachable: str | None) -> AsyncIterator[list[AsyncEngine]]:
-    if postgres_unreachable:
-        pytest.skip(postgres_unreachable)
-    engines = [create_engine(POSTGRES_URL) for _ in range(3)]
-    yield engines
-    for engine in engines:
-        await engine.dispose()
 
 
 def key() -> str:
@@ -30,9 +16,9 @@ def key() -> str:
 
 
 async def test_one_holder_at_a_time_and_the_next_after_a_release(
-    engines: list[AsyncEngine],
+    pg_engines: list[AsyncEngine],
 ) -> None:
-    a, b = PgExclusive(engines[0]), PgExclusive(engines[1])
+    a, b = PgExclusive(pg_engines[0]), PgExclusive(pg_engines[1])
     chat, other = key(), key()
     try:
         assert await a.take(chat)
@@ -48,16 +34,16 @@ async def test_one_holder_at_a_time_and_the_next_after_a_release(
 
 
 async def test_what_a_dead_process_held_is_free_and_its_next_take_works(
-    engines: list[AsyncEngine],
+    pg_engines: list[AsyncEngine],
 ) -> None:
-    a, b = PgExclusive(engines[0]), PgExclusive(engines[1])
+    a, b = PgExclusive(pg_engines[0]), PgExclusive(pg_engines[1])
     chat = key()
     try:
         assert await a.take(chat)
         assert not await b.take(chat)
         # a's session ends as a killed process's does (its connection terminated).
         holder = lock_id(chat)  # a bigint lock shows as classid (high), objid (low)
-        async with engines[2].connect() as admin:
+        async with pg_engines[2].connect() as admin:
             await admin.execute(text(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
                 "AND granted AND classid = :high AND objid = :low AND objsubid = 1"

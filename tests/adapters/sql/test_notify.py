@@ -6,32 +6,18 @@ instance stands for a process."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sql.engine import create_engine
 from adapters.sql.notify import PgSignals
 from core.replies import ReplyEvent, ReplyWithdrawn, TextDelta
-from tests.conftest import POSTGRES_URL
-
-
-@pytest.fixture
-async def engines(postgres_unreachable: str | None) -> AsyncIterator[list[AsyncEngine]]:
-    if postgres_unreachable:
-        pytest.skip(postgres_unreachable)
-    engines = [create_engine(POSTGRES_URL) for _ in range(3)]
-    yield engines
-    for engine in engines:
-        await engine.dispose()
 
 
 async def test_events_still_arrive_after_the_server_dropped_the_senders_connections(
-    engines: list[AsyncEngine],
+    pg_engines: list[AsyncEngine],
 ) -> None:
-    web, worker = PgSignals(engines[0]), PgSignals(engines[1])
+    web, worker = PgSignals(pg_engines[0]), PgSignals(pg_engines[1])
     received: asyncio.Queue[tuple[str, ReplyEvent]] = asyncio.Queue()
     await web.start(deliver=lambda key, event: received.put_nowait((key, event)))
     # The worker's sender also listens (a worker process hears new work), like a worker.
@@ -45,7 +31,7 @@ async def test_events_still_arrive_after_the_server_dropped_the_senders_connecti
         # sender each replace theirs, concurrently.
         pids = [driver.get_server_pid() for _, driver in worker._held]
         assert len(pids) == 2
-        async with engines[2].connect() as admin:
+        async with pg_engines[2].connect() as admin:
             for pid in pids:
                 await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             await admin.commit()
