@@ -3,17 +3,31 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.app import STORAGE_UNAVAILABLE, SlackChannel
 from core.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 SLACK_CHANNEL = web.AppKey("slack_channel", SlackChannel)
 EVENTS_PATH = "/slack/events"
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
+
+
+def _signed(body: str, headers: Mapping[str, str], secret: str) -> bool:
+    try:
+        return SignatureVerifier(secret).is_valid(
+            body, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature"))
+    except ValueError:  # a timestamp that is not a number
+        return False
 
 
 def add_slack_routes(app: web.Application) -> None:
@@ -29,10 +43,20 @@ async def events(request: web.Request) -> web.Response:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise web.HTTPBadRequest(text="the body must be UTF-8") from None
-    bolt_request = AsyncBoltRequest(
-        body=body, query=request.query_string, headers=dict(request.headers)
-    )
-    response = await request.app[SLACK_CHANNEL].app.async_dispatch(bolt_request)
+    channel = request.app[SLACK_CHANNEL]
+    # Checked before Bolt parses the body: Bolt parses first and raises on a malformed
+    # one, which anybody could send (a 500 and a traceback each). Bolt checks again.
+    secret = channel.config.signing_secret
+    if secret is not None and not _signed(body, request.headers, secret):
+        raise web.HTTPUnauthorized(text="invalid Slack request signature")
+    try:
+        bolt_request = AsyncBoltRequest(
+            body=body, query=request.query_string, headers=dict(request.headers)
+        )
+    except ValueError:  # signed, and still not JSON or a form with a JSON payload
+        log.info("refused a signed Slack request whose body could not be parsed")
+        raise web.HTTPBadRequest(text="the body is not a Slack request") from None
+    response = await channel.app.async_dispatch(bolt_request)
     if bolt_request.context.get(STORAGE_UNAVAILABLE):
         raise StorageError("recording a Slack event failed")  # 503: Slack retries
     return await to_aiohttp_response(response)

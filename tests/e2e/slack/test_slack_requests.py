@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 
@@ -49,6 +51,33 @@ async def test_an_unsigned_request_is_refused(app: TestClient[Any, Any]) -> None
     response = await app.post("/slack/events", json=mention("hi"))
 
     assert response.status == 401
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"X-Slack-Request-Timestamp": "not-a-number", "X-Slack-Signature": "v0=00"},
+    {"X-Slack-Request-Timestamp": "1", "X-Slack-Signature": "v0=00"},
+], ids=["unsigned", "timestamp-not-a-number", "forged"])
+@pytest.mark.parametrize("body", ["not json", '{"type": ', "payload=%7Bbroken"])
+async def test_a_malformed_body_without_a_valid_signature_is_refused_without_a_traceback(
+    app: TestClient[Any, Any], caplog: pytest.LogCaptureFixture, headers: dict[str, str],
+    body: str,
+) -> None:
+    response = await app.post("/slack/events", data=body.encode(), headers={
+        "Content-Type": "application/json", **headers})
+
+    assert response.status == 401
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_a_signed_body_that_cannot_be_parsed_is_refused_with_400(
+    app: TestClient[Any, Any], caplog: pytest.LogCaptureFixture,
+) -> None:
+    response = await post_event(app, '{"type": ')
+
+    assert response.status == 400
+    assert await inbox_size(app) == 0
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
 async def test_an_oversized_body_is_refused_with_413(app: TestClient[Any, Any]) -> None:
