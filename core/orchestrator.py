@@ -148,13 +148,14 @@ class Orchestrator:
                                what=f"the answer to inbox item {end.item_id}")
 
     async def _delivered(self, item_id: int, owner: str) -> None:
-        """Record the delivery. If that fails the item stays answered, and whoever claims
-        it after the lease delivers it once more: the safe side of losing it."""
+        """Record the delivery, tried again while the database is away. If that fails
+        the item stays answered, and whoever claims it after the lease delivers it once
+        more, into the same message: the safe side of losing it."""
         try:
-            await self._inbox.finish_delivery(item_id, owner=owner)
-        except StorageError:
-            log.warning("could not record the delivery of inbox item %d", item_id,
-                        exc_info=True)
+            await patiently(lambda: self._inbox.finish_delivery(item_id, owner=owner),
+                            what=f"the delivery of inbox item {item_id}")
+        except StorageError as e:  # the database is away (and says so elsewhere): one line
+            log.warning("could not record the delivery of inbox item %d (%s)", item_id, e)
 
     async def _think(self, start: Started, replier: Replier, turn: _Turn, *, owner: str) -> None:
         """The context, then model rounds and tools until the model answers in words. In
