@@ -54,6 +54,11 @@ class InboxItem:
     reply_id: str | None = None
     lease_owner: str | None = None  # the worker answering it (or last answering it)
 
+    def taken_from(self, owner: str | None) -> bool:
+        """Another worker than `owner` holds it now (it took it over)."""
+        held = self.status in ("processing", "answered")
+        return held and self.lease_owner not in (None, owner)
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Claim:

@@ -68,7 +68,7 @@ class ReplyNote:
             item = await self._store.get(self._item)
         except StorageError:
             return False
-        return item is not None and item.lease_owner not in (None, self._owner)
+        return item is not None and item.taken_from(self._owner)
 
     async def _write(self, reply_id: str, *, after: asyncio.Future[None] | None) -> None:
         if after is not None:

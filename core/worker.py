@@ -325,9 +325,7 @@ class Worker:
                     item = await self._inbox.get(item_id)
                     if item is None or item.status == "done":
                         continue
-                    if item.status in ("processing", "answered") and item.lease_owner not in (
-                        None, self.owner
-                    ):
+                    if item.taken_from(self.owner):
                         self._stop_taken(item_id)
                     else:
                         log.warning("lost the lease on inbox item %d", item_id)
