@@ -85,6 +85,16 @@ async def answered_by_the_worker(sb: Switchboard) -> RecordingReplier:
     return replier
 
 
+async def begun_by(sb: Switchboard, owner: str) -> Started:
+    """A turn begun by a worker whose lease has already run out (it died, or stalled)."""
+    claim = Claim(owner=owner, lease=timedelta(0))
+    outcome = await sb.inbox.accept(Acceptance(message=message("hi"), claim=claim))
+    assert isinstance(outcome, Recorded)
+    start = await sb.inbox.begin_turn(outcome.item.id, claim)
+    assert isinstance(start, Started)
+    return start
+
+
 async def answer(sb: Switchboard, msg: InboundMessage) -> RecordingReplier:
     replier = RecordingReplier()
     await worker_of(sb).answer_now(Acceptance(message=msg), replier)
@@ -209,18 +219,14 @@ async def test_a_crash_between_begin_and_finish_is_answered_once_after_restart(
     sb: Switchboard, model: ScriptedChatModel
 ) -> None:
     model.steps = [says("Answered.")]
-    dead = Claim(owner="dead", lease=timedelta(0))
-    outcome = await sb.inbox.accept(Acceptance(message=message("hi"), claim=dead))
-    assert isinstance(outcome, Recorded)
     # The turn begins (the person's turn is stored), then the process dies...
-    first = await sb.inbox.begin_turn(outcome.item.id, dead)
-    assert isinstance(first, Started)
+    first = await begun_by(sb, "dead")
     # ...so once the lease has expired, another worker claims it and answers, once.
     replier = await answered_by_the_worker(sb)
     assert replier.events[-1].kind == "done" and len(model.requests) == 1
     turns = await sb.conversations.recent_turns(first.conversation.id, 10)
     assert [(t.role, t.content) for t in turns] == [("user", "hi"), ("assistant", "Answered.")]
-    item = await sb.inbox.get(outcome.item.id)
+    item = await sb.inbox.get(first.item.id)
     assert item is not None and item.status == "done" and item.attempts == 2
 
 
@@ -230,11 +236,7 @@ async def test_an_answer_stored_but_not_delivered_is_delivered_after_a_crash_not
     """The process stored the answer, then died before recording its delivery: the next
     worker delivers the stored answer; the model is asked once in all."""
     model.steps = [says("Stored, then the process died.")]
-    dead = Claim(owner="dead", lease=timedelta(0))
-    outcome = await sb.inbox.accept(Acceptance(message=message("hi"), claim=dead))
-    assert isinstance(outcome, Recorded)
-    start = await sb.inbox.begin_turn(outcome.item.id, dead)
-    assert isinstance(start, Started)
+    start = await begun_by(sb, "dead")
     lost = RecordingReplier()
 
     class Dies(RecordingReplier):
@@ -247,7 +249,7 @@ async def test_an_answer_stored_but_not_delivered_is_delivered_after_a_crash_not
     assert orchestrator is not None
     with pytest.raises(asyncio.CancelledError):
         await orchestrator.answer(start, Dies(), owner="dead")
-    item = await sb.inbox.get(outcome.item.id)
+    item = await sb.inbox.get(start.item.id)
     assert item is not None and item.status == "answered"
 
     replier = await answered_by_the_worker(sb)
@@ -257,7 +259,7 @@ async def test_an_answer_stored_but_not_delivered_is_delivered_after_a_crash_not
     assert len(model.requests) == 1
     turns = await sb.conversations.recent_turns(start.conversation.id, 10)
     assert [t.role for t in turns] == ["user", "assistant"]
-    item = await sb.inbox.get(outcome.item.id)
+    item = await sb.inbox.get(start.item.id)
     assert item is not None and item.status == "done"
 
 
@@ -270,13 +272,9 @@ async def test_a_worker_whose_item_was_taken_over_takes_back_what_it_showed(
     it tells its channel to take back what it showed — unless that message was noted
     before the takeover, so the new owner finishes it."""
     model.steps = [says("Written by the stalled worker.")]
-    stalled = Claim(owner="stalled", lease=timedelta(0))
-    outcome = await sb.inbox.accept(Acceptance(message=message("hi"), claim=stalled))
-    assert isinstance(outcome, Recorded)
-    start = await sb.inbox.begin_turn(outcome.item.id, stalled)
-    assert isinstance(start, Started)
+    start = await begun_by(sb, "stalled")
     if noted:  # its stream was noted while it still held the item
-        assert await sb.inbox.note_reply(outcome.item.id, "shown-1", owner="stalled")
+        assert await sb.inbox.note_reply(start.item.id, "shown-1", owner="stalled")
     [taken] = await sb.inbox.begin_turns(Claim(owner="other", lease=timedelta(60)), limit=1)
     assert taken.item.reply_id == ("shown-1" if noted else None)
 
@@ -289,7 +287,7 @@ async def test_a_worker_whose_item_was_taken_over_takes_back_what_it_showed(
 
     assert replier.kinds()[-2:] == ["delta", "withdrawn"]
     assert replier.events[-1] == ReplyWithdrawn(kept="shown-1" if noted else None)
-    item = await sb.inbox.get(outcome.item.id)
+    item = await sb.inbox.get(start.item.id)
     assert item is not None and item.status == "processing" and item.lease_owner == "other"
     turns = await sb.conversations.recent_turns(start.conversation.id, 10)
     assert [t.role for t in turns] == ["user"]  # the new owner stores the answer
