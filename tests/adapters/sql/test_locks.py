@@ -41,11 +41,12 @@ async def test_what_a_dead_process_held_is_free_and_its_next_take_works(
     try:
         assert await a.take(chat)
         assert not await b.take(chat)
-        # a's session ends as a killed process's does (its connection terminated).
+        # a's session ends as a killed process's does (its connection terminated);
+        # the two-argument form waits until that backend has exited and let go.
         holder = lock_id(chat)  # a bigint lock shows as classid (high), objid (low)
         async with pg_engines[2].connect() as admin:
             await admin.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory' "
                 "AND granted AND classid = :high AND objid = :low AND objsubid = 1"
             ), {"high": (holder >> 32) & 0xFFFFFFFF, "low": holder & 0xFFFFFFFF})
         assert await b.take(chat)
