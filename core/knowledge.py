@@ -10,6 +10,8 @@ from typing import Literal
 from core.messages import Citation
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
+# How much of a passage's opening, whitespace aside, an answer repeats to count as quoting it.
+_QUOTED_OPENING = 80
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -102,15 +104,25 @@ class PassageBook:
 
 def cited(text: str, passages: Sequence[Passage], *, snippet_chars: int = 240) -> tuple[Citation, ...]:
     """Citations for the passages the answer marks as `[n]` (1-based), in number order;
-    passages it did not cite are dropped."""
+    passages it did not cite are dropped.
+
+    A snippet previews a source under the answer. A passage the answer quotes (its opening
+    is in the text, as the offline responder shows passages) gets none: the channels would
+    otherwise show it a second time under Sources."""
     used = sorted({int(n) for n in _MARKER.findall(text)})
-    return tuple(
-        Citation(
-            index=n,
-            title=passages[n - 1].title,
-            url=passages[n - 1].url,
-            snippet=passages[n - 1].text[:snippet_chars],
-        )
-        for n in used
-        if 1 <= n <= len(passages)
-    )
+    flat = _flat(text)
+
+    def citation(n: int, passage: Passage) -> Citation:
+        snippet = None if _quotes(flat, passage) else passage.text[:snippet_chars]
+        return Citation(index=n, title=passage.title, url=passage.url, snippet=snippet)
+
+    return tuple(citation(n, passages[n - 1]) for n in used if 1 <= n <= len(passages))
+
+
+def _quotes(flat_text: str, passage: Passage) -> bool:
+    opening = _flat(passage.text)[:_QUOTED_OPENING]
+    return bool(opening) and opening in flat_text
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())

@@ -9,8 +9,12 @@ from typing import Any
 import pytest
 
 from adapters.ingest.pipeline import ingest
+from adapters.slack.blocks import sources_block
+from adapters.slack.mrkdwn import to_mrkdwn
+from adapters.teams.render import citation_entity, to_teams_markdown
 from bots.cli import main
 from bots.knowledge import ingest_options, knowledge_index
+from core.messages import Citation
 from tests.e2e.conftest import MakeSettings, serving
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.qdrant_server import FakeQdrant
@@ -108,9 +112,48 @@ async def test_a_newcomer_gets_a_sourced_answer_from_the_bundled_docs_offline(
         body = await response.json()
 
     assert response.status == 200
-    titles = [c["title"] for c in body["citations"]]
-    assert any(t.startswith("Connecting Switchboard to Slack") for t in titles)
-    assert "slack manifest" in body["reply"].lower() or "Slack" in body["reply"]
+    reply, citations = body["reply"], body["citations"]
+    # One section per passage, headed by its title and its citation marker.
+    sections = reply.split("\n### ")[1:]
+    assert [s.split("\n", 1)[0] for s in sections] == [
+        f"{c['title']} [{c['index']}]" for c in citations
+    ]
+    assert any(c["title"] == "Connecting Switchboard to Slack › Create the Slack app"
+               for c in citations)
+    # The passages' Markdown as written: the manifest command stays a fenced block.
+    manifest = "```sh\nswitchboard slack manifest --url https://chat.example.com"
+    assert manifest in reply and reply.count("switchboard slack manifest") == 1
+    # Quoted once: no snippet repeats a passage under Sources.
+    assert all(c["snippet"] is None for c in citations)
+    # The web page gets one <h3> per passage and the command as code.
+    assert body["html"].count("<h3>") == len(citations)
+    assert '<pre><code class="language-sh">switchboard slack manifest' in body["html"]
+
+
+async def test_the_offline_answer_reads_as_sections_in_slack_and_teams(
+    make_settings: MakeSettings,
+) -> None:
+    settings = make_settings(openai_base_url=None, openai_api_key=None, bundled_docs=True)
+    async with serving(settings) as client:
+        body = await (await client.post(
+            "/api/v1/chat", json={"message": "How do I connect Switchboard to Slack?"}
+        )).json()
+    reply = body["reply"]
+    citations = [Citation(**c) for c in body["citations"]]
+    titles = [f"{c.title} [{c.index}]" for c in citations]
+
+    slack = to_mrkdwn(reply)
+    assert all(f"*{t}*" in slack.split("\n") for t in titles)  # a bold line each
+    assert "```\nswitchboard slack manifest --url https://chat.example.com &gt; " in slack
+    sources = sources_block(citations)["elements"][0]["text"]
+    assert "switchboard slack manifest" not in sources  # titles and links only
+
+    teams = to_teams_markdown(reply)
+    assert all(f"**{t}**" in teams.split("\n") for t in titles)
+    assert "```sh\nswitchboard slack manifest --url https://chat.example.com >" in teams
+    claims = citation_entity(citations, teams)["citation"]
+    assert [claim["position"] for claim in claims] == [c.index for c in citations]
+    assert all("manifest --url" not in claim["appearance"]["abstract"] for claim in claims)
 
 
 async def test_a_restricted_passage_reaches_only_the_person_allowed(
