@@ -1,0 +1,172 @@
+"""Retention: rows older than a cutoff are deleted in bounded batches, each batch one unit
+of work (one short transaction), so a first purge of years of history never holds the
+database's write lock for long and a crash mid-way loses nothing but time.
+
+What goes: turns (with their feedback and sent-message records), then conversations left
+without turns, finished inbox items (done, failed), delivery ids, conversation references
+no unclosed ticket needs, and closed tickets (with their comments). What stays, whatever
+its age: inbox items still waiting or being answered (and the turns they wrote), tickets
+not closed, and profiles (updated only when a person's details change, so their age says
+nothing about activity).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Delete,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    not_,
+    or_,
+    select,
+    tuple_,
+)
+
+from adapters.sql.engine import Executor
+from adapters.sql.tables import (
+    conversation_references,
+    conversations,
+    deliveries,
+    feedback,
+    inbox,
+    sent_messages,
+    tickets,
+    turns,
+)
+
+# In the order a batch deletes them: what refers to a row goes before it.
+KINDS = ("feedback", "sent_messages", "turns", "conversations", "inbox", "deliveries",
+         "conversation_references", "tickets")
+FINISHED = ("done", "failed")
+DEFAULT_BATCH = 500  # rows per table per transaction
+# Workers on one PostgreSQL database take turns: one purges, the others skip that hour.
+LOCK_KEY = "switchboard:retention"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PurgeResult:
+    counts: dict[str, int]  # kind → rows purged (or, for a dry run, to purge)
+    busy: bool = False  # another process was purging: this one stopped early
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _expired_turns(cutoff: datetime) -> ColumnElement[bool]:
+    # A turn written by an item still waiting or being answered is part of that answer.
+    unfinished = exists().where(inbox.c.id == turns.c.inbox_item_id,
+                                inbox.c.status.not_in(FINISHED))
+    return and_(turns.c.created_at < cutoff, not_(unfinished))
+
+
+def _expired_turn_ids(cutoff: datetime) -> Select[Any]:
+    return select(turns.c.id).where(_expired_turns(cutoff))
+
+
+def _criteria(cutoff: datetime, *, dry_run: bool) -> dict[str, ColumnElement[bool]]:
+    doomed_turn = _expired_turn_ids(cutoff)
+    if dry_run:
+        # Nothing is deleted yet: a conversation goes when no turn of it would stay.
+        stays = exists().where(turns.c.conversation_id == conversations.c.id,
+                               not_(_expired_turns(cutoff)))
+    else:
+        # Its turns went earlier in this batch or an earlier one.
+        stays = exists().where(turns.c.conversation_id == conversations.c.id)
+    unclosed_ticket_there = exists().where(
+        tickets.c.status != "closed",
+        tickets.c.origin_channel == conversation_references.c.channel,
+        tickets.c.origin_tenant == conversation_references.c.tenant,
+        tickets.c.origin_conversation == conversation_references.c.conversation,
+    )
+    return {
+        "feedback": or_(feedback.c.updated_at < cutoff, feedback.c.turn_id.in_(doomed_turn)),
+        "sent_messages": or_(sent_messages.c.created_at < cutoff,
+                             sent_messages.c.turn_id.in_(doomed_turn)),
+        "turns": _expired_turns(cutoff),
+        "conversations": and_(conversations.c.updated_at < cutoff, not_(stays)),
+        "inbox": and_(inbox.c.status.in_(FINISHED), inbox.c.updated_at < cutoff),
+        "deliveries": deliveries.c.received_at < cutoff,
+        "conversation_references": and_(conversation_references.c.updated_at < cutoff,
+                                        not_(unclosed_ticket_there)),
+        "tickets": and_(tickets.c.status == "closed", tickets.c.updated_at < cutoff),
+    }
+
+
+_TABLES = {
+    "feedback": feedback, "sent_messages": sent_messages, "turns": turns,
+    "conversations": conversations, "inbox": inbox, "deliveries": deliveries,
+    "conversation_references": conversation_references, "tickets": tickets,
+}
+
+
+def _bounded_delete(kind: str, where: ColumnElement[bool], limit: int) -> Delete:
+    """DELETE … WHERE key IN (SELECT key … LIMIT n): both databases, no DELETE … LIMIT."""
+    table = _TABLES[kind]
+    key = list(table.primary_key.columns)
+    some = select(*key).where(where).limit(limit)
+    if len(key) == 1:
+        return delete(table).where(key[0].in_(some))
+    return delete(table).where(tuple_(*key).in_(some))
+
+
+def purge_batch(conn: Connection, *, cutoff: datetime, limit: int) -> dict[str, int] | None:
+    """Delete up to `limit` expired rows of each kind; None when another process holds
+    the purge (PostgreSQL; SQLite has one writer anyway)."""
+    if conn.dialect.name == "postgresql" and not _take_purge_lock(conn):
+        return None
+    counts = {}
+    for kind, where in _criteria(cutoff, dry_run=False).items():
+        counts[kind] = conn.execute(_bounded_delete(kind, where, limit)).rowcount
+    return counts
+
+
+def count_expired(conn: Connection, *, cutoff: datetime) -> dict[str, int]:
+    """What `purge` would delete now, per kind."""
+    return {
+        kind: int(conn.execute(select(func.count()).select_from(_TABLES[kind])
+                               .where(where)).scalar_one())
+        for kind, where in _criteria(cutoff, dry_run=True).items()
+    }
+
+
+def _take_purge_lock(conn: Connection) -> bool:
+    from adapters.sql.locks import lock_id  # PostgreSQL only
+
+    # Transaction-scoped: released by this batch's COMMIT or ROLLBACK, even in a crash.
+    query = select(func.pg_try_advisory_xact_lock(lock_id(LOCK_KEY)))
+    return bool(conn.execute(query).scalar_one())
+
+
+async def purge(
+    executor: Executor, cutoff: datetime, *, batch: int = DEFAULT_BATCH,
+    dry_run: bool = False, on_batch: Callable[[dict[str, int]], None] | None = None,
+) -> PurgeResult:
+    """Everything older than `cutoff`, batch after batch until a batch finds nothing."""
+    if dry_run:
+        counted = await executor.run(functools.partial(count_expired, cutoff=cutoff),
+                                     "counting expired rows")
+        return PurgeResult(counts=counted)
+    totals = dict.fromkeys(KINDS, 0)
+    unit = functools.partial(purge_batch, cutoff=cutoff, limit=batch)
+    while True:
+        counts = await executor.run(unit, "purging expired rows")
+        if counts is None:
+            return PurgeResult(counts=totals, busy=True)
+        for kind, n in counts.items():
+            totals[kind] += n
+        if on_batch is not None:
+            on_batch(counts)
+        if not any(counts.values()):
+            return PurgeResult(counts=totals)
