@@ -60,7 +60,7 @@ class SqlTicketStore:
         if requester is not None:
             query = query.where(tickets.c.requester == requester)
         async with transaction(self._engine, "listing tickets") as conn:
-            return [_ticket(row, ()) for row in await conn.execute(query)]
+            return [to_ticket(row, ()) for row in await conn.execute(query)]
 
     @uninterrupted
     async def update(
@@ -107,14 +107,14 @@ class SqlTicketStore:
             select(ticket_comments).where(ticket_comments.c.ticket_id == ticket_id)
             .order_by(ticket_comments.c.id)
         )
-        return _ticket(row, tuple(
+        return to_ticket(row, tuple(
             Comment(author=c.author, author_name=c.author_name, text=c.text,
                     created_at=c.created_at)
             for c in comments
         ))
 
 
-def _ticket(row: Row[Any], comments: tuple[Comment, ...]) -> Ticket:
+def to_ticket(row: Row[Any], comments: tuple[Comment, ...]) -> Ticket:
     origin = None
     if row.origin_channel:
         origin = ConversationRef(

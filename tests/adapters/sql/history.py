@@ -20,6 +20,7 @@ from adapters.sql.tables import (
     deliveries,
     feedback,
     inbox,
+    profiles,
     sent_messages,
     ticket_comments,
     tickets,
@@ -104,6 +105,10 @@ class Writer:
                         conversation=ref.conversation, thread=ref.thread or "",
                         reference={"serviceUrl": "https://smba.example/"},
                         updated_at=self.now - age)
+
+    async def profile(self, person: str, *, name: str, email: str) -> None:
+        await self._add(profiles, id=person, name=name, email=email, preferences={},
+                        updated_at=self.now)
 
     async def delivery(self, key: str, *, age: timedelta) -> None:
         await self._add(deliveries, channel="slack", key=key, received_at=self.now - age)
