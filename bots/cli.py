@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="switchboard",
         description="A self-hosted AI assistant for workplace chat.",
     )
+    parser.add_argument("--version", action="version", version=f"switchboard {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="serve the web chat, the REST API and the channels")
     serve.add_argument("--host", help="address to listen on (default: HOST or 127.0.0.1)")
@@ -30,6 +32,21 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="answer what the web processes receive (serve --role worker)")
     sub.add_parser("chat", help="chat in this terminal")
     sub.add_parser("doctor", help="check the configuration and reach every backend")
+    purge = sub.add_parser(
+        "purge", help="delete conversations, turns, feedback and finished work older than "
+        "SWITCHBOARD_RETENTION_DAYS (or --days)")
+    purge.add_argument("--days", type=_days, metavar="N",
+                       help="retention in days (default: SWITCHBOARD_RETENTION_DAYS)")
+    purge.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+    export = sub.add_parser(
+        "export", help="one conversation or one person's data as JSON (audits, data requests)")
+    subject = export.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--conversation", metavar="ID", help="a conversation id")
+    subject.add_argument("--user", metavar="ID",
+                         help="a channel-scoped id: slack:T1:U1, teams:<tenant>:<id>, "
+                         "web:local:alice, cli:<host>:<user>")
+    export.add_argument("--output", "-o", type=Path, metavar="FILE",
+                        help="write here (mode 600) instead of standard output")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     db_sub.add_parser("upgrade", help="apply the database migrations")
@@ -73,6 +90,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return version("switchboard")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 36_500:  # as SWITCHBOARD_RETENTION_DAYS
+        raise argparse.ArgumentTypeError("must be from 1 to 36500")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides: dict[str, Any] = {}
@@ -113,6 +147,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             from bots.doctor import diagnose, report
 
             return report(asyncio.run(diagnose(settings)), sys.stdout)
+        case "purge":
+            from bots.retention import run_purge
+
+            return asyncio.run(
+                run_purge(settings, days=args.days, dry_run=args.dry_run, out=sys.stdout)
+            )
+        case "export":
+            from bots.retention import run_export
+
+            return asyncio.run(run_export(
+                settings, conversation=args.conversation, user=args.user,
+                output=args.output, out=sys.stdout,
+            ))
         case "db":
             from bots.database import upgrade
 

@@ -28,6 +28,7 @@ from aiohttp import web
 from adapters.web.auth import WebAuth
 from adapters.web.routes import WEB_CHANNEL, WebChannel, add_web_routes
 from bots.bootstrap import Switchboard, bootstrap
+from bots.retention import retention_context
 from bots.settings import Settings
 from bots.tickets import ticket_context, ticket_notifier
 from core.errors import StorageError
@@ -84,6 +85,8 @@ def create_app(
     if receives:
         app.cleanup_ctx.append(_forget_old_deliveries)
     if answers:
+        # The answering processes purge (SWITCHBOARD_RETENTION_DAYS): there is always one.
+        app.cleanup_ctx.append(retention_context(SWITCHBOARD))
         app.cleanup_ctx.append(_worker)
     return app
 

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         25.0, ge=0, le=3600, validation_alias="SWITCHBOARD_SHUTDOWN_GRACE"
     )
     bot_name: str = Field("Switchboard", min_length=1, validation_alias="SWITCHBOARD_BOT_NAME")
+    # Conversations, turns, feedback and finished inbox items older than this many days
+    # are purged hourly (by the answering process) and by `switchboard purge`. Unset: kept.
+    retention_days: int | None = Field(
+        None, ge=1, le=36_500, validation_alias="SWITCHBOARD_RETENTION_DAYS"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="SWITCHBOARD_LOG_LEVEL"
     )

@@ -147,6 +147,7 @@ class History:
     long_conversation: str
     waiting_conversation: str
     kept_turns: set[int]
+    held_turn: int  # written by a message still being answered
     expected: dict[str, int]  # rows a 30-day purge deletes, per kind
 
 
@@ -181,7 +182,7 @@ async def seed_history(engine: AsyncEngine, now: datetime) -> History:
         await w.reference(TEAMS_OTHER, age=OLD)
     return History(
         gone_conversation=gone, long_conversation=long, waiting_conversation=waiting,
-        kept_turns={asked, answered, held},
+        kept_turns={asked, answered, held}, held_turn=held,
         expected={"feedback": 1, "sent_messages": 1, "turns": 4, "conversations": 1,
                   "inbox": 3, "deliveries": 1, "conversation_references": 1, "tickets": 1},
     )
