@@ -31,7 +31,8 @@ async def diagnose(settings: Settings) -> list[Check]:
         _web(settings),
         Check(area="terminal", state="ok", detail="`switchboard chat`"),
         *await asyncio.gather(
-            _database(settings), _knowledge(settings), _model(settings), _teams(settings)
+            _database(settings), _knowledge(settings), _model(settings), _slack(settings),
+            _teams(settings),
         ),
     ]
 
@@ -118,6 +119,17 @@ async def _model(settings: Settings) -> Check:
         return ""
 
     return await _probe("model", f"{settings.model} at {settings.openai_base_url or 'OpenAI'}", probe)
+
+
+async def _slack(settings: Settings) -> Check:
+    if not settings.slack_enabled:
+        return Check(area="slack", state="missing",
+                     detail="set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to answer in Slack")
+    # slack_sdk loads only when Slack is configured.
+    from bots.slack import check_slack
+
+    return await _probe("slack", f"Slack API at {settings.slack_api_url}",
+                        lambda: check_slack(settings))
 
 
 async def _teams(settings: Settings) -> Check:
