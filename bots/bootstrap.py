@@ -36,6 +36,7 @@ from core.ports import (
     ConversationReferences,
     ConversationStore,
     DeliveryLog,
+    DocumentReader,
     Exclusive,
     FeedbackStore,
     Inbox,
@@ -62,7 +63,7 @@ log = logging.getLogger(__name__)
 HISTORY_TURNS = 100  # earlier turns a started message comes with (then trimmed to budget)
 
 
-class KnowledgeIndex(Retriever, KnowledgeStore, Protocol):
+class KnowledgeIndex(Retriever, KnowledgeStore, DocumentReader, Protocol):
     async def ping(self) -> None: ...
 
     async def prepare(self) -> None: ...

@@ -21,6 +21,7 @@ class Passage:
     text: str
     url: str | None = None
     score: float = 0.0
+    source: str | None = None  # the document's key in the index (`Chunk.source`)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -114,7 +115,9 @@ def cited(text: str, passages: Sequence[Passage], *, snippet_chars: int = 240) -
 
     def citation(n: int, passage: Passage) -> Citation:
         snippet = None if _quotes(flat, passage) else passage.text[:snippet_chars]
-        return Citation(index=n, title=passage.title, url=passage.url, snippet=snippet)
+        return Citation(
+            index=n, title=passage.title, url=passage.url, snippet=snippet, source=passage.source
+        )
 
     return tuple(citation(n, passages[n - 1]) for n in used if 1 <= n <= len(passages))
 

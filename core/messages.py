@@ -65,12 +65,15 @@ class InboundMessage:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Citation:
-    """A source the answer used, numbered as the model cites it (`[n]`)."""
+    """A source the answer used, numbered as the model cites it (`[n]`). `source` is the
+    document's key in the knowledge index, so a page without a `url` (a local file) can
+    still show the document (citations stored before it existed have none)."""
 
     index: int
     title: str
     url: str | None = None
     snippet: str | None = None
+    source: str | None = None
 
 
 _inbound = TypeAdapter(InboundMessage)

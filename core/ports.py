@@ -172,6 +172,15 @@ class Retriever(Protocol):
         ...
 
 
+class DocumentReader(Protocol):
+    """One indexed document, read whole, for a person to check what an answer cited."""
+
+    async def passages_of(self, source: str, *, audience: Audience, limit: int) -> list[Passage]:
+        """The document's first `limit` passages in order, if everyone in `audience`
+        may read them; [] when it is not indexed or hidden alike."""
+        ...
+
+
 class KnowledgeStore(Protocol):
     """The write side of the knowledge index (the read side is `Retriever`)."""
 

@@ -22,6 +22,7 @@ from adapters.qdrant.filters import AnyOf, Condition, Equals, access_conditions,
 from adapters.qdrant.payload import (
     KEYWORD_INDEXES,
     SOURCE_FIELDS,
+    in_order,
     note_source,
     to_passage,
     to_payload,
@@ -137,6 +138,24 @@ class EdgeKnowledgeIndex:
 
     async def count(self) -> int:
         return self._shard.count(edge.CountRequest(exact=True))
+
+    # -- DocumentReader ------------------------------------------------------------------
+
+    async def passages_of(self, source: str, *, audience: Audience, limit: int) -> list[Passage]:
+        where = edge.Filter(
+            must=[_condition(source_condition(source))],
+            should=[_condition(c) for c in access_conditions(audience)],
+        )
+        found: list[tuple[object, dict[str, Any] | None]] = []
+        offset: Any = None
+        while True:  # every page: points come in id order, not the document's
+            records, offset = self._shard.scroll(
+                edge.ScrollRequest(offset=offset, limit=SCROLL_PAGE, filter=where,
+                                   with_payload=True)
+            )
+            found += [(record.id, record.payload) for record in records]
+            if offset is None:
+                return in_order(found)[:limit]
 
     # -- Retriever -----------------------------------------------------------------------
 

@@ -52,7 +52,14 @@ def to_passage(point_id: object, payload: Mapping[str, Any] | None, score: float
         text=str(payload.get("text", "")),
         url=payload.get("url"),
         score=float(score),
+        source=payload.get(SOURCE),
     )
+
+
+def in_order(records: list[tuple[object, dict[str, Any] | None]]) -> list[Passage]:
+    """One document's points as passages, in the order of the document."""
+    records.sort(key=lambda record: int((record[1] or {}).get("position", 0)))
+    return [to_passage(point_id, payload, 0.0) for point_id, payload in records]
 
 
 def note_source(found: dict[str, str], payload: dict[str, Any]) -> None:

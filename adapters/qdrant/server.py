@@ -19,6 +19,7 @@ from adapters.qdrant.filters import AnyOf, Condition, Equals, access_conditions,
 from adapters.qdrant.payload import (
     KEYWORD_INDEXES,
     SOURCE_FIELDS,
+    in_order,
     note_source,
     to_passage,
     to_payload,
@@ -151,6 +152,27 @@ class ServerKnowledgeIndex:
         await self.prepare()
         found = await self._call(self._client.count(self._collection, exact=True))
         return int(found.count)
+
+    # -- DocumentReader ------------------------------------------------------------------
+
+    async def passages_of(self, source: str, *, audience: Audience, limit: int) -> list[Passage]:
+        await self.prepare()
+        where = models.Filter(
+            must=[_condition(source_condition(source))],
+            should=[_condition(c) for c in access_conditions(audience)],
+        )
+        found: list[tuple[object, dict[str, Any] | None]] = []
+        offset: Any = None
+        while True:  # every page: points come in id order, not the document's
+            records, offset = await self._call(
+                self._client.scroll(
+                    self._collection, scroll_filter=where, limit=SCROLL_PAGE, offset=offset,
+                    with_payload=True, with_vectors=False,
+                )
+            )
+            found += [(record.id, record.payload) for record in records]
+            if offset is None:
+                return in_order(found)[:limit]
 
     # -- Retriever -----------------------------------------------------------------------
 

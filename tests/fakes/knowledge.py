@@ -77,10 +77,16 @@ class InMemoryKnowledgeStore:
             if score and c.access.allows(audience):
                 scored.append((score, c))
         scored.sort(key=lambda pair: (-pair[0], pair[1].source, pair[1].position))
-        return [
-            Passage(id=c.id, title=c.heading_path, text=c.text, url=c.url, score=float(score))
-            for score, c in scored[:limit]
-        ]
+        return [_passage(c, float(score)) for score, c in scored[:limit]]
+
+    async def passages_of(self, source: str, *, audience: Audience, limit: int) -> list[Passage]:
+        return [_passage(c) for c in self.of(source) if c.access.allows(audience)][:limit]
+
+
+def _passage(c: Chunk, score: float = 0.0) -> Passage:
+    return Passage(
+        id=c.id, title=c.heading_path, text=c.text, url=c.url, score=score, source=c.source
+    )
 
 
 def _terms(text: str) -> set[str]:

@@ -106,6 +106,7 @@ async def test_bm25_finds_a_passage_by_its_section_title(backend: Backend) -> No
     assert first.title == "Vpn › Reset your VPN password"
     assert first.text == "Ask the service desk; the new one arrives by text message."
     assert first.url == "https://docs.example.com/vpn.md"
+    assert first.source == "vpn.md"
     assert first.score > 0
 
 
@@ -179,6 +180,33 @@ async def test_the_filter_is_exactly_access_allows(backend: Backend) -> None:
     for audience in (ALICE, BOB, NOBODY, GENERAL, HR_CHANNEL):
         found = {p.id for p in await index.search("expense policy", audience=audience, limit=50)}
         assert found == {c.id for c in stored if c.access.allows(audience)}, audience
+
+
+async def test_a_document_is_read_whole_in_order_by_those_who_may_see_it(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(edge_module, "SCROLL_PAGE", 2)
+    monkeypatch.setattr(server_module, "SCROLL_PAGE", 2)
+    index = backend.open()
+    restricted = Access(public=False, users=frozenset({"U-alice"}))
+    await index.upsert([
+        *(chunk("guide.md", p, text=f"Step {p}.") for p in (3, 0, 4, 1, 2)),
+        chunk("other.md", text="Not this one."),
+        chunk("salaries.md", text="Secret.", access=restricted),
+    ])
+
+    passages = await index.passages_of("guide.md", audience=NOBODY, limit=100)
+    assert [p.text for p in passages] == [f"Step {p}." for p in range(5)]
+    assert {p.source for p in passages} == {"guide.md"}
+    assert [p.text for p in await index.passages_of("guide.md", audience=BOB, limit=2)] == [
+        "Step 0.", "Step 1."
+    ]
+    assert [p.text for p in await index.passages_of("salaries.md", audience=ALICE, limit=9)] == [
+        "Secret."
+    ]
+    for audience in (BOB, NOBODY, GENERAL):
+        assert await index.passages_of("salaries.md", audience=audience, limit=9) == []
+    assert await index.passages_of("missing.md", audience=ALICE, limit=9) == []
 
 
 async def mrr(index: Index, mode: str) -> float:
