@@ -13,7 +13,7 @@ from core.messages import ConversationRef, Sender
 from core.model import ChatMessage, ChatRequest, ModelEvent
 from core.profiles import Profile
 from core.replies import ReplyEvent
-from core.threads import Conversation, NewTurn, Turn
+from core.threads import Conversation, ConversationSummary, ListPosition, NewTurn, Turn
 
 
 class ConversationStore(Protocol):
@@ -29,6 +29,13 @@ class ConversationStore(Protocol):
 
     async def latest(self, *, channel: str, owner: str) -> Conversation | None:
         """The most recently active conversation of `owner` on `channel`."""
+        ...
+
+    async def owned(
+        self, *, channel: str, owner: str, limit: int, after: ListPosition | None = None
+    ) -> list[ConversationSummary]:
+        """`owner`'s conversations on `channel`, most recently active first, starting after
+        `after` (a page's last one)."""
         ...
 
     async def recent_turns(self, conversation_id: str, limit: int) -> list[Turn]:

@@ -22,6 +22,25 @@ class Conversation:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ConversationSummary:
+    """One line of a person's conversation list: `title` is the start of the first
+    message in it ("" before one is stored)."""
+
+    id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ListPosition:
+    """Where a page of a conversation list ended: the next page starts after it."""
+
+    updated_at: datetime
+    id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class NewTurn:
     role: Role
     content: str

@@ -47,7 +47,7 @@ from core.inbox import (
 )
 from core.messages import ConversationRef, InboundMessage, message_from_json, message_to_json
 from core.profiles import Profile
-from core.threads import Conversation, NewTurn, Turn
+from core.threads import Conversation, ConversationSummary, ListPosition, NewTurn, Turn
 from core.tickets.model import Comment, NewTicket, Ticket, TicketStatus
 
 ERROR_LENGTH = 256  # the SQL column `inbox.last_error` keeps this many characters
@@ -448,6 +448,9 @@ class InMemoryInbox:
         return max(answers, key=lambda t: t.id, default=None)
 
 
+TITLE_CHARS = 200  # as much of the first message as the SQL store reads for a title
+
+
 class InMemoryConversationStore:
     def __init__(
         self, db: InMemoryDatabase | None = None, *, now: Callable[[], datetime] | None = None
@@ -473,6 +476,26 @@ class InMemoryConversationStore:
                 if c.ref.channel == channel and c.owner == owner]
         # Of equally recent ones, the one created last (SQL leaves ties unordered).
         return max(reversed(mine), key=lambda c: c.updated_at, default=None)
+
+    async def owned(
+        self, *, channel: str, owner: str, limit: int, after: ListPosition | None = None
+    ) -> list[ConversationSummary]:
+        await _operation()
+        mine = sorted(
+            (c for c in self.db.conversations.values()
+             if c.ref.channel == channel and c.owner == owner),
+            key=lambda c: (c.updated_at, c.id), reverse=True,
+        )
+        if after is not None:
+            mine = [c for c in mine if (c.updated_at, c.id) < (after.updated_at, after.id)]
+        return [
+            ConversationSummary(
+                id=c.id, created_at=c.created_at, updated_at=c.updated_at,
+                title=next((" ".join(t.content[:TITLE_CHARS].split()) for t in self.db.turns.get(c.id, [])
+                            if t.role == "user"), ""),
+            )
+            for c in mine[:limit]
+        ]
 
     async def recent_turns(self, conversation_id: str, limit: int) -> list[Turn]:
         await _operation()

@@ -13,8 +13,8 @@ from adapters.sql.tables import turns as turns_table
 from core.errors import StorageError
 from core.messages import Citation, ConversationRef
 from core.model import ToolCall
-from core.threads import NewTurn
-from tests.adapters.sql.conftest import Clock, Database
+from core.threads import ListPosition, NewTurn
+from tests.adapters.sql.conftest import ALL_BACKENDS, Clock, Database
 
 SLACK_THREAD = ConversationRef(channel="slack", tenant="T1", conversation="C1", thread="1700.1")
 WEB = ConversationRef(channel="web", tenant="local", conversation="w1")
@@ -100,6 +100,46 @@ async def test_latest_is_the_owners_most_recently_active_conversation(
     latest = await conversations.latest(channel="web", owner=ada)
     assert latest is not None and latest.id == older.id
     assert latest.updated_at == clock.now()
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+async def test_owned_lists_the_owners_conversations_newest_first_in_pages(
+    conversations: SqlConversationStore, clock: Clock
+) -> None:
+    ada = "web:local:ada"
+    made = []
+    for n in range(5):
+        ref = ConversationRef(channel="web", tenant="local", conversation=f"w{n}")
+        made.append(await conversations.get_or_create(ref, owner=ada))
+        await conversations.add_turns(made[-1].id, [
+            NewTurn(role="user", content=f"  question\n {n} " + "x" * 300),
+            NewTurn(role="assistant", content="answer"),
+            NewTurn(role="user", content="a later one"),
+        ])
+        clock.advance(timedelta(minutes=1))
+    await conversations.get_or_create(WEB, owner="web:local:bob")
+    await conversations.get_or_create(
+        ConversationRef(channel="cli", tenant="local", conversation="c1"), owner=ada
+    )
+    untitled = await conversations.get_or_create(
+        ConversationRef(channel="web", tenant="local", conversation="empty"), owner=ada
+    )
+    clock.advance(timedelta(minutes=1))
+    await conversations.add_turns(made[1].id, [NewTurn(role="user", content="back again")])
+
+    first = await conversations.owned(channel="web", owner=ada, limit=3)
+    last = first[-1]
+    rest = await conversations.owned(
+        channel="web", owner=ada, limit=10,
+        after=ListPosition(updated_at=last.updated_at, id=last.id),
+    )
+
+    order = [made[1].id, untitled.id, made[4].id, made[3].id, made[2].id, made[0].id]
+    assert [c.id for c in first + rest] == order
+    assert first[0].title.startswith("question 1 xxx") and len(first[0].title) <= 200
+    assert first[0].updated_at == clock.now()
+    assert first[1].title == ""
+    assert await conversations.owned(channel="web", owner="web:local:eve", limit=5) == []
 
 
 async def test_recent_turns_are_the_last_ones_oldest_first(
