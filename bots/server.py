@@ -146,6 +146,8 @@ async def _web_channel(app: web.Application) -> AsyncIterator[None]:
         tickets=sb.tickets,
         auth=WebAuth(sb.settings.api_key_users, local_user=getpass.getuser()),
         probes=probes,
+        feedback=sb.feedback,
+        documents=sb.knowledge,
     )
     yield
 

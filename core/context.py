@@ -17,7 +17,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.knowledge import Audience, Passage
-from core.messages import InboundMessage
+from core.messages import InboundMessage, Sender
 from core.model import ChatMessage
 from core.ports import Retriever, TokenCounter
 from core.profiles import Profile
@@ -120,12 +120,16 @@ def audience_of(message: InboundMessage) -> Audience:
     """A private conversation is read by its sender; a channel by everyone in it, so only
     what the channel may see counts, however much the sender could see elsewhere."""
     if message.is_direct:
-        sender = message.sender
-        principals = {sender.id, *sender.groups} | ({sender.email} if sender.email else set())
-        return Audience(kind="person", principals=frozenset(principals))
+        return person_audience(message.sender)
     ref = message.conversation
     channel = f"{ref.channel}:{ref.tenant}:{ref.conversation}"
     return Audience(kind="channel", principals=frozenset({channel}))
+
+
+def person_audience(sender: Sender) -> Audience:
+    """What one person may read: by their channel-scoped id, verified email and groups."""
+    principals = {sender.id, *sender.groups} | ({sender.email} if sender.email else set())
+    return Audience(kind="person", principals=frozenset(principals))
 
 
 def _local_time(zone: str, turn: TurnInput) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from adapters.web.auth import WebAuth
-from core.ports import ConversationStore, Inbox
+from core.ports import ConversationStore, DocumentReader, FeedbackStore, Inbox
 from core.relay import ReplyRelay
 from core.tickets.service import TicketService
 
@@ -18,7 +18,8 @@ Probe = Callable[[], Awaitable[None]]
 @dataclass(frozen=True, kw_only=True)
 class WebChannel:
     """`relay` brings the answer back from whichever process answers; `work_added` tells
-    the workers a message was recorded."""
+    the workers a message was recorded; `documents` is None where the knowledge index is
+    not open (the web role beside a worker that owns the embedded shard)."""
 
     name: str
     conversations: ConversationStore
@@ -28,6 +29,8 @@ class WebChannel:
     tickets: TicketService
     auth: WebAuth
     probes: Mapping[str, Probe]
+    feedback: FeedbackStore
+    documents: DocumentReader | None = None
 
 
 WEB_CHANNEL = web.AppKey("web_channel", WebChannel)

@@ -1,14 +1,14 @@
-"""The web channel's routes: chat (JSON and server-sent events), history, health, page."""
+"""The web channel's routes: chat (JSON and server-sent events), health, the page and its
+assets; conversations (`conversations.py`), sources (`sources.py`) and tickets beside."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
@@ -16,11 +16,12 @@ from aiohttp_sse import sse_response
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.web import tickets
+from adapters.web.conversations import add_conversation_routes
 from adapters.web.body import read_body
 from adapters.web.channel import WEB_CHANNEL, Probe, WebChannel
 from adapters.web.errors import json_error, json_errors
-from adapters.web.render import to_html
 from adapters.web.replier import CollectingReplier, SseReplier, done_body
+from adapters.web.sources import add_source_routes
 from core.inbox import (
     Acceptance,
     Duplicate,
@@ -30,15 +31,15 @@ from core.inbox import (
     RecordOutcome,
     Requeued,
 )
-from core.messages import ConversationRef, InboundMessage, Sender
+from core.messages import ConversationRef, InboundMessage
 from core.ports import Replier
 from core.relay import REPLY_TO
 from core.replies import ReplyDone, ReplyEvent, ReplyFailed
-from core.threads import Conversation, Turn
 
 log = logging.getLogger(__name__)
 
-PAGE = Path(__file__).parent / "static" / "index.html"
+STATIC = Path(__file__).parent / "static"
+PAGE = STATIC / "index.html"
 FIRST_EVENT_SECONDS = 60.0  # for a worker to start on the message
 NEXT_EVENT_SECONDS = 300.0  # between two events of an answer (a long tool, a slow model)
 ANSWER_WAIT_SECONDS = 75.0  # a retried request, for the answer in progress (> the deadline)
@@ -68,7 +69,9 @@ def add_web_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/info", info)
     app.router.add_post("/api/v1/chat", chat)
     app.router.add_post("/api/v1/chat/stream", chat_stream)
-    app.router.add_get("/api/v1/conversations/{id}", conversation)
+    app.router.add_static("/static/", STATIC, append_version=True)
+    add_conversation_routes(app)
+    add_source_routes(app)
     tickets.add_ticket_routes(app)
 
 
@@ -180,40 +183,6 @@ async def _pump(events: asyncio.Queue[ReplyEvent], replier: Replier) -> None:
         timeout = NEXT_EVENT_SECONDS
 
 
-async def conversation(request: web.Request) -> web.Response:
-    channel = request.app[WEB_CHANNEL]
-    sender = channel.auth.sender(request)
-    conv = await _own_conversation(channel, request.match_info["id"], sender)
-    try:
-        limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
-    except ValueError:
-        raise json_error(400, "limit must be a whole number") from None
-    turns = await channel.conversations.recent_turns(conv.id, limit)
-    return web.json_response(
-        {
-            "id": conv.id,
-            "created_at": conv.created_at.isoformat(),
-            "updated_at": conv.updated_at.isoformat(),
-            "turns": [
-                _turn_json(t) for t in turns if t.role in ("user", "assistant") and t.content
-            ],
-        }
-    )
-
-
-def _turn_json(turn: Turn) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": turn.id,
-        "role": turn.role,
-        "content": turn.content,
-        "created_at": turn.created_at.isoformat(),
-    }
-    if turn.role == "assistant":
-        body["html"] = to_html(turn.content)
-        body["citations"] = [asdict(c) for c in turn.citations]
-    return body
-
-
 async def _accept(request: web.Request) -> tuple[WebChannel, Acceptance]:
     """Authenticate, validate, and turn the request into an inbound message; every
     rejection here happens before anything is stored."""
@@ -235,15 +204,6 @@ async def _accept(request: web.Request) -> tuple[WebChannel, Acceptance]:
     return channel, Acceptance(
         message=message, conversation_id=body.conversation_id, open_conversation=True
     )
-
-
-async def _own_conversation(
-    channel: WebChannel, conversation_id: str, sender: Sender
-) -> Conversation:
-    conv = await channel.conversations.get(conversation_id)
-    if conv is None or conv.ref.channel != "web" or conv.owner != sender.id:
-        raise json_error(404, "unknown conversation")
-    return conv
 
 
 def _zone(time_zone: str | None) -> str | None:

@@ -1,0 +1,156 @@
+"""A person's web conversations: the list, one conversation's turns, and ratings of its
+answers (stored like Slack's and Teams' feedback buttons)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from adapters.web.body import read_body
+from adapters.web.channel import WEB_CHANNEL, WebChannel
+from adapters.web.errors import json_error
+from adapters.web.render import to_html
+from core.feedback import Feedback
+from core.messages import Sender
+from core.threads import Conversation, ConversationSummary, ListPosition, Turn
+
+TITLE_CHARS = 80
+_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # conversation ids are hex; anything else is unknown
+LIST_LIMIT, LIST_LIMIT_MAX = 30, 100
+
+
+class FeedbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rating: Literal["up", "down"]
+
+
+def add_conversation_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/conversations", conversation_list)
+    app.router.add_get("/api/v1/conversations/{id}", conversation)
+    app.router.add_post(
+        "/api/v1/conversations/{id}/turns/{turn_id}/feedback", turn_feedback
+    )
+
+
+async def conversation_list(request: web.Request) -> web.Response:
+    """The caller's web conversations, most recently active first; `next` is the cursor
+    of the following page (absent on the last one)."""
+    channel = request.app[WEB_CHANNEL]
+    sender = channel.auth.sender(request)
+    limit = _whole(request.query.get("limit", str(LIST_LIMIT)), "limit", 1, LIST_LIMIT_MAX)
+    after = _position(request.query["cursor"]) if "cursor" in request.query else None
+    found = await channel.conversations.owned(
+        channel="web", owner=sender.id, limit=limit + 1, after=after
+    )
+    page = found[:limit]
+    body: dict[str, Any] = {"conversations": [_summary_json(c) for c in page]}
+    if len(found) > limit:
+        body["next"] = _cursor(page[-1])
+    return web.json_response(body)
+
+
+async def conversation(request: web.Request) -> web.Response:
+    channel = request.app[WEB_CHANNEL]
+    sender = channel.auth.sender(request)
+    conv = await own_conversation(channel, request.match_info["id"], sender)
+    limit = _whole(request.query.get("limit", "100"), "limit", 1, 1000)
+    turns = await channel.conversations.recent_turns(conv.id, limit)
+    return web.json_response(
+        {
+            "id": conv.id,
+            "created_at": conv.created_at.isoformat(),
+            "updated_at": conv.updated_at.isoformat(),
+            "turns": [
+                _turn_json(t) for t in turns if t.role in ("user", "assistant") and t.content
+            ],
+        }
+    )
+
+
+async def turn_feedback(request: web.Request) -> web.Response:
+    """Thumbs up or down on one answer in the caller's own conversation; rating again
+    changes it. Another's conversation, a user turn or an unknown turn: 404 alike."""
+    channel = request.app[WEB_CHANNEL]
+    sender = channel.auth.sender(request)
+    conv = await own_conversation(channel, request.match_info["id"], sender)
+    turn_id = _turn_id(request.match_info["turn_id"])
+    body = await read_body(request, FeedbackBody)
+    rating = Feedback(turn_id=turn_id, rater=sender.id, rating=body.rating, where=conv.ref)
+    if not await channel.feedback.record(rating):
+        raise json_error(404, "unknown answer")
+    return web.json_response({"turn_id": turn_id, "rating": body.rating})
+
+
+async def own_conversation(
+    channel: WebChannel, conversation_id: str, sender: Sender
+) -> Conversation:
+    known = _ID.fullmatch(conversation_id) is not None
+    conv = await channel.conversations.get(conversation_id) if known else None
+    if conv is None or conv.ref.channel != "web" or conv.owner != sender.id:
+        raise json_error(404, "unknown conversation")
+    return conv
+
+
+def _summary_json(summary: ConversationSummary) -> dict[str, Any]:
+    title = summary.title
+    if len(title) > TITLE_CHARS:
+        title = title[: TITLE_CHARS - 1].rstrip() + "…"
+    return {
+        "id": summary.id,
+        "title": title or "New conversation",
+        "created_at": summary.created_at.isoformat(),
+        "updated_at": summary.updated_at.isoformat(),
+    }
+
+
+def _turn_json(turn: Turn) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": turn.id,
+        "role": turn.role,
+        "content": turn.content,
+        "created_at": turn.created_at.isoformat(),
+    }
+    if turn.role == "assistant":
+        body["html"] = to_html(turn.content)
+        body["citations"] = [asdict(c) for c in turn.citations]
+    return body
+
+
+def _whole(raw: str, name: str, low: int, high: int) -> int:
+    try:
+        return min(max(int(raw), low), high)
+    except ValueError:
+        raise json_error(400, f"{name} must be a whole number") from None
+
+
+def _turn_id(raw: str) -> int:
+    # Ids are database keys: anything else (or beyond a BIGINT) names no answer.
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise json_error(404, "unknown answer")
+    return int(raw)
+
+
+def _cursor(last: ConversationSummary) -> str:
+    raw = json.dumps([last.updated_at.isoformat(), last.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _position(cursor: str) -> ListPosition:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        when, conversation_id = json.loads(raw)
+        updated_at = datetime.fromisoformat(when)
+        if updated_at.tzinfo is None or not _ID.fullmatch(str(conversation_id)):
+            raise ValueError
+    except (binascii.Error, ValueError, TypeError):
+        raise json_error(400, "cursor is not one this server gave") from None
+    return ListPosition(updated_at=updated_at, id=str(conversation_id))
