@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
@@ -14,13 +15,15 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from adapters.sql import units
+from adapters.sql.engine import create_engine
 from bots.server import SWITCHBOARD, create_app
 from bots.settings import Settings, load_settings
 from core.errors import StorageError
 from core.inbox import Answered, Claim, Started
+from tests.conftest import POSTGRES_URL
 from tests.fakes.bot_framework import ChannelIdentity, FakeConnector, FakeLogin
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
@@ -28,6 +31,22 @@ from tests.fakes.slack_api import FakeSlack
 API_KEY = "sk-test-0123456789"
 
 MakeSettings = Callable[..., Settings]
+
+
+@asynccontextmanager
+async def fresh_postgres_database(prefix: str) -> AsyncIterator[str]:
+    """A new, empty database on the test PostgreSQL server, dropped afterwards: its URL,
+    password included, as a process's DATABASE_URL would have it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.dispose()
 
 
 @pytest.fixture

@@ -3,18 +3,14 @@ sharing it (skipped when PostgreSQL is not reachable)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import make_url
 
 from adapters.sql import migrate
-from adapters.sql.engine import create_engine
 from bots.database import upgrade
 from core.errors import ConfigurationError
-from tests.conftest import POSTGRES_URL
-from tests.e2e.conftest import MakeSettings, serving
+from tests.e2e.conftest import MakeSettings, fresh_postgres_database, serving
 from tests.fakes.openai_server import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.postgres
@@ -24,16 +20,8 @@ pytestmark = pytest.mark.postgres
 async def database_url(postgres_unreachable: str | None) -> AsyncIterator[str]:
     if postgres_unreachable:
         pytest.skip(postgres_unreachable)
-    name = f"sb_e2e_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-        await admin.dispose()
+    async with fresh_postgres_database("sb_e2e") as url:
+        yield url
 
 
 async def test_two_processes_share_one_postgresql_database(

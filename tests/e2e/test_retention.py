@@ -10,14 +10,13 @@ import json
 import socket
 import stat
 import subprocess
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from sqlalchemy import func, make_url, select
+from sqlalchemy import func, select
 
 from adapters.sql import migrate
 from adapters.sql.engine import create_engine, sqlite_url
@@ -27,7 +26,7 @@ from bots.retention import RETENTION_JOB
 from bots.server import create_app
 from bots.settings import load_settings
 from tests.adapters.sql.history import History, seed_history
-from tests.conftest import POSTGRES_URL
+from tests.e2e.conftest import fresh_postgres_database
 from tests.e2e.processes import CLI, REPOSITORY, clean_env
 from tests.e2e.test_cli import chat
 from tests.fakes.scripted import ScriptedChatModel, says
@@ -101,16 +100,8 @@ async def database_url(
         return
     if postgres_unreachable:
         pytest.skip(postgres_unreachable)
-    name = f"sb_purge_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-        await admin.dispose()
+    async with fresh_postgres_database("sb_purge") as url:
+        yield url
 
 
 async def test_purge_as_a_process_on_either_database(database_url: str, tmp_path: Path) -> None:
