@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql import migrate
+from adapters.sql.backlog import SqlInboxBacklog
 from adapters.sql.conversations import SqlConversationStore
 from adapters.sql.deliveries import SqlDeliveryLog
 from adapters.sql.engine import Executor, create_engine, create_executor, drain
@@ -40,10 +41,12 @@ from core.ports import (
     Exclusive,
     FeedbackStore,
     Inbox,
+    InboxBacklog,
     KnowledgeStore,
     ProfileStore,
     Retriever,
     SentMessages,
+    Telemetry,
 )
 from core.relay import RelayTransport, ReplyRelay
 from core.replies import ReplyEvent
@@ -52,6 +55,7 @@ from core.tickets.service import TicketService
 from core.tickets.tools import TICKET_TOOLS
 from core.tools.knowledge import search_knowledge
 from core.tools.registry import ToolRegistry, ToolServices
+from core.telemetry import NO_TELEMETRY, ObservedInbox, ObservedModel, ObservedRetriever
 from core.tools.user_info import get_user_info
 from core.worker import ChannelRepliers, Worker
 
@@ -91,6 +95,7 @@ class Stores:
     check: Callable[[], Awaitable[None]]  # raises when the database does not answer
     engine: AsyncEngine | None = None  # for slack_sdk's OAuth stores
     executor: Executor | None = None  # counts units and commits, for the benchmarks
+    backlog: InboxBacklog | None = None  # what waits, for the metrics
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,7 +167,7 @@ async def sql_stores(settings: Settings) -> AsyncIterator[Stores]:
             inbox=SqlInbox(executor, history=HISTORY_TURNS),
             conversations=conversations, profiles=profiles, deliveries=deliveries,
             feedback=feedback, sent_messages=sent, tickets=tickets, references=references,
-            check=check, engine=engine, executor=executor,
+            check=check, engine=engine, executor=executor, backlog=SqlInboxBacklog(engine),
         )
 
 
@@ -177,6 +182,7 @@ async def bootstrap(
     receives: bool = True,
     listens: bool = False,
     stores: Stores | None = None,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> AsyncIterator[Switchboard]:
     """Build the assistant's services and close them in reverse order on exit.
 
@@ -184,7 +190,8 @@ async def bootstrap(
     worker) waits for no request. `listens`: this process is one of several sharing the
     database (a server role), so it hears of new work and of answers for its waiting
     requests from the others. Tests pass a fake `model`, `retriever` or `stores`, and get
-    the real wiring around them.
+    the real wiring around them. `telemetry` observes the inbox, the model, retrieval and
+    each answer (the server passes its metrics).
     """
     async with AsyncExitStack() as stack:
         counter = None
@@ -196,6 +203,8 @@ async def bootstrap(
         if stores is None:
             stores = await stack.enter_async_context(sql_stores(settings))
         tickets = TicketService(stores.tickets, agents=settings.ticket_agent_names)
+        # Every channel and the worker reach the inbox through this one wrapper.
+        inbox = ObservedInbox(stores.inbox, telemetry)
         profile = default_profile(settings.bot_name)
         signals = _signals(settings, stores) if listens else None
         streams = _streams(settings, stores) if listens and answers else None
@@ -221,8 +230,11 @@ async def bootstrap(
                 await knowledge.prepare()
             if retriever is None:
                 retriever = knowledge
+            if retriever is not None:
+                retriever = ObservedRetriever(retriever, telemetry)
+            model = ObservedModel(model, telemetry)
             orchestrator = Orchestrator(
-                inbox=stores.inbox,
+                inbox=inbox,
                 assembler=ContextAssembler(
                     system_prompt=profile.system_prompt,
                     providers=[KnowledgeProvider(retriever)] if retriever is not None else [],
@@ -239,10 +251,12 @@ async def bootstrap(
                 ),
                 max_tool_rounds=settings.max_tool_rounds,
                 deadline=settings.answer_deadline,
+                telemetry=telemetry,
             )
             worker = Worker(
-                inbox=stores.inbox, orchestrator=orchestrator, repliers=repliers,
+                inbox=inbox, orchestrator=orchestrator, repliers=repliers,
                 concurrency=settings.concurrency, lease=timedelta(seconds=settings.lease_seconds),
+                telemetry=telemetry,
             )
             stack.push_async_callback(worker.aclose)
         if signals is not None:
@@ -255,7 +269,7 @@ async def bootstrap(
             settings=settings,
             profile=profile,
             stores=stores,
-            inbox=stores.inbox,
+            inbox=inbox,
             conversations=stores.conversations,
             profiles=stores.profiles,
             deliveries=stores.deliveries,

@@ -191,6 +191,15 @@ class TurnEnd:
     turns: tuple[NewTurn, ...]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Backlog:
+    """What the inbox holds that is not finished: items by status (pending, processing,
+    answered), and when the oldest pending one was recorded."""
+
+    by_status: dict[ItemStatus, int]
+    oldest_pending: datetime | None
+
+
 class LeaseLost(Exception):
     """The item's lease expired and another worker took it over: that one answers."""
 

@@ -21,8 +21,9 @@ from core.inbox import Answered, Started, TurnEnd, patiently
 from core.knowledge import PassageBook, cited
 from core.messages import Citation
 from core.model import ChatMessage, ChatRequest, ModelText, ModelToolCalls, ModelUsage, ToolCall
-from core.ports import ChatModel, Inbox, Replier
+from core.ports import ChatModel, Inbox, Replier, Telemetry
 from core.replies import ReplyDone, ReplyEvent, Status, TextDelta, ToolProgress
+from core.telemetry import NO_TELEMETRY
 from core.threads import NewTurn, Turn
 from core.tickets.commands import is_ticket_command, run_ticket_command
 from core.tools.registry import ToolContext, ToolRegistry, ToolServices
@@ -73,8 +74,10 @@ class Orchestrator:
         services: ToolServices,
         max_tool_rounds: int = 5,
         deadline: float = 60.0,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._inbox = inbox
+        self._telemetry = telemetry
         self._assembler = assembler
         self._model = model
         self._tools = tools
@@ -277,6 +280,9 @@ class Orchestrator:
             )
         outcomes = await self._tools.run_all(calls, ctx)
         turn.failed_tools += [self._tools.title(o.call.name) for o in outcomes if not o.ok]
+        for outcome in outcomes:  # a name the model made up is not a label of its own
+            name = outcome.call.name if self._tools.knows(outcome.call.name) else "unknown"
+            self._telemetry.tool_call(name, ok=outcome.ok)
         for outcome in outcomes:
             await replier.send(
                 ToolProgress(

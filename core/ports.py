@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from core.feedback import Feedback
-from core.inbox import Acceptance, AcceptOutcome, Claim, InboxItem, TurnEnd, TurnStart
+from core.inbox import (
+    Acceptance,
+    AcceptOutcome,
+    Backlog,
+    Claim,
+    InboxItem,
+    TurnEnd,
+    TurnStart,
+)
 from core.knowledge import Audience, Chunk, Passage
 from core.messages import ConversationRef, Sender
 from core.model import ChatMessage, ChatRequest, ModelEvent
@@ -250,3 +258,55 @@ class ThreadNotifier(Protocol):
         for; a channel that can address people (Slack `<@U…>`, a Teams mention) does so,
         others may ignore it."""
         ...
+
+
+class InboxBacklog(Protocol):
+    """How much waits in the inbox, read when metrics are scraped (never on the answer
+    path)."""
+
+    async def read(self) -> Backlog: ...
+
+
+# How a message ended, as counted: answered; apologised (an error or too many attempts);
+# withdrawn (another worker took it over and answers it); released (shutdown: another
+# process answers it); and the deliveries refused before any answer.
+MessageOutcome = Literal[
+    "answered", "apologised", "withdrawn", "released",
+    "duplicate", "not_followed", "not_yours", "limited",
+]
+
+
+class Telemetry(Protocol):
+    """What the answer path tells an operator: counts and timings, no content. Each
+    method returns at once and never raises; `NoTelemetry` (core/telemetry.py) is the
+    default, adapters/metrics the Prometheus one."""
+
+    def received(self, channel: str) -> None:
+        """A delivery of a message reached the inbox (before it is known new)."""
+        ...
+
+    def message(self, channel: str, outcome: MessageOutcome, *, detail: str = "") -> None:
+        """How a message ended. `detail`: the status a duplicate found its item in, or
+        why an apology was sent."""
+        ...
+
+    def first_sign(self, channel: str, seconds: float) -> None:
+        """From a message's sending to the first thing the person saw of its answer."""
+        ...
+
+    def first_token(self, channel: str, seconds: float) -> None:
+        """From a message's sending to the first text of its answer."""
+        ...
+
+    def model_call(
+        self, model: str, *, outcome: Literal["ok", "error", "timeout"], seconds: float,
+        first_token: float | None,
+    ) -> None:
+        """One streamed model response, start to end (and to its first text)."""
+        ...
+
+    def model_tokens(self, model: str, *, prompt: int, completion: int) -> None: ...
+
+    def tool_call(self, tool: str, *, ok: bool) -> None: ...
+
+    def retrieval(self, *, seconds: float, ok: bool) -> None: ...

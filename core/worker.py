@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Mapping
 from dataclasses import replace
@@ -40,15 +41,25 @@ from core.inbox import (
     Started,
     TurnStart,
 )
+from core.log_fields import log_fields
 from core.orchestrator import AnswerUndelivered, Orchestrator
-from core.ports import Inbox, Replier, ReplierFactory
+from core.ports import Inbox, MessageOutcome, Replier, ReplierFactory, Telemetry
 from core.replies import ReplyEvent, ReplyFailed, ReplyWithdrawn
 from core.signs import DelayedFirstStatus
+from core.telemetry import NO_TELEMETRY, FirstSigns
 
 log = logging.getLogger(__name__)
 
 GAVE_UP = "Sorry, I couldn't answer this message after several attempts. Please send it again."
 CLAIM_BATCH = 32  # items started per transaction when many are waiting
+
+
+def _reason(error: Exception) -> str:
+    """Why an answer failed, for the apology count: the kind of our error (model_timeout,
+    no_answer, storage_error…), or "error" for anything unforeseen."""
+    if not isinstance(error, SwitchboardError):
+        return "error"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
 
 
 class ChannelRepliers:
@@ -86,8 +97,10 @@ class Worker:
         concurrency: int = 256,
         lease: timedelta = timedelta(seconds=60),
         poll_interval: float = 1.0,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._inbox = inbox
+        self._telemetry = telemetry
         self._orchestrator = orchestrator
         self._repliers = repliers
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
@@ -206,13 +219,23 @@ class Worker:
 
     async def process(self, start: TurnStart, replier: Replier) -> None:
         """Answer one claimed item and settle it. Never raises except on cancellation."""
+        message = start.item.message
+        conversation = start.conversation.id if isinstance(start, Started) else None
+        with log_fields(channel=message.conversation.channel, message_id=message.id,
+                        inbox_item_id=start.item.id, conversation_id=conversation):
+            await self._process(start, FirstSigns(replier, message, self._telemetry))
+
+    async def _process(self, start: TurnStart, replier: Replier) -> None:
         item = start.item
         shown = DelayedFirstStatus(replier)
         if (task := asyncio.current_task()) is not None:
             self._turns[item.id] = task
+        outcome: MessageOutcome = "answered"
+        detail = ""
         try:
             match start:
                 case Exhausted():
+                    outcome, detail = "apologised", "gave_up"
                     await self._give_up(item, shown)
                 case Answered():
                     await self._orchestrator.redeliver(start, shown, owner=self.owner)
@@ -220,24 +243,30 @@ class Worker:
                     await self._orchestrator.answer(start, shown, owner=self.owner)
         except asyncio.CancelledError:
             if self._stopped_as_taken(item.id):
+                outcome = "withdrawn"
                 await self._withdraw(item, shown)
                 return
+            outcome = "released"
             await asyncio.shield(self._settle(self._inbox.release(item.id, owner=self.owner)))
             raise
         except LeaseLost:
+            outcome = "withdrawn"
             log.warning("inbox item %d was taken over by another worker; it answers", item.id)
             await self._withdraw(item, shown)
         except AnswerUndelivered as e:
             # Stored, and the channel refused it (not a crash): apologise, and the item is
             # done; delivering it again would likely fail the same way, or repeat it.
+            outcome, detail = "apologised", "undelivered"
             await self._tell(item, shown, e, settle=False)
             await self._settle(self._inbox.finish_delivery(item.id, owner=self.owner))
         except Exception as e:
+            outcome, detail = "apologised", _reason(e)
             await self._tell(item, shown, e, settle=True)
         finally:
             self._turns.pop(item.id, None)
             self._taken.discard(item.id)
             await shown.settle()
+            self._telemetry.message(item.message.conversation.channel, outcome, detail=detail)
 
     def _stop_taken(self, item_id: int) -> None:
         """Another worker took this item over (this one could not renew its lease in

@@ -193,6 +193,9 @@ class ToolRegistry:
     def specs(self) -> tuple[ToolSpec, ...]:
         return self._specs
 
+    def knows(self, name: str) -> bool:
+        return name in self._tools
+
     def title(self, name: str) -> str:
         found = self._tools.get(name)
         return found.title if found else f"Running {name}"
