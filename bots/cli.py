@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["port"] = args.port
     try:
         settings = load_settings(**overrides)
-        configure_logging(settings.log_level, settings.secrets())
+        configure_logging(settings.log_level, settings.secrets(),
+                          json=settings.log_format == "json", content=settings.log_content)
         return _run(args, settings)
     except ConfigurationError as e:
         print(f"switchboard: {e}", file=sys.stderr)

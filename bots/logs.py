@@ -1,9 +1,25 @@
-"""Logging set-up: one format, and every known secret masked before a record is written."""
+"""Logging set-up: text or JSON lines, the ids of the message being handled on every
+record, every known secret masked before a record is written, and the SDKs that log
+message text kept quiet unless content logging is asked for."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+
+from pythonjsonlogger.json import JsonFormatter
+
+from core.log_fields import current_log_fields
+
+# Loggers whose records carry message text or prompts below WARNING: slack_sdk logs each
+# Web API request and response body at DEBUG (chat.postMessage's text, the stream's
+# chunks), Bolt the incoming event, openai the request options (every prompt),
+# botbuilder/msrest the activities, SQLAlchemy the statements' parameters (turns).
+CONTENT_LOGGERS = ("slack_sdk", "slack_bolt", "openai", "botbuilder", "botframework",
+                   "msrest", "sqlalchemy")
+# Loggers that log request details (headers included) at DEBUG: at WARNING always.
+NOISY_LOGGERS = ("httpx", "httpcore", "httpx2", "aiosqlite", "asyncio", "alembic", "msal",
+                 "urllib3", "pypdf")
 
 
 class RedactSecrets(logging.Filter):
@@ -33,16 +49,41 @@ class RedactSecrets(logging.Filter):
         return text
 
 
-def configure_logging(level: str, secrets: Iterable[str]) -> None:
+class LogFields(logging.Filter):
+    """Puts the ids of the message being handled (`core.log_fields`) on each record:
+    fields of their own in JSON lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in current_log_fields().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+def json_formatter() -> logging.Formatter:
+    return JsonFormatter(
+        "{asctime}{levelname}{name}{message}", style="{",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+    )
+
+
+def configure_logging(
+    level: str, secrets: Iterable[str], *, json: bool = False, content: bool = False
+) -> None:
+    """`json`: one JSON object per line. `content`: let the SDKs that log message text
+    (CONTENT_LOGGERS) log at `level` too; otherwise they log warnings and errors only."""
     handler = logging.StreamHandler()
     handler.setFormatter(
+        json_formatter() if json else
         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
     )
+    handler.addFilter(LogFields())
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # The SDKs log request details (headers included) at DEBUG; keep them at WARNING.
-    for noisy in ("openai", "httpx", "httpcore", "httpx2", "aiosqlite", "asyncio", "alembic",
-                  "msal", "msrest", "urllib3", "pypdf"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    quiet = max(logging.WARNING, logging.getLevelName(level))
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(quiet)
+    for name in CONTENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if content else quiet)

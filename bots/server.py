@@ -25,7 +25,9 @@ from typing import Literal
 
 from aiohttp import web
 
+from adapters.metrics.prometheus import CONTENT_TYPE, PrometheusTelemetry
 from adapters.web.auth import WebAuth
+from adapters.web.metrics import METRICS_ENDPOINT, MetricsEndpoint, add_metrics_route
 from adapters.web.routes import WEB_CHANNEL, WebChannel, add_web_routes
 from bots.bootstrap import Switchboard, bootstrap
 from bots.retention import retention_context
@@ -39,11 +41,13 @@ log = logging.getLogger(__name__)
 Role = Literal["all", "web", "worker"]
 SWITCHBOARD = web.AppKey("switchboard", Switchboard)
 DRAINING = web.AppKey("draining", asyncio.Event)
+TELEMETRY = web.AppKey("telemetry", PrometheusTelemetry)
 RETRY_AFTER_SECONDS = 10  # what a refused request is told while the process drains
 HTTP_SHUTDOWN_SECONDS = 3.0  # for requests still open once the answers have ended
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
 # Platforms stop retrying a delivery within minutes; a day of delivery ids is plenty.
 DELIVERY_MEMORY = timedelta(days=1)
+BACKLOG_READ_SECONDS = 3.0  # a scrape waits this long for the inbox's numbers at most
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -59,13 +63,17 @@ def create_app(
     receives, answers = role in ("all", "web"), role in ("all", "worker")
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_drain_gate])
     app[DRAINING] = asyncio.Event()
+    app[TELEMETRY] = PrometheusTelemetry(role=role)  # this app's own registry
     if receives:
         add_web_routes(app)
+        add_metrics_route(app)
     app.cleanup_ctx.append(
         _services(settings, model, retriever, answers=answers, receives=receives)
     )
     if receives:
         app.cleanup_ctx.append(_web_channel)
+    if settings.metrics_port is not None:
+        app.cleanup_ctx.append(_metrics_listener(settings.host, settings.metrics_port))
     if settings.slack_enabled:
         # Slack's SDKs load only when Slack is configured.
         if receives:
@@ -107,7 +115,7 @@ def _services(
     async def services(app: web.Application) -> AsyncIterator[None]:
         async with bootstrap(
             settings, model=model, retriever=retriever, answers=answers, receives=receives,
-            listens=True, open_knowledge=answers,
+            listens=True, open_knowledge=answers, telemetry=app[TELEMETRY],
         ) as sb:
             app[SWITCHBOARD] = sb
             if settings.bundled_docs and sb.knowledge is not None:
@@ -144,12 +152,55 @@ async def _web_channel(app: web.Application) -> AsyncIterator[None]:
         relay=sb.relay,
         work_added=sb.work_added,
         tickets=sb.tickets,
-        auth=WebAuth(sb.settings.api_key_users, local_user=getpass.getuser()),
+        auth=_web_auth(sb),
         probes=probes,
         feedback=sb.feedback,
         documents=sb.knowledge,
     )
+    app[METRICS_ENDPOINT] = _metrics_endpoint(app, app[WEB_CHANNEL].auth)
     yield
+
+
+def _web_auth(sb: Switchboard) -> WebAuth:
+    return WebAuth(sb.settings.api_key_users, local_user=getpass.getuser())
+
+
+def _metrics_endpoint(app: web.Application, auth: WebAuth) -> MetricsEndpoint:
+    """`/metrics` of this app: its telemetry, with the inbox read as it is scraped."""
+    sb, telemetry = app[SWITCHBOARD], app[TELEMETRY]
+
+    async def scrape() -> bytes:
+        backlog = None
+        if sb.stores.backlog is not None:
+            try:
+                async with asyncio.timeout(BACKLOG_READ_SECONDS):
+                    backlog = await sb.stores.backlog.read()
+            except Exception as e:  # the database is away: the other metrics still count
+                log.warning("could not read the inbox backlog for metrics (%s)", type(e).__name__)
+        telemetry.observe_backlog(backlog)
+        return telemetry.exposition()
+
+    return MetricsEndpoint(auth=auth, scrape=scrape, content_type=CONTENT_TYPE)
+
+
+def _metrics_listener(host: str, port: int) -> CleanupContext:
+    """SWITCHBOARD_METRICS_PORT: `/metrics` on a port of its own, for a worker (which
+    serves nothing else) or to keep scrapes off the public port. Guarded like the API."""
+
+    async def listener(app: web.Application) -> AsyncIterator[None]:
+        metrics_app = web.Application()
+        add_metrics_route(metrics_app)
+        metrics_app[METRICS_ENDPOINT] = _metrics_endpoint(app, _web_auth(app[SWITCHBOARD]))
+        runner = web.AppRunner(metrics_app, handle_signals=False, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            log.info("metrics on http://%s:%d/metrics", host, port)
+            yield
+        finally:
+            await runner.cleanup()
+
+    return listener
 
 
 def _slack_channel(*, receive: bool) -> CleanupContext:

@@ -96,6 +96,21 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="SWITCHBOARD_LOG_LEVEL"
     )
+    # text: one readable line per record; json: one JSON object per line, with the
+    # message's channel, conversation, inbox item and message ids as fields.
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=AliasChoices("SWITCHBOARD_LOG_FORMAT", "LOG_FORMAT")
+    )
+    # Message text and prompts reach the log only when asked for (debugging a deployment
+    # that is yours to read): the SDKs' request and response bodies, at DEBUG.
+    log_content: bool = Field(
+        False, validation_alias=AliasChoices("SWITCHBOARD_LOG_CONTENT", "LOG_CONTENT")
+    )
+    # /metrics on a port of its own (a `switchboard worker` has no other; web roles also
+    # keep it on their main port). Unset: no separate listener.
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, validation_alias="SWITCHBOARD_METRICS_PORT"
+    )
 
     # Ids, emails or group names of the support agents, who see and change every ticket.
     ticket_agents: str = Field("", validation_alias="SWITCHBOARD_TICKET_AGENTS")
@@ -181,6 +196,11 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().startswith(prefix):
             raise ValueError(f"must be a Slack token starting with {prefix}")
         return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format_any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _qdrant_key_needs_url(self) -> Settings:

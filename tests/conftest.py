@@ -84,6 +84,8 @@ def _no_real_services(monkeypatch: pytest.MonkeyPatch) -> None:
         "CHANNEL_SERVICE",
         "VALIDATE_AUTHORITY",
         "OAUTH_URL",
+        "LOG_FORMAT",
+        "LOG_CONTENT",
     ):
         monkeypatch.delenv(name, raising=False)
 

@@ -50,7 +50,7 @@ CLI = (sys.executable, "-m", "bots.cli")
 FOREIGN_ENV = ("SLACK_", "SWITCHBOARD_", "OPENAI_", "QDRANT_", "DATABASE_", "MICROSOFT_",
                "MicrosoftApp", "TO_BOT_FROM_", "TO_CHANNEL_FROM_", "TEAMS_", "CHANNEL_SERVICE",
                "VALIDATE_AUTHORITY", "OAUTH_URL", "REQUESTS_CA_BUNDLE", "DATA_DIR", "HOST",
-               "PORT", "TIKTOKEN_CACHE_DIR")
+               "PORT", "TIKTOKEN_CACHE_DIR", "LOG_FORMAT", "LOG_CONTENT")
 READY_WITHIN = 60.0  # seconds for `/readyz` to answer 200 (start-up takes ~2 s)
 STOP_WITHIN = 15.0  # seconds from SIGTERM to exit before a child is killed
 

@@ -10,8 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SDKS = {
     "aiohttp", "aiohttp_sse", "aiosqlite", "alembic", "asyncpg", "botbuilder", "botframework",
-    "httpx", "jwt", "markdown_it", "msal", "msrest", "openai", "qdrant_client", "qdrant_edge",
-    "requests", "slack_bolt", "slack_sdk", "sqlalchemy", "tiktoken",
+    "httpx", "jwt", "markdown_it", "msal", "msrest", "openai", "prometheus_client",
+    "pythonjsonlogger", "qdrant_client", "qdrant_edge", "requests", "slack_bolt", "slack_sdk",
+    "sqlalchemy", "tiktoken",
 }
 
 

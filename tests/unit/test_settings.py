@@ -146,3 +146,24 @@ def test_a_managed_identity_needs_no_password(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("MicrosoftAppId", "11111111-2222-3333-4444-555555555555")
     monkeypatch.setenv("MicrosoftAppType", "UserAssignedMSI")
     assert load_settings().microsoft_app_type == "UserAssignedMSI"
+
+
+def test_log_and_metrics_settings_take_the_issues_short_names_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LOG_FORMAT", "JSON")
+    monkeypatch.setenv("LOG_CONTENT", "1")
+    monkeypatch.setenv("SWITCHBOARD_METRICS_PORT", "9464")
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.log_format == "json" and settings.log_content
+    assert settings.metrics_port == 9464
+    assert load_settings(data_dir=tmp_path, log_format="text").log_format == "text"
+
+
+def test_a_bad_log_format_or_metrics_port_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_LOG_FORMAT", "xml")
+    monkeypatch.setenv("SWITCHBOARD_METRICS_PORT", "0")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    names = sorted(p.split(":")[0] for p in caught.value.problems)
+    assert names == ["SWITCHBOARD_LOG_FORMAT", "SWITCHBOARD_METRICS_PORT"]

@@ -1,0 +1,1 @@
+"""Metrics: the `Telemetry` port as Prometheus counters, gauges and histograms."""
