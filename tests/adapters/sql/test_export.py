@@ -94,3 +94,23 @@ async def test_an_unknown_conversation_is_none_and_an_unknown_person_is_empty(
     empty = await _export(engine, export_user, user_id="slack:T1:U9")
     assert empty is not None
     assert (empty["conversations"], empty["feedback"], empty["tickets"]) == ([], [], [])
+
+
+async def test_the_document_has_exactly_the_documented_shape(engine: AsyncEngine) -> None:
+    """The README's "Retention and export" shows these keys; a change is a new FORMAT."""
+    await _seed(engine)
+
+    document = await _export(engine, export_user, user_id=ADA)
+
+    assert document is not None
+    assert set(document) == {"format", "subject", "profile", "conversations", "feedback",
+                             "tickets"}  # `switchboard export` adds "exported_at"
+    conversation = document["conversations"][0]  # type: ignore[index]
+    assert set(conversation) == {"id", "channel", "tenant", "conversation", "thread", "owner",
+                                 "created_at", "updated_at", "complete", "turns"}
+    assert set(conversation["turns"][0]) == {"id", "role", "content", "tool_calls",
+                                             "tool_call_id", "citations", "created_at"}
+    assert set(document["feedback"][0]) == {  # type: ignore[index]
+        "turn_id", "conversation_id", "rater", "rating", "comment", "created_at", "updated_at"}
+    assert set(document["profile"]) == {  # type: ignore[arg-type]
+        "id", "name", "email", "title", "department", "time_zone", "preferences", "updated_at"}
