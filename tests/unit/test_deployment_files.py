@@ -106,15 +106,18 @@ def test_processes_start_after_the_migrations_and_on_healthy_backends() -> None:
     assert services["worker"]["depends_on"]["qdrant"] == {"condition": "service_healthy"}
 
 
-def test_services_that_serve_have_health_checks_and_the_others_disable_the_images() -> None:
+def test_long_running_services_have_health_checks_and_the_one_shot_step_none() -> None:
     services = _compose()["services"]
-    for name in ("postgres", "qdrant", "web"):
+    for name in ("postgres", "qdrant", "web", "worker"):
         assert services[name]["healthcheck"]["test"], name
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert "/readyz" in " ".join(services["qdrant"]["healthcheck"]["test"])
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
-    for name in ("migrate", "worker"):  # no port to ask
-        assert services[name]["healthcheck"] == {"disable": True}
+    # A worker serves only its metrics, on the port its environment gives it.
+    worker = services["worker"]
+    port = worker["environment"]["SWITCHBOARD_METRICS_PORT"]
+    assert f":{port}/metrics" in " ".join(worker["healthcheck"]["test"])
+    assert services["migrate"]["healthcheck"] == {"disable": True}
 
 
 def test_switchboard_services_reach_the_compose_database_and_qdrant() -> None:
