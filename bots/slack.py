@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_client import AsyncSlackResponse, AsyncWebClient
 
 from adapters.slack.config import SlackConfig
 from bots.settings import Settings
@@ -30,20 +32,30 @@ def slack_config(settings: Settings) -> SlackConfig:
 
 
 async def check_slack(settings: Settings) -> str:
-    """For `switchboard doctor`: Slack accepts the bot token (`auth.test`), and for which
-    workspace and bot user. An OAuth app has a token per workspace, used as it comes."""
+    """For `switchboard doctor`: Slack accepts the bot token (`auth.test`: for which
+    workspace and bot user) and, for Socket Mode, the app token (`apps.connections.open`,
+    which hands out a connection URL and connects nothing). An OAuth app has a token per
+    workspace, used as it comes."""
     token = settings.slack_bot_token
     if token is None:
         return f" (OAuth app {settings.slack_client_id}: each workspace's own token)"
     client = AsyncWebClient(token=token.get_secret_value(), base_url=settings.slack_api_url,
                             timeout=10)
+    auth = await _ask("bot token", client.auth_test())
+    found = (f", workspace {auth.get('team')} ({auth.get('team_id')}), bot "
+             f"@{auth.get('user')} ({auth.get('user_id')})")
+    app_token = settings.slack_app_token
+    if app_token is None:
+        return f"{found}, HTTP events"
+    await _ask("app token", client.apps_connections_open(app_token=app_token.get_secret_value()))
+    return f"{found}, Socket Mode"
+
+
+async def _ask(what: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
     try:
-        auth = await client.auth_test()
+        return await call
     except SlackApiError as e:
         error = e.response.get("error") if isinstance(e.response.data, dict) else None
         raise ConfigurationError(
-            [f"Slack refused the bot token: {error or e.response.status_code}"]
+            [f"Slack refused the {what}: {error or e.response.status_code}"]
         ) from None
-    mode = "Socket Mode" if settings.slack_app_token is not None else "HTTP events"
-    return (f", workspace {auth.get('team')} ({auth.get('team_id')}), bot "
-            f"@{auth.get('user')} ({auth.get('user_id')}), {mode}")

@@ -52,6 +52,21 @@ async def test_doctor_shows_the_workspace_and_bot_slack_accepts_the_token_for(
     assert "workspace Acme (T42)" in line and "(UBOT9)" in line and "HTTP events" in line
 
 
+async def test_doctor_checks_the_app_token_of_a_socket_mode_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-doctor-app-token")
+    async with FakeSlack() as slack:
+        _slack_env(monkeypatch, tmp_path, slack.base_url)
+        code, out = await _doctor(capsys)
+        slack.script("apps.connections.open", ApiError("invalid_auth"))
+        refused, refusal = await _doctor(capsys)
+
+    assert code == 0 and _line(out, "slack").endswith(", Socket Mode")
+    assert refused == 1 and "Slack refused the app token: invalid_auth" in refusal
+    assert "xapp-doctor-app-token" not in out + refusal
+
+
 async def test_doctor_fails_when_slack_refuses_the_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
