@@ -275,6 +275,8 @@ MessageOutcome = Literal[
     "duplicate", "not_followed", "not_yours", "limited",
 ]
 
+ModelOutcome = Literal["ok", "error", "timeout", "cancelled"]
+
 
 class Telemetry(Protocol):
     """What the answer path tells an operator: counts and timings, no content. Each
@@ -299,10 +301,10 @@ class Telemetry(Protocol):
         ...
 
     def model_call(
-        self, model: str, *, outcome: Literal["ok", "error", "timeout"], seconds: float,
-        first_token: float | None,
+        self, model: str, *, outcome: ModelOutcome, seconds: float, first_token: float | None,
     ) -> None:
-        """One streamed model response, start to end (and to its first text)."""
+        """One streamed model response, start to end (and to its first text); cancelled:
+        cut short by the answer's deadline or a shutdown."""
         ...
 
     def model_tokens(self, model: str, *, prompt: int, completion: int) -> None: ...

@@ -7,10 +7,10 @@ Nothing here sees a message's text or a prompt: counts, kinds and timings only.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Literal
 
 from core.errors import ModelTimeout
 from core.inbox import (
@@ -30,7 +30,15 @@ from core.knowledge import Audience, Passage
 from core.log_fields import add_log_fields
 from core.messages import InboundMessage
 from core.model import ChatRequest, ModelEvent, ModelText, ModelUsage
-from core.ports import ChatModel, Inbox, MessageOutcome, Replier, Retriever, Telemetry
+from core.ports import (
+    ChatModel,
+    Inbox,
+    MessageOutcome,
+    ModelOutcome,
+    Replier,
+    Retriever,
+    Telemetry,
+)
 from core.replies import ReplyEvent, TextDelta
 from core.threads import Turn
 
@@ -51,8 +59,7 @@ class NoTelemetry:
         pass
 
     def model_call(
-        self, model: str, *, outcome: Literal["ok", "error", "timeout"], seconds: float,
-        first_token: float | None,
+        self, model: str, *, outcome: ModelOutcome, seconds: float, first_token: float | None,
     ) -> None:
         pass
 
@@ -146,7 +153,7 @@ class ObservedModel:
     async def stream(self, request: ChatRequest) -> AsyncIterator[ModelEvent]:
         start = time.monotonic()
         first: float | None = None
-        outcome: Literal["ok", "error", "timeout"] = "error"
+        outcome: ModelOutcome = "error"
         try:
             async for event in self._model.stream(request):
                 match event:
@@ -159,6 +166,9 @@ class ObservedModel:
             outcome = "ok"
         except ModelTimeout:
             outcome = "timeout"
+            raise
+        except asyncio.CancelledError:  # the answer's deadline, or a shutdown
+            outcome = "cancelled"
             raise
         finally:
             self._telemetry.model_call(self.name, outcome=outcome,

@@ -10,13 +10,12 @@ same in every process: there is one inbox.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from core.inbox import Backlog
-from core.ports import MessageOutcome
+from core.ports import MessageOutcome, ModelOutcome
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # The person's side: the first sign is meant to come within 300 ms, the first text within
@@ -95,8 +94,7 @@ class PrometheusTelemetry:
         self._first_token.labels(self._role, channel).observe(seconds)
 
     def model_call(
-        self, model: str, *, outcome: Literal["ok", "error", "timeout"], seconds: float,
-        first_token: float | None,
+        self, model: str, *, outcome: ModelOutcome, seconds: float, first_token: float | None,
     ) -> None:
         self._model.labels(self._role, model, outcome).observe(seconds)
         if first_token is not None:
