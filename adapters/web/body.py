@@ -1,9 +1,9 @@
-"""Request bodies: JSON validated by a pydantic model, every problem listed at once."""
+"""Request bodies and queries: validated by a pydantic model, every problem listed at once."""
 
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -20,6 +20,16 @@ async def read_body(request: web.Request, model: type[M]) -> M:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise json_error(400, "the body must be a JSON object") from None
+    return _validated(model, data)
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    """The query string as `model` (the last value of a repeated name), or a 400 like
+    `read_body`'s. Names the model does not know are ignored, as a cache-buster is."""
+    return _validated(model, dict(request.query.items()))
+
+
+def _validated(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as e:

@@ -12,11 +12,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.web.body import read_body
+from adapters.web.body import read_body, read_query
 from adapters.web.channel import WEB_CHANNEL, WebChannel
 from adapters.web.errors import json_error
+from adapters.web.models import OUT, ConversationOut, TurnOut
+from adapters.web.openapi import ApiRoutes, respond
 from adapters.web.render import to_html
 from core.feedback import Feedback
 from core.messages import Sender
@@ -27,55 +29,84 @@ _ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # conversation ids are hex; anything e
 LIST_LIMIT, LIST_LIMIT_MAX = 30, 100
 
 
+api = ApiRoutes(tag="conversations")
+
+
 class FeedbackBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rating: Literal["up", "down"]
 
 
-def add_conversation_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/conversations", conversation_list)
-    app.router.add_get("/api/v1/conversations/{id}", conversation)
-    app.router.add_post(
-        "/api/v1/conversations/{id}/turns/{turn_id}/feedback", turn_feedback
-    )
+class FeedbackOut(BaseModel):
+    model_config = OUT
+
+    turn_id: int
+    rating: Literal["up", "down"]
 
 
+class ListQuery(BaseModel):
+    limit: int = Field(LIST_LIMIT, description=f"At most this many (1 to {LIST_LIMIT_MAX}).")
+    cursor: str | None = Field(None, description="The `next` of the previous page.")
+
+
+class TurnsQuery(BaseModel):
+    limit: int = Field(100, description="The last this many turns (1 to 1000).")
+
+
+class Summary(BaseModel):
+    model_config = OUT
+
+    id: str
+    title: str = Field(description="From the first message.")
+    created_at: str = Field(json_schema_extra={"format": "date-time"})
+    updated_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class ConversationList(BaseModel):
+    model_config = OUT
+
+    conversations: list[Summary]
+    next: str | None = Field(None, description="The next page's cursor; absent on the last.")
+
+
+@api.get("/conversations", query=ListQuery, response=ConversationList, errors=[503])
 async def conversation_list(request: web.Request) -> web.Response:
-    """The caller's web conversations, most recently active first; `next` is the cursor
-    of the following page (absent on the last one)."""
+    """The caller's web conversations, most recently active first.
+
+    `next` is the cursor of the following page (absent on the last one).
+    """
     channel = request.app[WEB_CHANNEL]
     sender = channel.auth.sender(request)
-    limit = _whole(request.query.get("limit", str(LIST_LIMIT)), "limit", 1, LIST_LIMIT_MAX)
-    after = _position(request.query["cursor"]) if "cursor" in request.query else None
+    query = read_query(request, ListQuery)
+    limit = min(max(query.limit, 1), LIST_LIMIT_MAX)
+    after = _position(query.cursor) if query.cursor is not None else None
     found = await channel.conversations.owned(
         channel="web", owner=sender.id, limit=limit + 1, after=after
     )
     page = found[:limit]
-    body: dict[str, Any] = {"conversations": [_summary_json(c) for c in page]}
-    if len(found) > limit:
-        body["next"] = _cursor(page[-1])
-    return web.json_response(body)
+    more = {"next": _cursor(page[-1])} if len(found) > limit else {}
+    return respond(ConversationList(conversations=[_summary(c) for c in page], **more))
 
 
+@api.get("/conversations/{id}", query=TurnsQuery, response=ConversationOut, errors=[404, 503])
 async def conversation(request: web.Request) -> web.Response:
+    """One of the caller's conversations, its last turns oldest first."""
     channel = request.app[WEB_CHANNEL]
     sender = channel.auth.sender(request)
     conv = await own_conversation(channel, request.match_info["id"], sender)
-    limit = _whole(request.query.get("limit", "100"), "limit", 1, 1000)
+    limit = min(max(read_query(request, TurnsQuery).limit, 1), 1000)
     turns = await channel.conversations.recent_turns(conv.id, limit)
-    return web.json_response(
-        {
-            "id": conv.id,
-            "created_at": conv.created_at.isoformat(),
-            "updated_at": conv.updated_at.isoformat(),
-            "turns": [
-                _turn_json(t) for t in turns if t.role in ("user", "assistant") and t.content
-            ],
-        }
-    )
+    return respond(ConversationOut(
+        id=conv.id,
+        created_at=conv.created_at.isoformat(),
+        updated_at=conv.updated_at.isoformat(),
+        turns=[_turn(t) for t in turns if t.role in ("user", "assistant") and t.content],
+    ))
 
 
+@api.post("/conversations/{id}/turns/{turn_id}/feedback", body=FeedbackBody,
+          response=FeedbackOut, errors=[404, 503])
 async def turn_feedback(request: web.Request) -> web.Response:
     """Thumbs up or down on one answer in the caller's own conversation; rating again
     changes it. Another's conversation, a user turn or an unknown turn: 404 alike."""
@@ -87,7 +118,7 @@ async def turn_feedback(request: web.Request) -> web.Response:
     rating = Feedback(turn_id=turn_id, rater=sender.id, rating=body.rating, where=conv.ref)
     if not await channel.feedback.record(rating):
         raise json_error(404, "unknown answer")
-    return web.json_response({"turn_id": turn_id, "rating": body.rating})
+    return respond(FeedbackOut(turn_id=turn_id, rating=body.rating))
 
 
 async def own_conversation(
@@ -100,19 +131,19 @@ async def own_conversation(
     return conv
 
 
-def _summary_json(summary: ConversationSummary) -> dict[str, Any]:
+def _summary(summary: ConversationSummary) -> Summary:
     title = summary.title
     if len(title) > TITLE_CHARS:
         title = title[: TITLE_CHARS - 1].rstrip() + "…"
-    return {
-        "id": summary.id,
-        "title": title or "New conversation",
-        "created_at": summary.created_at.isoformat(),
-        "updated_at": summary.updated_at.isoformat(),
-    }
+    return Summary(
+        id=summary.id,
+        title=title or "New conversation",
+        created_at=summary.created_at.isoformat(),
+        updated_at=summary.updated_at.isoformat(),
+    )
 
 
-def _turn_json(turn: Turn) -> dict[str, Any]:
+def _turn(turn: Turn) -> TurnOut:
     body: dict[str, Any] = {
         "id": turn.id,
         "role": turn.role,
@@ -122,14 +153,7 @@ def _turn_json(turn: Turn) -> dict[str, Any]:
     if turn.role == "assistant":
         body["html"] = to_html(turn.content)
         body["citations"] = [asdict(c) for c in turn.citations]
-    return body
-
-
-def _whole(raw: str, name: str, low: int, high: int) -> int:
-    try:
-        return min(max(int(raw), low), high)
-    except ValueError:
-        raise json_error(400, f"{name} must be a whole number") from None
+    return TurnOut(**body)
 
 
 def _turn_id(raw: str) -> int:

@@ -13,15 +13,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 from aiohttp_sse import sse_response
-from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.web import tickets
-from adapters.web.conversations import add_conversation_routes
+from adapters.web import conversations, docs, sources, tickets
 from adapters.web.body import read_body
 from adapters.web.channel import WEB_CHANNEL, Probe, WebChannel
 from adapters.web.errors import json_error, json_errors
+from adapters.web.models import STREAM_EVENTS, ChatAnswer, ChatBody, Info
+from adapters.web.openapi import ApiRoutes, respond
 from adapters.web.replier import CollectingReplier, SseReplier, done_body
-from adapters.web.sources import add_source_routes
 from core.inbox import (
     Acceptance,
     Duplicate,
@@ -49,14 +48,7 @@ NO_WORKER = (
 )
 __all__ = ["WEB_CHANNEL", "WebChannel", "add_web_routes"]
 
-
-class ChatBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    message: str = Field(min_length=1, max_length=32_000)
-    conversation_id: str | None = Field(None, min_length=1, max_length=64)
-    message_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[\w.:-]+$")
-    time_zone: str | None = Field(None, max_length=64)
+api = ApiRoutes(tag="chat")
 
 
 def add_web_routes(app: web.Application) -> None:
@@ -66,13 +58,10 @@ def add_web_routes(app: web.Application) -> None:
     app.router.add_get("/", page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/api/v1/info", info)
-    app.router.add_post("/api/v1/chat", chat)
-    app.router.add_post("/api/v1/chat/stream", chat_stream)
     app.router.add_static("/static/", STATIC, append_version=True)
-    add_conversation_routes(app)
-    add_source_routes(app)
-    tickets.add_ticket_routes(app)
+    for table in (api, conversations.api, sources.api, tickets.api):
+        table.add_to(app)
+    docs.add_docs_routes(app)
 
 
 async def page(request: web.Request) -> web.FileResponse:
@@ -83,10 +72,11 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@api.get("/info", response=Info, public=True)
 async def info(request: web.Request) -> web.Response:
-    """What the page shows before the first message (no authentication: nothing private)."""
+    """What the page shows before the first message (no API key: nothing private)."""
     channel = request.app[WEB_CHANNEL]
-    return web.json_response({"name": channel.name, "api_key_required": channel.auth.requires_keys})
+    return respond(Info(name=channel.name, api_key_required=channel.auth.requires_keys))
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -112,7 +102,14 @@ async def _probe(name: str, probe: Probe) -> str:
     return "ok"
 
 
+@api.post("/chat", body=ChatBody, response=ChatAnswer, errors=[404, 409, 503])
 async def chat(request: web.Request) -> web.Response:
+    """Send a message and wait for the whole answer.
+
+    Retrying with the same `message_id` returns the same answer (409 while it is still
+    being answered by another request). A failed answer is a 503 whose `retryable` says
+    to send the message again.
+    """
     channel, acceptance = await _accept(request)
     replier = CollectingReplier()
     async with channel.relay.waiting(acceptance.message.id) as events:
@@ -128,10 +125,17 @@ async def chat(request: web.Request) -> web.Response:
             status=503,
         )
     done = replier.done or await _stored_answer(channel, outcome)
-    return web.json_response({**done_body(done), **ids})
+    return respond(ChatAnswer(**done_body(done), **ids))
 
 
+@api.post("/chat/stream", body=ChatBody, events=STREAM_EVENTS, errors=[404, 503])
 async def chat_stream(request: web.Request) -> web.StreamResponse:
+    """Send a message and receive the answer as it is written (server-sent events).
+
+    `start` comes first with the ids; then any `status`, `tool` and `delta` events; then
+    one `done` (the whole answer) or `error`. `restart` means another worker answers from
+    the start: drop what was shown. Errors before the stream starts are JSON.
+    """
     channel, acceptance = await _accept(request)
     async with channel.relay.waiting(acceptance.message.id) as events:
         outcome = await _record(channel, acceptance)

@@ -3,28 +3,55 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
+from pydantic import BaseModel, Field
 
+from adapters.web.body import read_query
 from adapters.web.channel import WEB_CHANNEL
 from adapters.web.errors import json_error
+from adapters.web.models import OUT
+from adapters.web.openapi import ApiRoutes, respond
 from core.context import person_audience
 
 SOURCE_CHARS = 4096
 PASSAGES = 500  # a long manual is shown in part rather than as megabytes of JSON
 
 
-def add_source_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/sources", source_view)
+api = ApiRoutes(tag="sources")
 
 
+class SourceQuery(BaseModel):
+    source: str = Field(description="A citation's `source`.")
+
+
+class Passage(BaseModel):
+    model_config = OUT
+
+    title: str
+    text: str
+
+
+class SourceOut(BaseModel):
+    model_config = OUT
+
+    source: str
+    title: str
+    url: str | None
+    passages: list[Passage]
+    complete: bool = Field(description=f"False when cut at {PASSAGES} passages.")
+
+
+@api.get("/sources", query=SourceQuery, response=SourceOut, errors=[404, 503])
 async def source_view(request: web.Request) -> web.Response:
-    """The document's passages the caller may read, by the same rule as retrieval: a
-    document they may not see is as unknown as one never indexed (404 both)."""
+    """One indexed document's passages, for checking what an answer cited.
+
+    By the same rule as retrieval: a document the caller may not see is as unknown as
+    one never indexed (404 both). 503 on the web role of a split layout, where the
+    worker holds the index.
+    """
     channel = request.app[WEB_CHANNEL]
     sender = channel.auth.sender(request)
-    source = request.query.get("source", "")
+    source = read_query(request, SourceQuery).source
     if not source or len(source) > SOURCE_CHARS or not source.isprintable():
         raise json_error(400, f"source must name a document (1 to {SOURCE_CHARS} characters)")
     if channel.documents is None:
@@ -39,11 +66,10 @@ async def source_view(request: web.Request) -> web.Response:
     if not passages:
         raise json_error(404, "unknown source")
     first = passages[0]
-    body: dict[str, Any] = {
-        "source": source,
-        "title": first.title.split(" › ", 1)[0],
-        "url": first.url,
-        "passages": [{"title": p.title, "text": p.text} for p in passages[:PASSAGES]],
-        "complete": len(passages) <= PASSAGES,
-    }
-    return web.json_response(body)
+    return respond(SourceOut(
+        source=source,
+        title=first.title.split(" › ", 1)[0],
+        url=first.url,
+        passages=[Passage(title=p.title, text=p.text) for p in passages[:PASSAGES]],
+        complete=len(passages) <= PASSAGES,
+    ))

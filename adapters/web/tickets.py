@@ -5,6 +5,7 @@
     GET   /api/v1/tickets/{id}    TCK-1042 or 1042
     PATCH /api/v1/tickets/{id}    {status?, comment?}
 
+Declared in `api`, whose models are also the API document's (`adapters/web/openapi.py`).
 Someone else's ticket answers 404 with the same body as a missing one. A `TicketError` is
 the one-line `error`; nothing is changed by a rejected request.
 """
@@ -14,13 +15,28 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapters.web.body import read_body
+from adapters.web.body import read_body, read_query
 from adapters.web.channel import WEB_CHANNEL, WebChannel
 from adapters.web.errors import json_error
+from adapters.web.models import OUT, Flag
+from adapters.web.openapi import ApiRoutes, respond
 from core.messages import Sender
-from core.tickets.model import COMMENT_MAX, Ticket, TicketError, ticket_json
+from core.tickets.model import (
+    COMMENT_MAX,
+    DESCRIPTION_MAX,
+    PRIORITIES,
+    STATUSES,
+    TITLE_MAX,
+    Priority,
+    Ticket,
+    TicketError,
+    TicketStatus,
+    ticket_json,
+)
 
 LIST_LIMIT = 200
+
+api = ApiRoutes(tag="tickets")
 
 
 class NewTicketBody(BaseModel):
@@ -28,15 +44,22 @@ class NewTicketBody(BaseModel):
     # as in every channel.
     model_config = ConfigDict(extra="forbid")
 
-    title: str
-    description: str = ""
-    priority: str = "medium"
+    # The document still shows what is accepted (not enforced here, for the reason above).
+    title: str = Field(
+        description=f"One line, at most {TITLE_MAX} characters once spaces are collapsed.",
+        json_schema_extra={"pattern": r"\S"},
+    )
+    description: str = Field("", description=f"At most {DESCRIPTION_MAX} characters.")
+    priority: str = Field("medium", json_schema_extra={"enum": list(PRIORITIES)})
 
 
 class TicketPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    status: str | None = Field(None, min_length=1)
+    status: str | None = Field(
+        None, min_length=1, json_schema_extra={"enum": [*STATUSES, None]},
+        description="Requesters may close or reopen their ticket; agents may set any status.",
+    )
     # Checked here, before the status changes, so a bad comment changes nothing.
     comment: str | None = Field(None, min_length=1, max_length=COMMENT_MAX)
 
@@ -47,28 +70,71 @@ class TicketPatch(BaseModel):
         return self
 
 
-def add_ticket_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/tickets", list_tickets)
-    app.router.add_post("/api/v1/tickets", create_ticket)
-    app.router.add_get("/api/v1/tickets/{id}", show_ticket)
-    app.router.add_patch("/api/v1/tickets/{id}", update_ticket)
+class TicketQuery(BaseModel):
+    all: Flag = Field(False, description="Every ticket, not only the caller's (agents only).")
+    include_closed: Flag = False
+    limit: int = Field(50, description=f"At most this many (1 to {LIST_LIMIT}).")
 
 
+class Origin(BaseModel):
+    model_config = OUT
+
+    channel: str
+    tenant: str
+    conversation: str
+    thread: str | None
+
+
+class Comment(BaseModel):
+    model_config = OUT
+
+    author: str
+    author_name: str
+    text: str
+    created_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class TicketOut(BaseModel):
+    model_config = OUT
+
+    number: str = Field(description="TCK-1042")
+    title: str
+    description: str
+    priority: Priority
+    status: TicketStatus
+    requester: str = Field(description="The requester's channel-scoped id.")
+    requester_name: str
+    assignee: str | None
+    origin: Origin | None = Field(description="The conversation it was opened from.")
+    origin_link: str | None
+    created_at: str = Field(json_schema_extra={"format": "date-time"})
+    updated_at: str = Field(json_schema_extra={"format": "date-time"})
+    comments_count: int
+    comments: list[Comment]
+
+
+class TicketList(BaseModel):
+    model_config = OUT
+
+    tickets: list[TicketOut]
+
+
+@api.get("/tickets", query=TicketQuery, response=TicketList, errors=[503])
 async def list_tickets(request: web.Request) -> web.Response:
+    """The caller's tickets, newest first (every ticket for an agent with `all=true`)."""
     channel, sender = _caller(request)
-    everyone = _flag(request, "all")
-    include_closed = _flag(request, "include_closed")
-    try:
-        limit = min(max(int(request.query.get("limit", "50")), 1), LIST_LIMIT)
-    except ValueError:
-        raise json_error(400, "limit must be a whole number") from None
+    query = read_query(request, TicketQuery)
     found = await channel.tickets.list(
-        sender, everyone=everyone, include_closed=include_closed, limit=limit
+        sender, everyone=query.all, include_closed=query.include_closed,
+        limit=min(max(query.limit, 1), LIST_LIMIT),
     )
-    return web.json_response({"tickets": [ticket_json(t) for t in found]})
+    return respond(TicketList(tickets=[_out(t) for t in found]))
 
 
+@api.post("/tickets", body=NewTicketBody, response=TicketOut, status=201, errors=[503],
+          headers={"Location": "The new ticket's URL."})
 async def create_ticket(request: web.Request) -> web.Response:
+    """Open a ticket as the caller."""
     channel, sender = _caller(request)
     body = await read_body(request, NewTicketBody)
     try:
@@ -77,18 +143,21 @@ async def create_ticket(request: web.Request) -> web.Response:
         )
     except TicketError as e:
         raise json_error(400, str(e)) from None
-    return web.json_response(
-        ticket_json(ticket), status=201,
-        headers={"Location": f"/api/v1/tickets/{ticket.number}"},
+    return respond(
+        _out(ticket), status=201, headers={"Location": f"/api/v1/tickets/{ticket.number}"}
     )
 
 
+@api.get("/tickets/{id}", response=TicketOut, errors=[404, 503])
 async def show_ticket(request: web.Request) -> web.Response:
+    """One ticket, by number (TCK-1042 or 1042), if the caller may see it."""
     channel, sender = _caller(request)
-    return web.json_response(ticket_json(await _visible(channel, sender, request)))
+    return respond(_out(await _visible(channel, sender, request)))
 
 
+@api.patch("/tickets/{id}", body=TicketPatch, response=TicketOut, errors=[404, 503])
 async def update_ticket(request: web.Request) -> web.Response:
+    """Change a ticket's status, comment on it, or both."""
     channel, sender = _caller(request)
     ticket = await _visible(channel, sender, request)  # a 404 before the body is even read
     patch = await read_body(request, TicketPatch)
@@ -99,7 +168,7 @@ async def update_ticket(request: web.Request) -> web.Response:
             ticket = await channel.tickets.comment(sender, ticket.id, patch.comment)
     except TicketError as e:
         raise json_error(400, str(e)) from None
-    return web.json_response(ticket_json(ticket))
+    return respond(_out(ticket))
 
 
 def _caller(request: web.Request) -> tuple[WebChannel, Sender]:
@@ -116,8 +185,5 @@ async def _visible(channel: WebChannel, sender: Sender, request: web.Request) ->
         raise json_error(404, str(e)) from None
 
 
-def _flag(request: web.Request, name: str) -> bool:
-    value = request.query.get(name, "false").lower()
-    if value not in ("true", "1", "false", "0"):
-        raise json_error(400, f"{name} must be true or false")
-    return value in ("true", "1")
+def _out(ticket: Ticket) -> TicketOut:
+    return TicketOut.model_validate(ticket_json(ticket))

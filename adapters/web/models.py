@@ -1,0 +1,146 @@
+"""What the chat API reads and answers, as pydantic models: they check requests, shape
+responses, and are the API document's schemas (`adapters/web/openapi.py`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+# Responses are built by the server, so any field it adds must be declared here first:
+# otherwise building the response fails in the tests instead of going undocumented.
+OUT = ConfigDict(extra="forbid")
+
+
+def _flag(value: object) -> object:
+    # Only these four spellings, as before the models: pydantic alone would also take
+    # "yes", "on", "t"...
+    if isinstance(value, str):
+        if value.lower() not in ("true", "1", "false", "0"):
+            raise ValueError("must be true or false")
+        return value.lower() in ("true", "1")
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers. `problems` lists each field a request got wrong;
+    `reference` ties a failure to the server's log; `retryable` says sending the same
+    request again may work. Some errors carry the ids of the message they are about."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    problems: list[str] | None = None
+    reference: str | None = None
+    retryable: bool | None = None
+
+
+class Info(BaseModel):
+    model_config = OUT
+
+    name: str = Field(description="The assistant's name.")
+    api_key_required: bool
+
+
+class ChatBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    message: str = Field(min_length=1, max_length=32_000)
+    conversation_id: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="Continue this conversation; without it a new one starts.",
+    )
+    message_id: str | None = Field(
+        None, min_length=1, max_length=128, pattern=r"^[\w.:-]+$",
+        description="The client's id for this message: a retried request with the same id "
+                    "gets the same answer and is never answered twice.",
+    )
+    time_zone: str | None = Field(None, max_length=64, description="An IANA zone, e.g. Europe/Oslo.")
+
+
+class Citation(BaseModel):
+    model_config = OUT
+
+    index: int = Field(description="The `[n]` the answer cites it by.")
+    title: str
+    url: str | None = None
+    snippet: str | None = None
+    source: str | None = Field(
+        None, description="The document's key in the index: GET /api/v1/sources?source=…"
+    )
+
+
+class Answer(BaseModel):
+    model_config = OUT
+
+    reply: str = Field(description="The answer in CommonMark.")
+    html: str = Field(description="The answer rendered to HTML.")
+    citations: list[Citation]
+    turn_id: int | None
+
+
+class ChatAnswer(Answer):
+    conversation_id: str
+    message_id: str
+
+
+class TurnOut(BaseModel):
+    model_config = OUT
+
+    id: int
+    role: Literal["user", "assistant"]
+    content: str
+    created_at: str = Field(json_schema_extra={"format": "date-time"})
+    html: str | None = Field(None, description="Assistant turns: the content as HTML.")
+    citations: list[Citation] | None = Field(None, description="Assistant turns only.")
+
+
+class ConversationOut(BaseModel):
+    model_config = OUT
+
+    id: str
+    created_at: str = Field(json_schema_extra={"format": "date-time"})
+    updated_at: str = Field(json_schema_extra={"format": "date-time"})
+    turns: list[TurnOut]
+
+
+# The events of /api/v1/chat/stream, by name.
+
+
+class StreamStart(BaseModel):
+    model_config = OUT
+
+    conversation_id: str
+    message_id: str
+
+
+class StreamStatus(BaseModel):
+    text: str = Field(description="A short working indicator, e.g. 'Thinking…'.")
+
+
+class StreamDelta(BaseModel):
+    text: str = Field(description="The next piece of the answer (CommonMark).")
+
+
+class StreamTool(BaseModel):
+    call_id: str
+    tool: str
+    title: str
+    state: Literal["running", "done", "failed"]
+
+
+class StreamError(ErrorBody):
+    """The answer failed: an apology for the person."""
+
+
+class StreamRestart(BaseModel):
+    """Another worker took the message over and answers from the start: drop what was shown."""
+
+
+STREAM_EVENTS: dict[str, type[BaseModel]] = {
+    "start": StreamStart, "status": StreamStatus, "delta": StreamDelta, "tool": StreamTool,
+    "done": ChatAnswer, "error": StreamError, "restart": StreamRestart,
+}
