@@ -73,18 +73,24 @@ def test_every_answer_is_documented_and_none_is_a_server_error(base_url: str) ->
         if operation.body or operation.query:  # something to get wrong
             _exercise(operation, base_url, GenerationMode.NEGATIVE)
         if operation.path in known:  # generated ids are unknown: these reach the 404 only
-            _exercise(operation, base_url, GenerationMode.POSITIVE, id=known[operation.path])
+            _exercise(operation, base_url, GenerationMode.POSITIVE, **known[operation.path])
 
 
-def _known_ids(base_url: str) -> dict[str, str]:
-    """A conversation and a ticket of the caller's, for the routes that take an id."""
+def _known_ids(base_url: str) -> dict[str, dict[str, str]]:
+    """A conversation, an answer and a ticket of the caller's, for the routes that take
+    ids."""
     with requests.Session() as http:
         chat = http.post(f"{base_url}/api/v1/chat", json={"message": "hello"}, headers=AUTH)
         ticket = http.post(f"{base_url}/api/v1/tickets", json={"title": "VPN"}, headers=AUTH)
     assert chat.status_code == 200 and ticket.status_code == 201
+    answer = chat.json()
+    conversation = {"id": answer["conversation_id"]}
     return {
-        "/api/v1/conversations/{id}": chat.json()["conversation_id"],
-        "/api/v1/tickets/{id}": ticket.json()["number"],
+        "/api/v1/conversations/{id}": conversation,
+        "/api/v1/conversations/{id}/turns/{turn_id}/feedback": {
+            **conversation, "turn_id": str(answer["turn_id"])
+        },
+        "/api/v1/tickets/{id}": {"id": ticket.json()["number"]},
     }
 
 
