@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from core.apikeys import ApiKey, NewKey
 from core.feedback import Feedback
 from core.inbox import (
     Acceptance,
@@ -17,6 +18,7 @@ from core.inbox import (
     TurnStart,
 )
 from core.knowledge import Audience, Chunk, Passage
+from core.limits import Admission
 from core.messages import ConversationRef, Sender
 from core.model import ChatMessage, ChatRequest, ModelEvent
 from core.profiles import Profile
@@ -135,6 +137,10 @@ class DeliveryLog(Protocol):
 
     async def first_delivery(self, channel: str, key: str) -> bool:
         """Record `key`; False if it was recorded before."""
+        ...
+
+    async def seen(self, channel: str, key: str) -> bool:
+        """Whether `key` was recorded (and not yet forgotten), recording nothing."""
         ...
 
     async def forget_before(self, when: datetime) -> int:
@@ -312,3 +318,26 @@ class Telemetry(Protocol):
     def tool_call(self, tool: str, *, ok: bool) -> None: ...
 
     def retrieval(self, *, seconds: float, ok: bool) -> None: ...
+
+
+class ApiKeyStore(Protocol):
+    """API keys kept in the database: looked up on every request, so a revoked or
+    expired key stops working at once in every process."""
+
+    async def create(self, key: NewKey, *, user: str, expires_at: datetime | None) -> ApiKey: ...
+
+    async def list(self) -> list[ApiKey]: ...
+
+    async def revoke(self, key_id: str) -> ApiKey | None:
+        """The key as revoked, or None when there is no such key."""
+        ...
+
+    async def user_of(self, secret: str) -> str | None:
+        """The user an active key belongs to; None for an unknown, expired or revoked key."""
+        ...
+
+
+class RateLimiter(Protocol):
+    async def admit(self, sender_id: str, workspace: str) -> Admission:
+        """Count one message from `sender_id` in `workspace`; `Limited` when it is one too many."""
+        ...

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql.engine import insert, single_statement, uninterrupted
@@ -30,6 +30,13 @@ class SqlDeliveryLog:
         )
         async with single_statement(self._engine, f"recording delivery {key}") as conn:
             return (await conn.execute(stmt)).rowcount == 1
+
+    async def seen(self, channel: str, key: str) -> bool:
+        query = select(deliveries.c.key).where(
+            deliveries.c.channel == channel, deliveries.c.key == key
+        )
+        async with single_statement(self._engine, f"looking up delivery {key}") as conn:
+            return (await conn.execute(query)).first() is not None
 
     @uninterrupted
     async def forget_before(self, when: datetime) -> int:

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -191,6 +192,32 @@ ticket_comments = Table(
     Column("text", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Index(None, "ticket_id", "id"),
+)
+
+# API keys made with `switchboard apikey create`: only each key's SHA-256 is kept
+# (`core/apikeys.py` says why not a slow hash), looked up by index on every request.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("user_name", String(256), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    UniqueConstraint("key_hash"),
+)
+
+# Rate-limit counters (the `limits` library's fixed windows), shared by every process on
+# the database. `expires_at` is epoch seconds, as the library reckons.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String(512), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index(None, "expires_at"),
 )
 
 # Slack installations (multi-workspace OAuth), in the shape slack_sdk's

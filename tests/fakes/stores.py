@@ -537,6 +537,10 @@ class InMemoryDeliveryLog:
         self.db.deliveries[(channel, key)] = self._now()
         return True
 
+    async def seen(self, channel: str, key: str) -> bool:
+        await _operation()
+        return (channel, key) in self.db.deliveries
+
     async def forget_before(self, when: datetime) -> int:
         await _operation()
         old = [k for k, received in self.db.deliveries.items() if received < when]
