@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql import migrate
+from adapters.sql.api_keys import SqlApiKeys
 from adapters.sql.backlog import SqlInboxBacklog
 from adapters.sql.conversations import SqlConversationStore
 from adapters.sql.deliveries import SqlDeliveryLog
@@ -24,6 +25,7 @@ from adapters.sql.engine import Executor, create_engine, create_executor, drain
 from adapters.sql.feedback import SqlFeedbackStore
 from adapters.sql.inbox import SqlInbox
 from adapters.sql.profiles import SqlProfileStore
+from adapters.sql.rate_limits import SqlLimitStorage
 from adapters.sql.references import SqlConversationReferences
 from adapters.sql.sent_messages import SqlSentMessages
 from adapters.sql.tickets import SqlTicketStore
@@ -33,6 +35,7 @@ from core.context import ContextAssembler, KnowledgeProvider
 from core.errors import ConfigurationError
 from core.orchestrator import Orchestrator
 from core.ports import (
+    ApiKeyStore,
     ChatModel,
     ConversationReferences,
     ConversationStore,
@@ -44,6 +47,7 @@ from core.ports import (
     InboxBacklog,
     KnowledgeStore,
     ProfileStore,
+    RateLimiter,
     Retriever,
     SentMessages,
     Telemetry,
@@ -94,6 +98,8 @@ class Stores:
     references: ConversationReferences
     check: Callable[[], Awaitable[None]]  # raises when the database does not answer
     engine: AsyncEngine | None = None  # for slack_sdk's OAuth stores
+    api_keys: ApiKeyStore | None = None  # keys made with `switchboard apikey create`
+    rate_counts: SqlLimitStorage | None = None  # rate-limit counters shared by processes
     executor: Executor | None = None  # counts units and commits, for the benchmarks
     backlog: InboxBacklog | None = None  # what waits, for the metrics
 
@@ -114,6 +120,8 @@ class Switchboard:
     sent_messages: SentMessages
     tickets: TicketService
     references: ConversationReferences
+    api_keys: ApiKeyStore | None
+    limiter: RateLimiter | None  # None: no rate limit configured
     repliers: ChannelRepliers
     relay: ReplyRelay
     signals: Signals | None
@@ -148,7 +156,7 @@ async def sql_stores(settings: Settings) -> AsyncIterator[Stores]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.sqlalchemy_url)
         stack.push_async_callback(engine.dispose)
-        await _prepare_schema(engine, settings)
+        await prepare_schema(engine, settings)
         executor = create_executor(settings.sqlalchemy_url, engine)
         stack.push_async_callback(executor.aclose)
         sql = [
@@ -168,6 +176,7 @@ async def sql_stores(settings: Settings) -> AsyncIterator[Stores]:
             conversations=conversations, profiles=profiles, deliveries=deliveries,
             feedback=feedback, sent_messages=sent, tickets=tickets, references=references,
             check=check, engine=engine, executor=executor, backlog=SqlInboxBacklog(engine),
+            api_keys=SqlApiKeys(engine), rate_counts=SqlLimitStorage(engine),
         )
 
 
@@ -277,6 +286,8 @@ async def bootstrap(
             sent_messages=stores.sent_messages,
             tickets=tickets,
             references=stores.references,
+            api_keys=stores.api_keys,
+            limiter=_limiter(settings, stores),
             repliers=repliers,
             relay=relay,
             signals=signals,
@@ -286,6 +297,20 @@ async def bootstrap(
             orchestrator=orchestrator,
             worker=worker,
         )
+
+
+def _limiter(settings: Settings, stores: Stores) -> RateLimiter | None:
+    """Counted in SQL, so every process on the database shares one count (substituted
+    stores without SQL count in this process)."""
+    per_user, per_workspace = settings.user_rate_limit, settings.workspace_rate_limit
+    if per_user is None and per_workspace is None:
+        return None
+    from limits.aio.storage import MemoryStorage
+
+    from adapters.ratelimits.limiter import LimitsRateLimiter
+
+    storage = stores.rate_counts if stores.rate_counts is not None else MemoryStorage()
+    return LimitsRateLimiter(storage, per_user=per_user, per_workspace=per_workspace)
 
 
 class Signals(RelayTransport, Protocol):
@@ -325,7 +350,7 @@ def _streams(settings: Settings, stores: Stores) -> PgExclusive | None:
     return PgExclusive(stores.engine)
 
 
-async def _prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
+async def prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
     if settings.database_is_embedded:
         await migrate.upgrade(engine)
     elif not await migrate.is_current(engine):

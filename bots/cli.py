@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from bots.apikeys import add_apikey_commands
 from bots.logs import configure_logging
 from bots.settings import Settings, load_settings
 from core.errors import ConfigurationError
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
                          "web:local:alice, cli:<host>:<user>")
     export.add_argument("--output", "-o", type=Path, metavar="FILE",
                         help="write here (mode 600) instead of standard output")
+    add_apikey_commands(sub)
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     db_sub.add_parser("upgrade", help="apply the database migrations")
@@ -161,6 +163,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 settings, conversation=args.conversation, user=args.user,
                 output=args.output, out=sys.stdout,
             ))
+        case "apikey":
+            from bots.apikeys import run_apikey_command
+
+            return asyncio.run(run_apikey_command(args, settings))
         case "db":
             from bots.database import upgrade
 

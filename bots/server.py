@@ -156,13 +156,14 @@ async def _web_channel(app: web.Application) -> AsyncIterator[None]:
         probes=probes,
         feedback=sb.feedback,
         documents=sb.knowledge,
+        limiter=sb.limiter,
     )
     app[METRICS_ENDPOINT] = _metrics_endpoint(app, app[WEB_CHANNEL].auth)
     yield
 
 
 def _web_auth(sb: Switchboard) -> WebAuth:
-    return WebAuth(sb.settings.api_key_users, local_user=getpass.getuser())
+    return WebAuth(sb.settings.api_key_users, stored=sb.api_keys, local_user=getpass.getuser())
 
 
 def _metrics_endpoint(app: web.Application, auth: WebAuth) -> MetricsEndpoint:
@@ -213,7 +214,7 @@ def _slack_channel(*, receive: bool) -> CleanupContext:
         async with slack_wiring(
             slack_config(sb.settings), receive=receive, inbox=sb.inbox,
             deliveries=sb.deliveries, feedback=sb.feedback, tickets=sb.tickets,
-            work_added=sb.work_added, engine=sb.stores.engine,
+            work_added=sb.work_added, engine=sb.stores.engine, limiter=sb.limiter,
         ) as wired:
             if wired.channel is not None:
                 app[SLACK_CHANNEL] = wired.channel
@@ -236,7 +237,7 @@ def _teams_channel(*, receive: bool) -> CleanupContext:
             teams_config(sb.settings), receive=receive, inbox=sb.inbox,
             deliveries=sb.deliveries, feedback=sb.feedback, sent_messages=sb.sent_messages,
             references=sb.references, tickets=sb.tickets, work_added=sb.work_added,
-            streams=sb.streams,
+            streams=sb.streams, limiter=sb.limiter,
         ) as wired:
             if wired.bot is not None:
                 app[TEAMS_ENDPOINT] = TeamsEndpoint(adapter=wired.adapter, bot=wired.bot)
@@ -249,12 +250,15 @@ def _teams_channel(*, receive: bool) -> CleanupContext:
 
 async def _forget_old_deliveries(app: web.Application) -> AsyncIterator[None]:
     deliveries = app[SWITCHBOARD].deliveries
+    rate_counts = app[SWITCHBOARD].stores.rate_counts
 
     async def prune() -> None:
         while True:
             try:
                 forgotten = await deliveries.forget_before(datetime.now(UTC) - DELIVERY_MEMORY)
                 log.debug("forgot %d old delivery ids", forgotten)
+                if rate_counts is not None:
+                    log.debug("forgot %d ended rate-limit windows", await rate_counts.forget_ended())
             except Exception:
                 log.warning("could not prune old delivery ids", exc_info=True)
             await asyncio.sleep(3600)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from limits import RateLimitItem, parse
 from pydantic import (
     AliasChoices,
     Field,
@@ -73,6 +74,12 @@ class Settings(BaseSettings):
     port: int = Field(3978, ge=1, le=65535, validation_alias="PORT")
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="SWITCHBOARD_MAX_BODY_BYTES")
     api_keys: SecretStr | None = Field(None, validation_alias="SWITCHBOARD_API_KEYS")
+    # Messages one person, and one workspace or tenant, may send: `20/minute`, `200/hour`,
+    # `5 per 10 seconds` (the `limits` library's notation). Unset: no limit.
+    rate_limit_user: str | None = Field(None, validation_alias="SWITCHBOARD_RATE_LIMIT_USER")
+    rate_limit_workspace: str | None = Field(
+        None, validation_alias="SWITCHBOARD_RATE_LIMIT_WORKSPACE"
+    )
     # Turns answered at once per worker process. A turn is almost all waiting on the
     # model, so this is sized for waiting work, not CPU (SWITCHBOARD_WORKERS: old name).
     concurrency: int = Field(
@@ -189,6 +196,13 @@ class Settings(BaseSettings):
             parse_api_keys(value.get_secret_value())
         return value
 
+    @field_validator("rate_limit_user", "rate_limit_workspace")
+    @classmethod
+    def _rate_limit(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate_limit(value)
+        return value
+
     @field_validator("slack_bot_token", "slack_app_token")
     @classmethod
     def _slack_token_kind(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
@@ -265,6 +279,14 @@ class Settings(BaseSettings):
         return parse_api_keys(self.api_keys.get_secret_value()) if self.api_keys else {}
 
     @property
+    def user_rate_limit(self) -> RateLimitItem | None:
+        return parse_rate_limit(self.rate_limit_user) if self.rate_limit_user else None
+
+    @property
+    def workspace_rate_limit(self) -> RateLimitItem | None:
+        return parse_rate_limit(self.rate_limit_workspace) if self.rate_limit_workspace else None
+
+    @property
     def slack_enabled(self) -> bool:
         tokens = (self.slack_bot_token, self.slack_client_id, self.slack_app_token)
         return any(v is not None for v in tokens)
@@ -335,13 +357,29 @@ def _id_set(raw: str) -> frozenset[str]:
 
 
 def parse_api_keys(raw: str) -> dict[str, str]:
+    """Every problem in one message, naming entries by position and user, never by key:
+    a key given twice would let one person act as another."""
     keys: dict[str, str] = {}
-    for entry in filter(None, (e.strip() for e in raw.split(","))):
-        user, sep, key = entry.partition(":")
-        if not sep or not user.strip() or len(key.strip()) < 16:
-            raise ValueError("use user:key pairs separated by commas, keys of 16+ characters")
-        keys[key.strip()] = user.strip()
+    problems = []
+    for number, entry in enumerate(filter(None, (e.strip() for e in raw.split(","))), 1):
+        user, sep, key = (part.strip() for part in entry.partition(":"))
+        if not sep or not user or len(key) < 16:
+            problems.append(f"entry {number} is not user:key with a key of 16+ characters")
+        elif key in keys:
+            problems.append(f"entry {number} ({user}) repeats the key of {keys[key]}: "
+                            "give every user a key of their own")
+        else:
+            keys[key] = user
+    if problems:
+        raise ValueError("; ".join(problems) + " (use user:key pairs separated by commas)")
     return keys
+
+
+def parse_rate_limit(raw: str) -> RateLimitItem:
+    try:
+        return parse(raw)
+    except ValueError:
+        raise ValueError("use a rate like 20/minute, 200/hour or 5 per 10 seconds") from None
 
 
 def _variable_name(loc: str) -> str:

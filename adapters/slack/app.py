@@ -17,6 +17,7 @@ from typing import Any
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
@@ -38,8 +39,9 @@ from adapters.slack.users import SlackUsers
 from core.errors import StorageError
 from core.feedback import Feedback
 from core.inbox import Acceptance, Recorded, Requeued
+from core.limits import SLOW_DOWN, Limited, workspace_of
 from core.messages import Sender
-from core.ports import DeliveryLog, FeedbackStore, Inbox
+from core.ports import DeliveryLog, FeedbackStore, Inbox, RateLimiter
 from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,13 @@ STORAGE_UNAVAILABLE = "switchboard_storage_unavailable"
 
 REFUSAL = "Sorry, I'm not available here. Please ask an admin if you need me in this channel."
 FEEDBACK_THANKS = "Thanks for the feedback!"
+# Deliveries refused by a rate limit, kept so that Slack's retry of one is refused too.
+LIMITED = "slack-limited"
 _MAX_NAMED_MENTIONS = 10
+
+
+def _retried(request: AsyncBoltRequest) -> bool:
+    return bool(request.headers.get("x-slack-retry-num"))
 
 
 def oauth_settings(config: SlackConfig, engine: Any) -> AsyncOAuthSettings:
@@ -93,8 +101,10 @@ class SlackChannel:
         work_added: Callable[[], None],
         oauth: AsyncOAuthSettings | None = None,
         tickets: TicketService | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config
+        self._limiter = limiter
         self._clients = clients
         self._users = users
         self._inbox = inbox
@@ -132,24 +142,26 @@ class SlackChannel:
     # ----- messages -----
 
     async def _on_mention(
-        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext,
+        request: AsyncBoltRequest,
     ) -> None:
         if not self._ignored(event, context):
-            await self._accept(body, event, context)
+            await self._accept(body, event, context, retried=_retried(request))
 
     async def _on_message(
-        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext,
+        request: AsyncBoltRequest,
     ) -> None:
         if self._ignored(event, context):
             return
         if event.get("channel_type") == "im" or self._mentions_bot(event, context):
             # A mention in a channel the bot reads also arrives as app_mention; both
             # carry the same message id and the inbox keeps the first.
-            await self._accept(body, event, context)
+            await self._accept(body, event, context, retried=_retried(request))
         elif event.get("thread_ts"):
             # A follow-up needs no mention in a thread the bot already answers: `accept`
             # checks that in the transaction that records it.
-            await self._accept(body, event, context, follow_up=True)
+            await self._accept(body, event, context, follow_up=True, retried=_retried(request))
 
     def _ignored(self, event: Mapping[str, Any], context: AsyncBoltContext) -> bool:
         if event.get("subtype") not in ANSWERED_SUBTYPES or not event.get("user"):
@@ -167,7 +179,7 @@ class SlackChannel:
 
     async def _accept(
         self, body: Mapping[str, Any], event: Mapping[str, Any], context: AsyncBoltContext,
-        *, follow_up: bool = False,
+        *, follow_up: bool = False, retried: bool = False,
     ) -> None:
         """Record a message the bot should answer (callers have dropped ignored ones)."""
         tenant = tenant_of(context.team_id, context.enterprise_id)
@@ -175,6 +187,12 @@ class SlackChannel:
         if not self._allowed(event):
             await self._refuse(client, event)
             return
+        try:
+            if not await self._within_limits(client, body, event, tenant, retried=retried):
+                return
+        except StorageError:
+            context[STORAGE_UNAVAILABLE] = True
+            raise
         workspace = Workspace(
             team_id=context.team_id,
             enterprise_id=context.enterprise_id,
@@ -198,6 +216,32 @@ class SlackChannel:
         if isinstance(outcome, Recorded | Requeued):
             self._work_added()
 
+    async def _within_limits(
+        self, client: AsyncWebClient, body: Mapping[str, Any], event: Mapping[str, Any],
+        tenant: str, *, retried: bool,
+    ) -> bool:
+        """Count the message against its sender's and workspace's limits, before anything
+        else is spent on it. The first refusal in a window gets one ephemeral "slow down";
+        the message is not answered, not even when Slack retries it after the window.
+        Any other retry was counted when it first came."""
+        if self._limiter is None:
+            return True
+        event_id = body.get("event_id")
+        delivery = f"{tenant}/{event_id}" if event_id else None
+        if retried and delivery is not None:
+            return not await self._deliveries.seen(LIMITED, delivery)
+        user = sender_id(tenant, event["user"])
+        admission = await self._limiter.admit(user, workspace_of(user))
+        if not isinstance(admission, Limited):
+            return True
+        log.info("refused a Slack message from %s: over the %s rate limit",
+                 user, admission.scope)
+        if delivery is not None:
+            await self._deliveries.first_delivery(LIMITED, delivery)
+        if admission.tell:
+            await self._post_ephemeral(client, event, SLOW_DOWN, what="slow-down notice")
+        return False
+
     async def _first_delivery(self, body: Mapping[str, Any], tenant: str) -> bool:
         """For events that are not messages (App Home): drop Slack's retries."""
         event_id = body.get("event_id")
@@ -215,14 +259,20 @@ class SlackChannel:
     async def _refuse(self, client: AsyncWebClient, event: Mapping[str, Any]) -> None:
         log.info("refused a message from %s in %s (not on the allow-lists)",
                  event["user"], event["channel"])
+        await self._post_ephemeral(client, event, REFUSAL, what="refusal")
+
+    async def _post_ephemeral(
+        self, client: AsyncWebClient, event: Mapping[str, Any], text: str, *, what: str
+    ) -> None:
+        """Only the sender sees it; within the request, so briefly."""
         try:
             async with asyncio.timeout(2):
                 await client.chat_postEphemeral(
-                    channel=event["channel"], user=event["user"], text=REFUSAL,
+                    channel=event["channel"], user=event["user"], text=text,
                     thread_ts=event.get("thread_ts"),
                 )
         except (SlackApiError, SlackClientError, TimeoutError) as e:
-            log.warning("could not send the refusal: %s", type(e).__name__)
+            log.warning("could not send the %s: %s", what, type(e).__name__)
 
     async def _people(
         self,

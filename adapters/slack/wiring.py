@@ -18,7 +18,7 @@ from adapters.slack.notices import SlackNotices
 from adapters.slack.replier import SlackRepliers
 from adapters.slack.socket import SlackSocket
 from adapters.slack.users import SlackUsers
-from core.ports import DeliveryLog, FeedbackStore, Inbox
+from core.ports import DeliveryLog, FeedbackStore, Inbox, RateLimiter
 from core.tickets.service import TicketService
 
 
@@ -40,6 +40,7 @@ async def slack_wiring(
     tickets: TicketService | None,
     work_added: Callable[[], None],
     engine: Any = None,
+    limiter: RateLimiter | None = None,
 ) -> AsyncIterator[SlackWiring]:
     """`engine`: the AsyncEngine slack_sdk's installation store needs with OAuth."""
     timeout = aiohttp.ClientTimeout(total=30, connect=10)
@@ -54,7 +55,7 @@ async def slack_wiring(
         channel = SlackChannel(
             config=config, clients=clients, users=SlackUsers(), inbox=inbox,
             deliveries=deliveries, feedback=feedback, work_added=work_added, oauth=oauth,
-            tickets=tickets,
+            tickets=tickets, limiter=limiter,
         ) if receive else None
         socket = (
             SlackSocket(channel, config.app_token)

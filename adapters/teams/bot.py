@@ -38,12 +38,14 @@ from adapters.teams.translate import (
 )
 from core.feedback import Feedback
 from core.inbox import Acceptance, Recorded, Requeued
+from core.limits import SLOW_DOWN, Limited, workspace_of
 from core.messages import Sender
 from core.ports import (
     ConversationReferences,
     DeliveryLog,
     FeedbackStore,
     Inbox,
+    RateLimiter,
     SentMessages,
 )
 from core.tickets.service import TicketService
@@ -83,8 +85,10 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         work_added: Callable[[], None],
         tickets: TicketService | None = None,
         references: ConversationReferences | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._config = config
+        self._limiter = limiter
         self._inbox = inbox
         self._deliveries = deliveries
         self._feedback = feedback
@@ -151,6 +155,8 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
                 await send(_said(help_text(self._config.bot_name)))
             return
         tenant = tenant_of(activity)
+        if not await self._within_limits(activity, send, tenant):
+            return
         sender = await self._sender(activity, reference, tenant)
         # Teams delivers the same activity again after ~15 s: the inbox refuses the copy
         # (a copy of one whose answer failed is queued again).
@@ -214,6 +220,27 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
             name=(member.name if member else None) or account.get("name"),
             email=member.email if member else None,
         )
+
+    async def _within_limits(
+        self, activity: Mapping[str, Any], send: tickets.Send, tenant: str
+    ) -> bool:
+        """Count the message against its sender's and tenant's limits before anything else
+        is spent on it. The first refusal in a window gets one short reply; the message is
+        not answered, not even when Teams delivers it again after the window."""
+        if self._limiter is None:
+            return True
+        refused = f"limited/{activity['conversation']['id']}/{activity.get('id')}"
+        if await self._deliveries.seen("teams", refused):
+            return False
+        user = sender_id(tenant, activity.get("from") or {})
+        admission = await self._limiter.admit(user, workspace_of(user))
+        if not isinstance(admission, Limited):
+            return True
+        log.info("refused a Teams message from %s: over the %s rate limit", user, admission.scope)
+        await self._deliveries.first_delivery("teams", refused)
+        if admission.tell:
+            await send(_said(SLOW_DOWN))
+        return False
 
     async def _first(self, activity: Mapping[str, Any], what: str) -> bool:
         return await self._deliveries.first_delivery(

@@ -25,6 +25,7 @@ from core.ports import (
     Exclusive,
     FeedbackStore,
     Inbox,
+    RateLimiter,
     SentMessages,
 )
 from core.tickets.service import TicketService
@@ -51,6 +52,7 @@ async def teams_wiring(
     tickets: TicketService | None,
     work_added: Callable[[], None],
     streams: Exclusive | None = None,
+    limiter: RateLimiter | None = None,
 ) -> AsyncIterator[TeamsWiring]:
     timeout = aiohttp.ClientTimeout(total=30, connect=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -65,7 +67,7 @@ async def teams_wiring(
         bot = TeamsBot(
             config=config, inbox=inbox, deliveries=deliveries, feedback=feedback,
             sent_messages=sent_messages, roster=TeamsRoster(), connector=connector,
-            work_added=work_added, tickets=tickets, references=references,
+            work_added=work_added, tickets=tickets, references=references, limiter=limiter,
         ) if receive else None
         yield TeamsWiring(
             adapter=adapter, bot=bot, repliers=repliers,

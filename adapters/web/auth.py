@@ -9,40 +9,67 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from adapters.web.errors import json_error
+from core.apikeys import KEY_PREFIX
 from core.messages import Sender
+from core.ports import ApiKeyStore
 
 
 class WebAuth:
-    """With `SWITCHBOARD_API_KEYS` set, every API request needs `Authorization: Bearer
-    <key>`. Without keys, only loopback clients are served, as the machine's own user:
-    the embedded default answers on localhost and nowhere else."""
+    """A request with `Authorization: Bearer <key>` is served as the key's user: a key
+    from `SWITCHBOARD_API_KEYS`, or one made with `switchboard apikey create` (looked up in
+    the database on every request, so a revoked key stops at once). Without a key, only
+    loopback clients are served, as the machine's own user, and only while
+    `SWITCHBOARD_API_KEYS` is unset: the embedded default answers on localhost and
+    nowhere else."""
 
-    def __init__(self, api_keys: Mapping[str, str], *, local_user: str) -> None:
+    def __init__(
+        self, api_keys: Mapping[str, str], *, stored: ApiKeyStore | None = None,
+        local_user: str,
+    ) -> None:
         self._keys = [(key.encode(), user) for key, user in api_keys.items()]
+        self._stored = stored
         self._local_user = local_user
 
     @property
     def requires_keys(self) -> bool:
         return bool(self._keys)
 
-    def sender(self, request: web.Request) -> Sender:
+    def requires_key_from(self, request: web.Request) -> bool:
+        """Whether this caller must give a key (what the page asks before the first
+        message)."""
+        return self.requires_keys or not _is_loopback(request.remote)
+
+    async def sender(self, request: web.Request) -> Sender:
         """The verified caller, or `HTTPUnauthorized`."""
-        if self._keys:
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            user = self._match(token.strip().encode()) if scheme.lower() == "bearer" else None
+        header = request.headers.get("Authorization", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            user = await self._match(token.strip()) if scheme.lower() == "bearer" else None
             if user is None:
                 raise _unauthorized("a valid API key is required (Authorization: Bearer <key>)")
+        elif self._keys:
+            raise _unauthorized("a valid API key is required (Authorization: Bearer <key>)")
         elif _is_loopback(request.remote):
             user = self._local_user
         else:
-            raise _unauthorized("set SWITCHBOARD_API_KEYS to serve the API beyond localhost")
+            raise _unauthorized(
+                "an API key is required beyond localhost: set SWITCHBOARD_API_KEYS or "
+                "make one with `switchboard apikey create`"
+            )
         return Sender(id=f"web:local:{user}", name=user)
 
-    def _match(self, token: bytes) -> str | None:
+    async def _match(self, token: str) -> str | None:
+        if not token:
+            return None
         found = None
+        presented = token.encode("utf-8", "surrogatepass")
         for key, user in self._keys:  # compare with every key: no timing shortcut
-            if hmac.compare_digest(key, token):
+            if hmac.compare_digest(key, presented):
                 found = user
+        if found is None and self._stored is not None and token.startswith(KEY_PREFIX):
+            # Found by the key's SHA-256 through an index: the lookup's timing tells
+            # nothing about a key that is not known. Other tokens cost no query.
+            found = await self._stored.user_of(token)
         return found
 
 

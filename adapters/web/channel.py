@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from adapters.web.auth import WebAuth
-from core.ports import ConversationStore, DocumentReader, FeedbackStore, Inbox
+from core.ports import ConversationStore, DocumentReader, FeedbackStore, Inbox, RateLimiter
 from core.relay import ReplyRelay
 from core.tickets.service import TicketService
 
@@ -19,7 +19,8 @@ Probe = Callable[[], Awaitable[None]]
 class WebChannel:
     """`relay` brings the answer back from whichever process answers; `work_added` tells
     the workers a message was recorded; `documents` is None where the knowledge index is
-    not open (the web role beside a worker that owns the embedded shard)."""
+    not open (the web role beside a worker that owns the embedded shard); `limiter` counts
+    messages before they are recorded (None: no rate limit configured)."""
 
     name: str
     conversations: ConversationStore
@@ -31,6 +32,7 @@ class WebChannel:
     probes: Mapping[str, Probe]
     feedback: FeedbackStore
     documents: DocumentReader | None = None
+    limiter: RateLimiter | None = None
 
 
 WEB_CHANNEL = web.AppKey("web_channel", WebChannel)

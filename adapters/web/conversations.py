@@ -77,7 +77,7 @@ async def conversation_list(request: web.Request) -> web.Response:
     `next` is the cursor of the following page (absent on the last one).
     """
     channel = request.app[WEB_CHANNEL]
-    sender = channel.auth.sender(request)
+    sender = await channel.auth.sender(request)
     query = read_query(request, ListQuery)
     limit = min(max(query.limit, 1), LIST_LIMIT_MAX)
     after = _position(query.cursor) if query.cursor is not None else None
@@ -93,7 +93,7 @@ async def conversation_list(request: web.Request) -> web.Response:
 async def conversation(request: web.Request) -> web.Response:
     """One of the caller's conversations, its last turns oldest first."""
     channel = request.app[WEB_CHANNEL]
-    sender = channel.auth.sender(request)
+    sender = await channel.auth.sender(request)
     conv = await own_conversation(channel, request.match_info["id"], sender)
     limit = min(max(read_query(request, TurnsQuery).limit, 1), 1000)
     turns = await channel.conversations.recent_turns(conv.id, limit)
@@ -111,7 +111,7 @@ async def turn_feedback(request: web.Request) -> web.Response:
     """Thumbs up or down on one answer in the caller's own conversation; rating again
     changes it. Another's conversation, a user turn or an unknown turn: 404 alike."""
     channel = request.app[WEB_CHANNEL]
-    sender = channel.auth.sender(request)
+    sender = await channel.auth.sender(request)
     conv = await own_conversation(channel, request.match_info["id"], sender)
     turn_id = _turn_id(request.match_info["turn_id"])
     body = await read_body(request, FeedbackBody)

@@ -21,6 +21,7 @@ _ERRORS: dict[int, type[web.HTTPException]] = {
     401: web.HTTPUnauthorized,
     404: web.HTTPNotFound,
     409: web.HTTPConflict,
+    429: web.HTTPTooManyRequests,
     503: web.HTTPServiceUnavailable,
 }
 

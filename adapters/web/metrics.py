@@ -4,7 +4,6 @@ scrapers expect it at the root. What the text says is the metrics adapter's to r
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -32,9 +31,7 @@ async def metrics(request: web.Request) -> web.Response:
     endpoint = request.app.get(METRICS_ENDPOINT)
     if endpoint is None:  # still starting
         raise web.HTTPServiceUnavailable(headers={"Retry-After": "1"})
-    # Raises when the caller may not read them. `sender` may be a coroutine (a key looked
-    # up in SQL): awaited then, or the check would never run.
-    if inspect.isawaitable(verified := endpoint.auth.sender(request)):
-        await verified
+    # Raises when the caller may not read them.
+    await endpoint.auth.sender(request)
     body = await endpoint.scrape()
     return web.Response(body=body, headers={"Content-Type": endpoint.content_type})

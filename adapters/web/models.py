@@ -36,6 +36,8 @@ class ErrorBody(BaseModel):
     problems: list[str] | None = None
     reference: str | None = None
     retryable: bool | None = None
+    retry_after: int | None = Field(None, description="Seconds until a rate limit (429) "
+                                    "lets the next message through, as in `Retry-After`.")
 
 
 class Info(BaseModel):

@@ -30,7 +30,8 @@ from core.inbox import (
     RecordOutcome,
     Requeued,
 )
-from core.messages import ConversationRef, InboundMessage
+from core.limits import Limited, workspace_of
+from core.messages import ConversationRef, InboundMessage, Sender
 from core.ports import Replier
 from core.relay import REPLY_TO
 from core.replies import ReplyDone, ReplyEvent, ReplyFailed
@@ -76,7 +77,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def info(request: web.Request) -> web.Response:
     """What the page shows before the first message (no API key: nothing private)."""
     channel = request.app[WEB_CHANNEL]
-    return respond(Info(name=channel.name, api_key_required=channel.auth.requires_keys))
+    return respond(
+        Info(name=channel.name, api_key_required=channel.auth.requires_key_from(request))
+    )
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -102,7 +105,7 @@ async def _probe(name: str, probe: Probe) -> str:
     return "ok"
 
 
-@api.post("/chat", body=ChatBody, response=ChatAnswer, errors=[404, 409, 503])
+@api.post("/chat", body=ChatBody, response=ChatAnswer, errors=[404, 409, 429, 503])
 async def chat(request: web.Request) -> web.Response:
     """Send a message and wait for the whole answer.
 
@@ -128,7 +131,7 @@ async def chat(request: web.Request) -> web.Response:
     return respond(ChatAnswer(**done_body(done), **ids))
 
 
-@api.post("/chat/stream", body=ChatBody, events=STREAM_EVENTS, errors=[404, 503])
+@api.post("/chat/stream", body=ChatBody, events=STREAM_EVENTS, errors=[404, 429, 503])
 async def chat_stream(request: web.Request) -> web.StreamResponse:
     """Send a message and receive the answer as it is written (server-sent events).
 
@@ -191,8 +194,9 @@ async def _accept(request: web.Request) -> tuple[WebChannel, Acceptance]:
     """Authenticate, validate, and turn the request into an inbound message; every
     rejection here happens before anything is stored."""
     channel = request.app[WEB_CHANNEL]
-    sender = channel.auth.sender(request)
+    sender = await channel.auth.sender(request)
     body = await read_body(request, ChatBody)
+    await _within_limits(channel, sender)
     user = sender.id.rsplit(":", 1)[-1]
     message = InboundMessage(
         id=f"{user}/{body.message_id or uuid.uuid4().hex}",
@@ -208,6 +212,20 @@ async def _accept(request: web.Request) -> tuple[WebChannel, Acceptance]:
     return channel, Acceptance(
         message=message, conversation_id=body.conversation_id, open_conversation=True
     )
+
+
+async def _within_limits(channel: WebChannel, sender: Sender) -> None:
+    """429 with Retry-After for a message over the person's or the workspace's limit
+    (after the body is read: a malformed request is a 400 and not counted)."""
+    if channel.limiter is None:
+        return
+    match await channel.limiter.admit(sender.id, workspace_of(sender.id)):
+        case Limited(scope=scope, retry_after=seconds):
+            log.info("refused a web message from %s: over the %s rate limit", sender.id, scope)
+            raise json_error(
+                429, f"too many messages; try again in {seconds} s",
+                headers={"Retry-After": str(seconds)}, retry_after=seconds,
+            )
 
 
 def _zone(time_zone: str | None) -> str | None:

@@ -50,7 +50,7 @@ async def source_view(request: web.Request) -> web.Response:
     worker holds the index.
     """
     channel = request.app[WEB_CHANNEL]
-    sender = channel.auth.sender(request)
+    sender = await channel.auth.sender(request)
     source = read_query(request, SourceQuery).source
     if not source or len(source) > SOURCE_CHARS or not source.isprintable():
         raise json_error(400, f"source must name a document (1 to {SOURCE_CHARS} characters)")

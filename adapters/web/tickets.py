@@ -122,7 +122,7 @@ class TicketList(BaseModel):
 @api.get("/tickets", query=TicketQuery, response=TicketList, errors=[503])
 async def list_tickets(request: web.Request) -> web.Response:
     """The caller's tickets, newest first (every ticket for an agent with `all=true`)."""
-    channel, sender = _caller(request)
+    channel, sender = await _caller(request)
     query = read_query(request, TicketQuery)
     found = await channel.tickets.list(
         sender, everyone=query.all, include_closed=query.include_closed,
@@ -135,7 +135,7 @@ async def list_tickets(request: web.Request) -> web.Response:
           headers={"Location": "The new ticket's URL."})
 async def create_ticket(request: web.Request) -> web.Response:
     """Open a ticket as the caller."""
-    channel, sender = _caller(request)
+    channel, sender = await _caller(request)
     body = await read_body(request, NewTicketBody)
     try:
         ticket = await channel.tickets.create(
@@ -151,14 +151,14 @@ async def create_ticket(request: web.Request) -> web.Response:
 @api.get("/tickets/{id}", response=TicketOut, errors=[404, 503])
 async def show_ticket(request: web.Request) -> web.Response:
     """One ticket, by number (TCK-1042 or 1042), if the caller may see it."""
-    channel, sender = _caller(request)
+    channel, sender = await _caller(request)
     return respond(_out(await _visible(channel, sender, request)))
 
 
 @api.patch("/tickets/{id}", body=TicketPatch, response=TicketOut, errors=[404, 503])
 async def update_ticket(request: web.Request) -> web.Response:
     """Change a ticket's status, comment on it, or both."""
-    channel, sender = _caller(request)
+    channel, sender = await _caller(request)
     ticket = await _visible(channel, sender, request)  # a 404 before the body is even read
     patch = await read_body(request, TicketPatch)
     try:
@@ -171,9 +171,9 @@ async def update_ticket(request: web.Request) -> web.Response:
     return respond(_out(ticket))
 
 
-def _caller(request: web.Request) -> tuple[WebChannel, Sender]:
+async def _caller(request: web.Request) -> tuple[WebChannel, Sender]:
     channel = request.app[WEB_CHANNEL]
-    return channel, channel.auth.sender(request)
+    return channel, await channel.auth.sender(request)
 
 
 async def _visible(channel: WebChannel, sender: Sender, request: web.Request) -> Ticket:

@@ -167,3 +167,35 @@ def test_a_bad_log_format_or_metrics_port_is_named(monkeypatch: pytest.MonkeyPat
         load_settings()
     names = sorted(p.split(":")[0] for p in caught.value.problems)
     assert names == ["SWITCHBOARD_LOG_FORMAT", "SWITCHBOARD_METRICS_PORT"]
+
+
+def test_a_key_given_twice_is_refused_with_every_other_problem_and_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same key for two users would let one act as the other: refused at start-up."""
+    monkeypatch.setenv("SWITCHBOARD_API_KEYS", "alice:shared-key-0123456789, bob:own-key-0123456789,"
+                       "carol:shared-key-0123456789, dave:short, erin:shared-key-0123456789")
+    monkeypatch.setenv("SWITCHBOARD_RATE_LIMIT_USER", "lots")
+    monkeypatch.setenv("PORT", "-1")
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+
+    message = str(refused.value)
+    [keys] = [p for p in refused.value.problems if p.startswith("SWITCHBOARD_API_KEYS:")]
+    assert "entry 3 (carol) repeats the key of alice" in keys
+    assert "entry 5 (erin) repeats the key of alice" in keys
+    assert "entry 4 is not user:key" in keys
+    assert any(p.startswith("SWITCHBOARD_RATE_LIMIT_USER:") for p in refused.value.problems)
+    assert any(p.startswith("PORT:") for p in refused.value.problems)
+    assert "shared-key-0123456789" not in message and "short" not in message
+
+
+def test_rate_limits_are_off_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().user_rate_limit is None
+    assert load_settings().workspace_rate_limit is None
+    monkeypatch.setenv("SWITCHBOARD_RATE_LIMIT_USER", "20/minute")
+    monkeypatch.setenv("SWITCHBOARD_RATE_LIMIT_WORKSPACE", "5 per 10 seconds")
+    settings = load_settings()
+    assert settings.user_rate_limit is not None and settings.user_rate_limit.amount == 20
+    assert settings.workspace_rate_limit is not None
+    assert settings.workspace_rate_limit.get_expiry() == 10
