@@ -73,3 +73,14 @@ async def test_a_malformed_message_is_not_counted(
         assert (await client.post("/api/v1/chat", json={"nope": 1})).status == 400
         assert (await client.post("/api/v1/chat", json={"message": "hi"})).status == 200
         assert (await client.post("/api/v1/chat", json={"message": "again"})).status == 429
+
+
+async def test_the_api_document_declares_the_429_of_the_chat_routes(
+    make_settings: MakeSettings,
+) -> None:
+    async with serving(make_settings()) as client:
+        document = await (await client.get("/api/v1/openapi.json")).json()
+
+    for path in ("/api/v1/chat", "/api/v1/chat/stream"):
+        refused = document["paths"][path]["post"]["responses"]["429"]
+        assert "Retry-After" in refused["headers"]
