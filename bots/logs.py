@@ -41,6 +41,9 @@ class RedactSecrets(logging.Filter):
             record.msg, record.args = masked, None
         if record.exc_text:
             record.exc_text = self._mask(record.exc_text)
+            # Formatters use the masked text only while there is no exception to format
+            # afresh (python-json-logger formats `exc_info` again whenever it is set).
+            record.exc_info = None
         return True
 
     def _mask(self, text: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bots.logs import RedactSecrets
+from bots.logs import RedactSecrets, json_formatter
 from bots.settings import load_settings
 from core.errors import ConfigurationError
 
@@ -57,9 +57,10 @@ def test_secrets_never_reach_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
             "t", logging.ERROR, __file__, 1, "key %s rejected", ("sk-live-abcdef123456",), (type(e), e, e.__traceback__)
         )
     redact.filter(record)
-    formatted = logging.Formatter().format(record)
-    assert "sk-live-abcdef123456" not in formatted and "s3cret-pw" not in formatted
-    assert "key *** rejected" in formatted
+    for formatter in (logging.Formatter(), json_formatter()):
+        formatted = formatter.format(record)
+        assert "sk-live-abcdef123456" not in formatted and "s3cret-pw" not in formatted
+        assert "key *** rejected" in formatted and "connect to postgresql" in formatted
 
 
 @pytest.mark.parametrize(
