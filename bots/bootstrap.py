@@ -54,12 +54,18 @@ from core.ports import (
 )
 from core.relay import RelayTransport, ReplyRelay
 from core.replies import ReplyEvent
+from core.telemetry import (
+    NO_TELEMETRY,
+    ObservedInbox,
+    ObservedLimiter,
+    ObservedModel,
+    ObservedRetriever,
+)
 from core.tickets.model import TicketStore
 from core.tickets.service import TicketService
 from core.tickets.tools import TICKET_TOOLS
 from core.tools.knowledge import search_knowledge
 from core.tools.registry import ToolRegistry, ToolServices
-from core.telemetry import NO_TELEMETRY, ObservedInbox, ObservedModel, ObservedRetriever
 from core.tools.user_info import get_user_info
 from core.worker import ChannelRepliers, Worker
 
@@ -287,7 +293,7 @@ async def bootstrap(
             tickets=tickets,
             references=stores.references,
             api_keys=stores.api_keys,
-            limiter=_limiter(settings, stores),
+            limiter=_limiter(settings, stores, telemetry),
             repliers=repliers,
             relay=relay,
             signals=signals,
@@ -299,7 +305,7 @@ async def bootstrap(
         )
 
 
-def _limiter(settings: Settings, stores: Stores) -> RateLimiter | None:
+def _limiter(settings: Settings, stores: Stores, telemetry: Telemetry) -> RateLimiter | None:
     """Counted in SQL, so every process on the database shares one count (substituted
     stores without SQL count in this process)."""
     per_user, per_workspace = settings.user_rate_limit, settings.workspace_rate_limit
@@ -310,7 +316,9 @@ def _limiter(settings: Settings, stores: Stores) -> RateLimiter | None:
     from adapters.ratelimits.limiter import LimitsRateLimiter
 
     storage = stores.rate_counts if stores.rate_counts is not None else MemoryStorage()
-    return LimitsRateLimiter(storage, per_user=per_user, per_workspace=per_workspace)
+    return ObservedLimiter(
+        LimitsRateLimiter(storage, per_user=per_user, per_workspace=per_workspace), telemetry
+    )
 
 
 class Signals(RelayTransport, Protocol):

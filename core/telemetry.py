@@ -27,6 +27,7 @@ from core.inbox import (
     TurnStart,
 )
 from core.knowledge import Audience, Passage
+from core.limits import Admission, Limited
 from core.log_fields import add_log_fields
 from core.messages import InboundMessage
 from core.model import ChatRequest, ModelEvent, ModelText, ModelUsage
@@ -35,6 +36,7 @@ from core.ports import (
     Inbox,
     MessageOutcome,
     ModelOutcome,
+    RateLimiter,
     Replier,
     Retriever,
     Telemetry,
@@ -179,6 +181,20 @@ class ObservedModel:
         aclose = getattr(self._model, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+class ObservedLimiter:
+    """Counts the messages a rate limit refused, by the channel of their sender."""
+
+    def __init__(self, limiter: RateLimiter, telemetry: Telemetry) -> None:
+        self._limiter = limiter
+        self._telemetry = telemetry
+
+    async def admit(self, sender_id: str, workspace: str) -> Admission:
+        admission = await self._limiter.admit(sender_id, workspace)
+        if isinstance(admission, Limited):
+            self._telemetry.message(sender_id.split(":", 1)[0], "limited")
+        return admission
 
 
 class ObservedRetriever:

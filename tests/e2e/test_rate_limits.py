@@ -84,3 +84,18 @@ async def test_the_api_document_declares_the_429_of_the_chat_routes(
     for path in ("/api/v1/chat", "/api/v1/chat/stream"):
         refused = document["paths"][path]["post"]["responses"]["429"]
         assert "Retry-After" in refused["headers"]
+
+
+async def test_refused_messages_are_counted_in_the_metrics(
+    make_settings: MakeSettings, llm: FakeOpenAI
+) -> None:
+    llm.script(Reply("Once."))
+    async with serving(make_settings(rate_limit_user="1/minute")) as client:
+        await client.post("/api/v1/chat", json={"message": "hi"})
+        for _ in range(2):
+            assert (await client.post("/api/v1/chat", json={"message": "hi"})).status == 429
+        metrics = await (await client.get("/metrics")).text()
+
+    [line] = [m for m in metrics.splitlines()
+              if m.startswith("switchboard_messages_total{") and 'outcome="limited"' in m]
+    assert 'channel="web"' in line and line.endswith(" 2.0")
