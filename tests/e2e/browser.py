@@ -8,34 +8,69 @@ import asyncio
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
+
+T = TypeVar("T")
+
+
+@dataclass
+class Served:
+    """An app running in a thread of its own; `call` runs a coroutine on its loop (to
+    script a fake or read a store from the blocking test)."""
+
+    url: str
+    loop: asyncio.AbstractEventLoop
+    app: web.Application
+
+    def call(self, pending: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(pending, self.loop).result(timeout=30)
 
 
 @contextmanager
 def serving_in_thread(app: web.Application) -> Iterator[str]:
     """Run the app on a free loopback port in a thread with its own event loop; yields
     the base URL and shuts the app down symmetrically."""
-    started: Future[tuple[asyncio.AbstractEventLoop, asyncio.Event, str]] = Future()
+
+    @asynccontextmanager
+    async def given() -> AsyncIterator[web.Application]:
+        yield app
+
+    with serving_opened_in_thread(given) as served:
+        yield served.url
+
+
+@contextmanager
+def serving_opened_in_thread(
+    open_app: Callable[[], AbstractAsyncContextManager[web.Application]],
+) -> Iterator[Served]:
+    """As `serving_in_thread`, for an app that needs that loop to be built: `open_app`
+    is entered there (a fake model server, say) and exited after the app stops."""
+    started: Future[tuple[Served, asyncio.Event]] = Future()
     failure: list[BaseException] = []
 
     async def main() -> None:
-        runner = web.AppRunner(app)
-        try:
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            port = runner.addresses[0][1]
-            stop = asyncio.Event()
-            started.set_result((asyncio.get_running_loop(), stop, f"http://127.0.0.1:{port}/"))
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+        async with open_app() as app:
+            runner = web.AppRunner(app)
+            try:
+                await runner.setup()
+                await web.TCPSite(runner, "127.0.0.1", 0).start()
+                port = runner.addresses[0][1]
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                started.set_result(
+                    (Served(url=f"http://127.0.0.1:{port}/", loop=loop, app=app), stop)
+                )
+                await stop.wait()
+            finally:
+                await runner.cleanup()
 
     def run() -> None:
         try:
@@ -47,11 +82,11 @@ def serving_in_thread(app: web.Application) -> Iterator[str]:
 
     thread = threading.Thread(target=run, name="switchboard-server", daemon=True)
     thread.start()
-    loop, stop, url = started.result(timeout=60)
+    served, stop = started.result(timeout=60)
     try:
-        yield url
+        yield served
     finally:
-        loop.call_soon_threadsafe(stop.set)
+        served.loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=30)
         assert not thread.is_alive(), "the server did not shut down"
         if failure:
