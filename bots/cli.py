@@ -119,13 +119,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(**overrides)
         configure_logging(settings.log_level, settings.secrets(),
-                          json=settings.log_format == "json", content=settings.log_content)
+                          json=settings.log_format == "json", content=settings.log_content,
+                          file=_log_file(args, settings))
         return _run(args, settings)
     except ConfigurationError as e:
         print(f"switchboard: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _log_file(args: argparse.Namespace, settings: Settings) -> Path | None:
+    if args.command == "chat":
+        from bots.chat import chat_log
+
+        return chat_log(settings)
+    return None
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -143,9 +152,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
             work(settings)
         case "chat":
-            from bots.chat import run_chat
+            from bots.chat import chat_log, run_chat
 
-            asyncio.run(run_chat(settings))
+            asyncio.run(run_chat(settings, log=chat_log(settings)))
         case "doctor":
             from bots.doctor import diagnose, report
 

@@ -5,11 +5,17 @@ message text kept quiet unless content logging is asked for."""
 from __future__ import annotations
 
 import logging
+import logging.handlers
 from collections.abc import Iterable
+from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
 
 from core.log_fields import current_log_fields
+
+# A log file that nothing rotates for it (the terminal chat's) stays this small.
+FILE_BYTES = 1_000_000
+FILE_BACKUPS = 3
 
 # Loggers whose records carry message text or prompts below WARNING: slack_sdk logs each
 # Web API request and response body at DEBUG (chat.postMessage's text, the stream's
@@ -71,11 +77,22 @@ def json_formatter() -> logging.Formatter:
 
 
 def configure_logging(
-    level: str, secrets: Iterable[str], *, json: bool = False, content: bool = False
+    level: str, secrets: Iterable[str], *, json: bool = False, content: bool = False,
+    file: Path | None = None,
 ) -> None:
     """`json`: one JSON object per line. `content`: let the SDKs that log message text
-    (CONTENT_LOGGERS) log at `level` too; otherwise they log warnings and errors only."""
-    handler = logging.StreamHandler()
+    (CONTENT_LOGGERS) log at `level` too; otherwise they log warnings and errors only.
+    `file`: log there (rotated) instead of stderr, for a process whose stderr is where a
+    person reads the conversation."""
+    handler: logging.Handler
+    if file is None:
+        handler = logging.StreamHandler()
+    else:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            file, maxBytes=FILE_BYTES, backupCount=FILE_BACKUPS, encoding="utf-8"
+        )
+        logging.captureWarnings(True)  # `warnings` would write to stderr
     handler.setFormatter(
         json_formatter() if json else
         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")

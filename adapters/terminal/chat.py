@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import os
 import socket
 import uuid
@@ -13,12 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from adapters.terminal.replier import TerminalReplier
+from adapters.terminal.replier import Screen, screen_for
 from core.inbox import Acceptance
 from core.messages import ConversationRef, InboundMessage, Sender
 from core.ports import ConversationStore
 from core.threads import Conversation
 from core.worker import Worker
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "cli"
 HELP = (
@@ -35,21 +38,28 @@ async def chat_loop(
     lines: TextIO,
     out: TextIO,
     sender: Sender | None = None,
+    notes: tuple[str, ...] = (),
 ) -> None:
+    """`notes`: lines about the session itself (where its log goes), shown under the help."""
     sender = sender or local_sender()
+    screen = screen_for(out)
     conv = await conversations.latest(channel=CHANNEL, owner=sender.id)
     if conv is None:
         ref = _new_thread()
-        out.write(f"{name} — {HELP}\n\n")
+        screen.note(f"{name} — {HELP}")
     else:
         ref = conv.ref
-        await _show_recent(conversations, conv, name, out)
-    replier = TerminalReplier(out)
+        log.info("terminal chat: continuing thread %s", ref.conversation)
+        screen.note(f"Continuing your last thread ({HELP})")
+    for note in notes:
+        screen.note(note)
+    screen.note("")
+    if conv is not None:
+        await _show_recent(conversations, conv, name, screen)
     interactive = lines.isatty()
     while True:
         if interactive:
-            out.write("you> ")
-            out.flush()
+            screen.prompt("you> ")
         line = await asyncio.to_thread(lines.readline)
         if not line:
             break
@@ -58,10 +68,10 @@ async def chat_loop(
             break
         if text == "/new":
             ref = _new_thread()
-            out.write("Started a new thread.\n\n")
+            screen.note("Started a new thread.\n")
             continue
         if text in ("/help", "?"):
-            out.write(HELP + "\n")
+            screen.note(HELP)
             continue
         if not text:
             continue
@@ -71,23 +81,23 @@ async def chat_loop(
         )
         # `/ticket …` is answered by the ticket service, anything else by the model: the
         # orchestrator decides, as for every channel.
-        await worker.answer_now(Acceptance(message=message), replier)
+        await worker.answer_now(Acceptance(message=message), screen)
 
 
 def _new_thread() -> ConversationRef:
-    return ConversationRef(channel=CHANNEL, tenant=socket.gethostname(),
-                           conversation=uuid.uuid4().hex)
+    ref = ConversationRef(channel=CHANNEL, tenant=socket.gethostname(),
+                          conversation=uuid.uuid4().hex)
+    log.info("terminal chat: new thread %s", ref.conversation)
+    return ref
 
 
 async def _show_recent(
-    conversations: ConversationStore, conv: Conversation, name: str, out: TextIO
+    conversations: ConversationStore, conv: Conversation, name: str, screen: Screen
 ) -> None:
     turns = [t for t in await conversations.recent_turns(conv.id, 20) if t.content]
-    out.write(f"Continuing your last thread ({HELP})\n")
     for t in [t for t in turns if t.role in ("user", "assistant")][-6:]:
-        who = "you" if t.role == "user" else name.lower()
-        out.write(f"{who}> {t.content}\n")
-    out.write("\n")
+        screen.turn("you" if t.role == "user" else name.lower(), t.content)
+    screen.note("")
 
 
 def local_sender() -> Sender:
