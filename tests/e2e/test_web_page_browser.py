@@ -260,3 +260,59 @@ def test_a_day_of_web_chat_markdown_sources_feedback_and_two_conversations(
 
     errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
     assert not errors, errors
+
+
+def test_stop_keeps_what_was_shown_and_the_stored_answer_comes_back_whole(
+    browser: Any, chat: Chat
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    gate = asyncio.Event()
+    whole = (
+        "Shown first, <img src=x onerror=\"document.title='owned'\"> as text. "
+        "[a link](javascript:document.title='owned') and the rest after the stop."
+    )
+    chat.script(Reply(whole, chunk_size=len(whole) - 30, gate=gate))
+    browser.get(chat.served.url)
+    wait.until(lambda d: d.find_element(By.ID, "input").is_enabled())
+    browser.find_element(By.ID, "input").send_keys("Tell me everything", Keys.ENTER)
+    wait.until(lambda d: "Shown first" in d.find_element(By.CSS_SELECTOR, ".msg.assistant").text)
+    assert browser.switch_to.active_element == browser.find_element(By.ID, "stop")
+
+    browser.switch_to.active_element.send_keys(Keys.ESCAPE)  # Esc stops, as Stop does
+    stopped = wait.until(lambda d: d.find_element(
+        By.CSS_SELECTOR, '.msg.assistant[data-state="stopped"]'))
+    answer = stopped.find_element(By.CLASS_NAME, "answer")
+    assert '<img src=x onerror="document.title=' in answer.text  # raw HTML shown as text
+    assert not answer.find_elements(By.TAG_NAME, "img")
+    assert "the rest" not in answer.text
+    assert "server still finishes" in stopped.text
+    box = wait.until(lambda d: d.find_element(By.ID, "input"))
+    wait.until(lambda d: box.is_enabled() and d.switch_to.active_element == box)
+
+    chat.open_gate(gate)  # the server goes on and stores the whole answer
+    conversation = browser.execute_script("return localStorage.getItem('switchboard.conversation')")
+    item = f'.conv[data-id="{conversation}"]'
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, item))
+    stored = conversation_turns(chat, conversation)
+    wait.until(lambda d: stored() == 2)
+    browser.refresh()
+    restored = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".msg[data-state=done]"))
+    assert "the rest after the stop" in restored.text
+    links = restored.find_elements(By.CSS_SELECTOR, ".answer a")
+    assert all(not (a.get_attribute("href") or "").startswith("javascript:") for a in links)
+    assert browser.title != "owned"
+
+
+def conversation_turns(chat: Chat, conversation_id: str) -> Callable[[], int]:
+    from bots.server import SWITCHBOARD
+
+    store = chat.served.app[SWITCHBOARD].conversations
+
+    def count() -> int:
+        return len(chat.served.call(store.recent_turns(conversation_id, 10)))
+
+    return count
