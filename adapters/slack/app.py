@@ -156,8 +156,11 @@ class SlackChannel:
             return
         if event.get("channel_type") == "im" or self._mentions_bot(event, context):
             # A mention in a channel the bot reads also arrives as app_mention; both
-            # carry the same message id and the inbox keeps the first.
-            await self._accept(body, event, context, retried=_retried(request))
+            # carry the same message id and the inbox keeps the first. With rate limits,
+            # app_mention alone takes it: two deliveries would count one message twice,
+            # and the copy could be let in while the other is refused.
+            if self._limiter is None or event.get("channel_type") == "im":
+                await self._accept(body, event, context, retried=_retried(request))
         elif event.get("thread_ts"):
             # A follow-up needs no mention in a thread the bot already answers: `accept`
             # checks that in the transaction that records it.

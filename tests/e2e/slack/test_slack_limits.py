@@ -9,7 +9,14 @@ from sqlalchemy import func, select, text
 from adapters.sql.tables import inbox
 from core.limits import SLOW_DOWN
 from tests.e2e.conftest import services, serving
-from tests.e2e.slack.conftest import ASKER, SlackSettings, mention, post_event, settled
+from tests.e2e.slack.conftest import (
+    ASKER,
+    SlackSettings,
+    as_message,
+    mention,
+    post_event,
+    settled,
+)
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack_api import FakeSlack
 
@@ -51,3 +58,20 @@ async def test_a_flood_gets_one_slow_down_and_no_answers(
             recorded = (await conn.execute(select(func.count()).select_from(inbox))).scalar()
         assert recorded == 2  # the first and the later message; nothing of the flood
         assert len(llm.requests) == 2 and len(slack.ephemerals) == 1
+
+
+async def test_a_mention_delivered_twice_counts_once(
+    slack_settings: SlackSettings, slack: FakeSlack, llm: FakeOpenAI
+) -> None:
+    """A mention in a channel the bot reads arrives as app_mention and as a message
+    event: one message, counted once, so a limit of 2 lets two such messages through."""
+    llm.script(Reply("First."), Reply("Second."))
+    async with serving(slack_settings(rate_limit_user="2/minute")) as app:
+        for n, words in enumerate(("one", "two"), 1):
+            body = mention(words, ts=f"1700000010.00010{n}", event_id=f"EvM{n}")
+            assert (await post_event(app, as_message(body, event_id=f"EvC{n}"))).status == 200
+            assert (await post_event(app, body)).status == 200
+        await slack.wait_for_text("C111", "1700000010.000102", "Second.")
+        await settled(app)
+
+        assert slack.ephemerals == [] and len(llm.requests) == 2
