@@ -56,12 +56,24 @@ async def chat_loop(
     screen.note("")
     if conv is not None:
         await _show_recent(conversations, conv, name, screen)
+    try:
+        await _converse(ref, sender=sender, worker=worker, lines=lines, screen=screen)
+    finally:
+        # Ctrl-C mid-answer: a live region left running would keep the cursor hidden.
+        screen.close()
+
+
+async def _converse(
+    ref: ConversationRef, *, sender: Sender, worker: Worker, lines: TextIO, screen: Screen
+) -> None:
     interactive = lines.isatty()
     while True:
         if interactive:
             screen.prompt("you> ")
         line = await asyncio.to_thread(lines.readline)
         if not line:
+            if interactive:
+                screen.note("")  # Ctrl-D: the shell's prompt starts on a line of its own
             break
         text = line.strip()
         if text in ("/quit", "/exit"):

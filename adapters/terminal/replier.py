@@ -71,6 +71,9 @@ class PlainScreen:
             case Status() | ToolProgress():
                 pass  # a "working" sign is for someone watching, not for a pipe
 
+    def close(self) -> None:
+        self._end_text()
+
     def _end_text(self) -> None:
         if self._streaming:
             self._write("\n")
@@ -125,6 +128,9 @@ class RichScreen:
             case ReplyWithdrawn():
                 self._stop()
                 self._console.print(Text("(answered again below)", style="dim"))
+
+    def close(self) -> None:
+        self._stop()
 
     def _working(self, text: str) -> None:
         if self._answer is None:  # once the text has begun, it is the sign of progress

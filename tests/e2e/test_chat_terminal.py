@@ -130,6 +130,31 @@ async def test_an_answer_taller_than_the_window_streams_without_repeating_itself
     assert shown == [p.replace("**", "") for p in paragraphs]
 
 
+async def test_ctrl_c_mid_answer_leaves_the_terminal_as_it_found_it(
+    tmp_path: Path, llm: FakeOpenAI
+) -> None:
+    gate = asyncio.Event()  # the answer stops after its first piece until this is set
+    llm.script(Reply(ANSWER, chunk_size=len("## Connecting Slack\n"), gate=gate))
+    terminal = Terminal()
+    child = pexpect.spawn(sys.executable, ["-m", "bots.cli", "chat"], cwd=str(REPOSITORY),
+                          env=chat_env(tmp_path, llm), dimensions=(ROWS, COLUMNS))
+    child.logfile_read = terminal
+    try:
+        await expect(child, "you> ")
+        child.sendline("How do I connect Slack?")
+        await expect(child, "Connecting Slack")
+        assert terminal.screen.cursor.hidden  # the live region is drawing
+        child.sendintr()
+        await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
+    finally:
+        gate.set()
+        child.close(force=True)
+
+    assert child.exitstatus == 130
+    assert not terminal.screen.cursor.hidden
+    assert "Traceback" not in "\n".join(terminal.lines())
+
+
 async def test_offline_the_start_up_warning_goes_to_the_log_not_the_conversation(
     tmp_path: Path,
 ) -> None:
