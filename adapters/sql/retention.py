@@ -4,7 +4,8 @@ database's write lock for long and a crash mid-way loses nothing but time.
 
 What goes: turns (with their feedback and sent-message records), then conversations left
 without turns, finished inbox items (done, failed), delivery ids, conversation references
-no unclosed ticket needs, and closed tickets (with their comments). What stays, whatever
+no unclosed ticket needs, closed tickets (with their comments) and rate-limit windows
+that ended. What stays, whatever
 its age: inbox items still waiting or being answered (and the turns they wrote), tickets
 not closed, and profiles (updated only when a person's details change, so their age says
 nothing about activity).
@@ -40,6 +41,7 @@ from adapters.sql.tables import (
     deliveries,
     feedback,
     inbox,
+    rate_limits,
     sent_messages,
     tickets,
     turns,
@@ -47,7 +49,7 @@ from adapters.sql.tables import (
 
 # In the order a batch deletes them: what refers to a row goes before it.
 KINDS = ("feedback", "sent_messages", "turns", "conversations", "inbox", "deliveries",
-         "conversation_references", "tickets")
+         "conversation_references", "tickets", "rate_limits")
 FINISHED = ("done", "failed")
 DEFAULT_BATCH = 500  # rows per table per transaction
 # Workers on one PostgreSQL database take turns: one purges, the others skip that hour.
@@ -101,6 +103,8 @@ def _criteria(cutoff: datetime, *, dry_run: bool) -> dict[str, ColumnElement[boo
         "conversation_references": and_(conversation_references.c.updated_at < cutoff,
                                         not_(unclosed_ticket_there)),
         "tickets": and_(tickets.c.status == "closed", tickets.c.updated_at < cutoff),
+        # Rate-limit windows (keyed by person) that ended before the cutoff.
+        "rate_limits": rate_limits.c.expires_at < cutoff.timestamp(),
     }
 
 
@@ -108,6 +112,7 @@ _TABLES = {
     "feedback": feedback, "sent_messages": sent_messages, "turns": turns,
     "conversations": conversations, "inbox": inbox, "deliveries": deliveries,
     "conversation_references": conversation_references, "tickets": tickets,
+    "rate_limits": rate_limits,
 }
 
 

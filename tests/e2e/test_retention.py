@@ -31,7 +31,7 @@ from tests.e2e.processes import CLI, REPOSITORY, clean_env
 from tests.e2e.test_cli import chat
 from tests.fakes.scripted import ScriptedChatModel, says
 
-EXPECTED_TOTAL = 13  # rows `seed_history` makes a 30-day purge delete
+EXPECTED_TOTAL = 14  # rows `seed_history` makes a 30-day purge delete
 
 
 async def _seed(url: str) -> History:

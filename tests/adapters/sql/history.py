@@ -21,6 +21,7 @@ from adapters.sql.tables import (
     feedback,
     inbox,
     profiles,
+    rate_limits,
     sent_messages,
     ticket_comments,
     tickets,
@@ -110,6 +111,10 @@ class Writer:
         await self._add(profiles, id=person, name=name, email=email, preferences={},
                         updated_at=self.now)
 
+    async def rate_window(self, key: str, *, ended: timedelta) -> None:
+        await self._add(rate_limits, key=key, count=3,
+                        expires_at=(self.now - ended).timestamp())
+
     async def delivery(self, key: str, *, age: timedelta) -> None:
         await self._add(deliveries, channel="slack", key=key, received_at=self.now - age)
 
@@ -173,6 +178,8 @@ async def seed_history(engine: AsyncEngine, now: datetime) -> History:
         await w.item(WAITING, "slack:T1:U1", "gave up", age=OLD, status="failed")
         await w.delivery("Ev-old", age=OLD)
         await w.delivery("Ev-new", age=timedelta(hours=1))
+        await w.rate_window(f"user/{ALICE}", ended=OLD)
+        await w.rate_window("workspace/web:local", ended=-timedelta(seconds=30))
         closed = await w.ticket("Old printer", ALICE, status="closed", age=OLD)
         await w.comment(closed, ALICE, "fixed, thanks", age=OLD)
         await w.ticket("Open for ages", ALICE, status="open", age=OLD, origin=TEAMS)
@@ -184,5 +191,6 @@ async def seed_history(engine: AsyncEngine, now: datetime) -> History:
         gone_conversation=gone, long_conversation=long, waiting_conversation=waiting,
         kept_turns={asked, answered, held}, held_turn=held,
         expected={"feedback": 1, "sent_messages": 1, "turns": 4, "conversations": 1,
-                  "inbox": 3, "deliveries": 1, "conversation_references": 1, "tickets": 1},
+                  "inbox": 3, "deliveries": 1, "conversation_references": 1, "tickets": 1,
+                  "rate_limits": 1},
     )
