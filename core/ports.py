@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from core.apikeys import ApiKey, NewKey
-from core.feedback import Feedback
+from core.feedback import Feedback, Rating
 from core.inbox import (
     Acceptance,
     AcceptOutcome,
@@ -152,6 +152,10 @@ class FeedbackStore(Protocol):
     async def record(self, feedback: Feedback) -> bool:
         """Store (or change) a rater's rating of a turn. False, and nothing stored, when
         the turn is not an answer in `feedback.where`."""
+        ...
+
+    async def given_by(self, rater: str, turn_ids: Sequence[int]) -> dict[int, Rating]:
+        """turn id → `rater`'s rating, for those of `turn_ids` they rated."""
         ...
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.sql.engine import insert, transaction, uninterrupted
 from adapters.sql.tables import conversations, feedback, turns
 from adapters.sql.types import utcnow
-from core.feedback import Feedback
+from core.feedback import Feedback, Rating
 
 _COMMENT_LENGTH = 2000
 
@@ -50,6 +50,16 @@ class SqlFeedbackStore:
                 return False
             await conn.execute(stmt)
         return True
+
+    @uninterrupted
+    async def given_by(self, rater: str, turn_ids: Sequence[int]) -> dict[int, Rating]:
+        if not turn_ids:
+            return {}
+        query = select(feedback.c.turn_id, feedback.c.rating).where(
+            feedback.c.rater == rater, feedback.c.turn_id.in_(sorted(set(turn_ids)))
+        )
+        async with transaction(self._engine, "reading a person's ratings") as conn:
+            return {row.turn_id: row.rating for row in await conn.execute(query)}
 
     @uninterrupted
     async def ratings(self, turn_id: int) -> dict[str, str]:

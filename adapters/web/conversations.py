@@ -20,7 +20,7 @@ from adapters.web.errors import json_error
 from adapters.web.models import OUT, ConversationOut, TurnOut
 from adapters.web.openapi import ApiRoutes, respond
 from adapters.web.render import to_html
-from core.feedback import Feedback
+from core.feedback import Feedback, Rating
 from core.messages import Sender
 from core.threads import Conversation, ConversationSummary, ListPosition, Turn
 
@@ -96,12 +96,18 @@ async def conversation(request: web.Request) -> web.Response:
     sender = await channel.auth.sender(request)
     conv = await own_conversation(channel, request.match_info["id"], sender)
     limit = min(max(read_query(request, TurnsQuery).limit, 1), 1000)
-    turns = await channel.conversations.recent_turns(conv.id, limit)
+    turns = [
+        t for t in await channel.conversations.recent_turns(conv.id, limit)
+        if t.role in ("user", "assistant") and t.content
+    ]
+    rated = await channel.feedback.given_by(
+        sender.id, [t.id for t in turns if t.role == "assistant"]
+    )
     return respond(ConversationOut(
         id=conv.id,
         created_at=conv.created_at.isoformat(),
         updated_at=conv.updated_at.isoformat(),
-        turns=[_turn(t) for t in turns if t.role in ("user", "assistant") and t.content],
+        turns=[_turn(t, rated.get(t.id)) for t in turns],
     ))
 
 
@@ -143,7 +149,7 @@ def _summary(summary: ConversationSummary) -> Summary:
     )
 
 
-def _turn(turn: Turn) -> TurnOut:
+def _turn(turn: Turn, rating: Rating | None) -> TurnOut:
     body: dict[str, Any] = {
         "id": turn.id,
         "role": turn.role,
@@ -153,6 +159,7 @@ def _turn(turn: Turn) -> TurnOut:
     if turn.role == "assistant":
         body["html"] = to_html(turn.content)
         body["citations"] = [asdict(c) for c in turn.citations]
+        body["rating"] = rating
     return TurnOut(**body)
 
 

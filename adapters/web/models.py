@@ -98,6 +98,9 @@ class TurnOut(BaseModel):
     created_at: str = Field(json_schema_extra={"format": "date-time"})
     html: str | None = Field(None, description="Assistant turns: the content as HTML.")
     citations: list[Citation] | None = Field(None, description="Assistant turns only.")
+    rating: Literal["up", "down"] | None = Field(
+        None, description="Assistant turns: the caller's own rating, if they gave one."
+    )
 
 
 class ConversationOut(BaseModel):

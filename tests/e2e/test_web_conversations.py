@@ -92,6 +92,10 @@ async def test_feedback_on_ones_own_answer_is_stored_like_slack_and_teams_feedba
         assert await feedback.ratings(turn) == {"web:local:alice": "up"}
         await client.post(url, json={"rating": "down"}, headers=ALICE)
         assert await feedback.ratings(turn) == {"web:local:alice": "down"}
+        history = await (await client.get(f"/api/v1/conversations/{cid}", headers=ALICE)).json()
+        assert [(t["role"], t.get("rating")) for t in history["turns"]] == [
+            ("user", None), ("assistant", "down")
+        ]
 
         # Someone else's conversation, a question rather than an answer, a made-up turn.
         await error(await client.post(url, json={"rating": "up"}, headers=BOB), 404)

@@ -246,6 +246,7 @@ def test_a_day_of_web_chat_markdown_sources_feedback_and_two_conversations(
     wait.until(lambda d: first.get_attribute("aria-current") == "true")
     restored = wait.until(answered(1))
     assert restored.find_element(By.CSS_SELECTOR, ".answer strong").text == "Slack"
+    assert restored.get_attribute("data-rating") == "up", "the rating given is shown again"
     chat.script(Reply("Then invite the bot to a channel."))
     wait.until(input_ready).send_keys("And then?", Keys.ENTER)
     wait.until(lambda d: "invite the bot" in answered(2)(d).text if answered(2)(d) else False)

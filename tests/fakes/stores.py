@@ -26,7 +26,7 @@ from typing import Any
 
 from bots.bootstrap import Stores
 from core.errors import NotFound, StorageError
-from core.feedback import Feedback
+from core.feedback import Feedback, Rating
 from core.inbox import (
     Acceptance,
     AcceptOutcome,
@@ -563,6 +563,11 @@ class InMemoryFeedbackStore:
         comment = feedback.comment[:COMMENT_LENGTH] if feedback.comment else None
         self.db.feedback[(feedback.turn_id, feedback.rater)] = (feedback.rating, comment)
         return True
+
+    async def given_by(self, rater: str, turn_ids: Sequence[int]) -> dict[int, Rating]:
+        await _operation()
+        return {turn: rating for (turn, by), (rating, _) in self.db.feedback.items()
+                if by == rater and turn in turn_ids}
 
     async def ratings(self, turn_id: int) -> dict[str, str]:
         """rater → rating for one turn (for tests and reports)."""

@@ -66,6 +66,9 @@ async def test_rating_again_changes_the_rating(
     assert await store.record(Feedback(turn_id=turn, rater="slack:T1:U2", rating="up", where=THREAD))
 
     assert await store.ratings(turn) == {"slack:T1:U1": "down", "slack:T1:U2": "up"}
+    assert await store.given_by("slack:T1:U1", [turn, turn - 1, 999_999]) == {turn: "down"}
+    assert await store.given_by("slack:T1:U3", [turn]) == {}
+    assert await store.given_by("slack:T1:U1", []) == {}
 
 
 async def test_feedback_from_another_thread_or_on_a_question_is_refused(
