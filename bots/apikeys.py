@@ -26,13 +26,22 @@ def add_apikey_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     apikey = sub.add_parser("apikey", help="make, list and revoke API keys")
     commands = apikey.add_subparsers(dest="apikey_command", required=True, metavar="COMMAND")
     create = commands.add_parser("create", help="make a key for a user (shown once)")
-    create.add_argument("--user", required=True, help="who the key acts as (web:local:USER)")
+    create.add_argument("--user", required=True, type=user_name,
+                        help="who the key acts as (web:local:USER)")
     create.add_argument("--expires", metavar="WHEN", type=expiry,
                         help="after a duration (90d, 12h, 2w, 30m) or on a date "
                         "(2027-01-31, 00:00 UTC; or an ISO date and time); default: never")
     commands.add_parser("list", help="every key: id, user, prefix, expiry, state")
     revoke = commands.add_parser("revoke", help="stop a key at once, in every process")
     revoke.add_argument("id", metavar="ID", help="as `apikey list` shows it")
+
+
+def user_name(raw: str) -> str:
+    """`--user`: the last part of a channel-scoped id, so no colon and no spaces."""
+    name = raw.strip()
+    if not name or len(name) > 200 or ":" in name or any(c.isspace() for c in name):
+        raise argparse.ArgumentTypeError("a user name of 1 to 200 characters, no ':' or spaces")
+    return name
 
 
 def expiry(raw: str, *, now: datetime | None = None) -> datetime:

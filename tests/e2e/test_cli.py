@@ -83,3 +83,18 @@ def test_db_upgrade_migrates_and_reports_the_revision(
     assert main(["db", "upgrade"]) == 0
     assert capsys.readouterr().out.strip().endswith(f"is at revision {migrate.HEAD}")
     assert (tmp_path / "new" / "switchboard.db").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["--user", "a:b"], ["--user", " "], ["--user", "ada", "--expires", "2001-01-01"],
+    ["--user", "ada", "--expires", "soon"],
+])
+def test_apikey_create_refuses_a_bad_user_or_expiry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    with pytest.raises(SystemExit) as exited:
+        main(["apikey", "create", *args])
+    assert exited.value.code == 2
+    assert "sbk_" not in capsys.readouterr().out
