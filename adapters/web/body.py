@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from adapters.web.errors import json_error
+from core.json_input import parse_json, problems
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -17,8 +17,8 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     """The body as `model`, or a 400 whose `problems` name each field."""
     raw = await request.read()  # 413 beyond the app's client_max_size
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = parse_json(raw)
+    except ValueError:  # also nested too deep, lone surrogates, invalid UTF-8
         raise json_error(400, "the body must be a JSON object") from None
     return _validated(model, data)
 
@@ -33,8 +33,4 @@ def _validated(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in e.errors(include_input=False, include_url=False)
-        ]
-        raise json_error(400, "invalid request", problems=problems) from None
+        raise json_error(400, "invalid request", problems=problems(e)) from None
