@@ -11,7 +11,6 @@ differently, see `shape`) takes botbuilder's turn as before."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Protocol
 
@@ -38,9 +37,11 @@ from adapters.teams.auth import (
 from adapters.teams.config import TeamsConfig
 from adapters.teams.connector import GuardedConnectorFactory
 from adapters.teams.credentials import AppTokens, CachedCredentialsFactory
+from adapters.teams.fields import unusable
 from adapters.teams.outbound import ServiceHosts
 from adapters.teams.references import reference_of
 from adapters.teams.shape import conforms
+from core.json_input import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +141,14 @@ class TeamsAdapter(CloudAdapter):  # type: ignore[misc]
         auth_header = request.headers.get("Authorization", "")
         if _direct(body):
             await self._authenticate(auth_header, body["channelId"], body["serviceUrl"])
+            _check_fields(body)
             await bot.receive_message(body, reference_of(body))
             return web.Response(status=200)
         activity = _activity(body)
         claims = await self._authenticate(
             auth_header, activity.channel_id or "", activity.service_url
         )
+        _check_fields(body)
         result = self.authentication.authenticated(claims)
 
         async def logic(turn_context: TurnContext) -> None:
@@ -183,12 +186,20 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
         raise web.HTTPUnsupportedMediaType(text="activities are application/json")
     raw = await request.read()  # 413 beyond the app's client_max_size
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+        body = parse_json(raw)
+    except ValueError:  # also nested too deep, lone surrogates, invalid UTF-8
         raise web.HTTPBadRequest(text="the body is not JSON") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="the body is not an activity")
     return body
+
+
+def _check_fields(body: dict[str, Any]) -> None:
+    """400 for an authenticated activity whose fields the bot cannot read; one line."""
+    if problems := unusable(body):
+        kind = body.get("type") if isinstance(body.get("type"), str) else "?"
+        log.warning("refused a Teams %s activity: %s", kind, "; ".join(problems))
+        raise web.HTTPBadRequest(text="the activity's fields are not usable")
 
 
 def _direct(body: dict[str, Any]) -> bool:

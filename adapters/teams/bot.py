@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 
 from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
@@ -262,14 +263,20 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
 
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
         if turn_context.activity.name != "message/submitAction":
-            return await super().on_invoke_activity(turn_context)
+            # The bot serves no other invoke (sign-in, Action.Execute cards…): 501, as
+            # botbuilder answers. Not botbuilder's handlers: its adaptiveCard/action
+            # answers a malformed value with a 500 (its 400 fails to serialize).
+            log.info("an invoke the bot does not serve: %s", turn_context.activity.name)
+            return InvokeResponse(status=HTTPStatus.NOT_IMPLEMENTED)
         await self._record_feedback(raw_activity(turn_context))
         # Teams shows an error unless this invoke gets 200 with an empty body.
         return InvokeResponse(status=200)
 
     async def _record_feedback(self, activity: Mapping[str, Any]) -> None:
-        value = activity.get("value") or {}
-        action = value.get("actionValue") or {}
+        # `value` is free-form in the activity's schema: anything but the documented shape
+        # is not feedback.
+        value = _object(activity.get("value"))
+        action = _object(value.get("actionValue"))
         reaction = action.get("reaction")
         replied_to = activity.get("replyToId")
         if value.get("actionName") != "feedback" or reaction not in ("like", "dislike"):
@@ -297,6 +304,10 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
 def _reference(turn_context: TurnContext) -> dict[str, Any]:
     """The conversation reference of a turn's activity, as botbuilder builds it."""
     return dict(TurnContext.get_conversation_reference(turn_context.activity).serialize())
+
+
+def _object(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _said(text: str) -> dict[str, Any]:
