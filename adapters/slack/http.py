@@ -12,6 +12,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.app import STORAGE_UNAVAILABLE, SlackChannel
+from adapters.slack.payloads import kind_of, payload_of, unusable
 from core.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,19 @@ async def events(request: web.Request) -> web.Response:
     secret = channel.config.signing_secret
     if secret is not None and not _signed(body, request.headers, secret):
         raise web.HTTPUnauthorized(text="invalid Slack request signature")
-    try:
-        bolt_request = AsyncBoltRequest(
-            body=body, query=request.query_string, headers=dict(request.headers)
-        )
-    except ValueError:  # signed, and still not JSON or a form with a JSON payload
+    content_type = request.headers.get("Content-Type")
+    payload = payload_of(body, content_type.split(";")[0] if content_type else None)
+    if payload is None:  # signed, and still not JSON or a form with a JSON payload
         log.info("refused a signed Slack request whose body could not be parsed")
-        raise web.HTTPBadRequest(text="the body is not a Slack request") from None
+        raise web.HTTPBadRequest(text="the body is not a Slack request")
+    if problems := unusable(payload):
+        # Signed, so from Slack (or its test tools): answered 200, or Slack retries it.
+        log.warning("ignored a signed Slack %s with unusable fields: %s",
+                    kind_of(payload), "; ".join(problems))
+        return web.Response(status=200)
+    bolt_request = AsyncBoltRequest(
+        body=body, query=request.query_string, headers=dict(request.headers)
+    )
     response = await channel.app.async_dispatch(bolt_request)
     if bolt_request.context.get(STORAGE_UNAVAILABLE):
         raise StorageError("recording a Slack event failed")  # 503: Slack retries
