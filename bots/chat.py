@@ -29,8 +29,9 @@ async def run_chat(
 ) -> None:
     """`log`: the file this session logs to (from `chat_log`), named at the start."""
     notes = (f"Log: {log}",) if log is not None else ()
-    # The embedded Qdrant shard belongs to one process (`switchboard serve` may hold it),
-    # and nothing in the terminal chat reads it yet.
-    async with bootstrap(settings, model=model, open_knowledge=False) as sb:
+    # A Qdrant server is shared: answers here cite the documents there. The embedded shard
+    # belongs to one process, and holding it would keep `switchboard serve` from starting.
+    shared = settings.qdrant_url is not None
+    async with bootstrap(settings, model=model, open_knowledge=shared) as sb:
         await chat_loop(name=sb.profile.name, worker=sb.worker, conversations=sb.conversations,
                         lines=lines, out=out, notes=notes)

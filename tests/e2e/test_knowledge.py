@@ -3,6 +3,7 @@ the bundled documentation, and access — a restricted passage reaches only its 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from adapters.ingest.pipeline import ingest
 from adapters.slack.blocks import sources_block
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.teams.render import citation_entity, to_teams_markdown
+from bots.chat import run_chat
 from bots.cli import main
 from bots.knowledge import ingest_options, knowledge_index
 from core.messages import Citation
@@ -209,3 +211,24 @@ async def test_with_the_qdrant_server_down_the_answer_comes_without_it_and_says_
     [request] = llm.requests
     system = request.json["messages"][0]["content"]
     assert "could not be searched" in system and "network desk" not in system
+
+
+# qdrant-client asks the server its version on a thread of its own, which the fake (on this
+# test's loop, busy with the chat) may not answer in time.
+@pytest.mark.filterwarnings("ignore:Failed to obtain server version")
+async def test_the_terminal_chat_answers_from_a_shared_qdrant_offline(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    async with FakeQdrant() as qdrant:
+        settings = make_settings(openai_base_url=None, openai_api_key=None,
+                                 qdrant_url=qdrant.base_url)
+        write(tmp_path / "kb", "vpn.md", "# VPN\n\n## Reset the token\n\nAt the network desk:"
+                                         "\n\n```sh\nvpn-token --reset\n```\n")
+        async with knowledge_index(settings) as index:  # what `switchboard ingest` fills
+            await ingest([tmp_path / "kb"], index, options=ingest_options(settings))
+        out = io.StringIO()  # not a terminal: the answer's Markdown as written
+        await run_chat(settings, lines=io.StringIO("How do I reset the VPN token?\n"), out=out)
+
+    section = "### VPN › Reset the token [1]\n\nAt the network desk:\n\n```sh\nvpn-token --reset\n```"
+    assert section in out.getvalue()
+    assert "  [1] VPN › Reset the token" in out.getvalue()  # its source, once, under it
