@@ -8,6 +8,8 @@ import asyncio
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pexpect
@@ -72,23 +74,40 @@ async def expect(child: pexpect.spawn, pattern: str) -> None:
     await asyncio.to_thread(child.expect_exact, pattern, timeout=60)
 
 
+@contextmanager
+def chat_in_terminal(env: dict[str, str], terminal: Terminal) -> Iterator[pexpect.spawn]:
+    """`switchboard chat` in a pseudo-terminal the size of `terminal`'s screen."""
+    size = (terminal.screen.lines, terminal.screen.columns)
+    child = pexpect.spawn(sys.executable, ["-m", "bots.cli", "chat"], cwd=str(REPOSITORY),
+                          env=env, dimensions=size)
+    child.logfile_read = terminal
+    try:
+        yield child
+    finally:
+        child.close(force=True)
+
+
+async def ask(child: pexpect.spawn, question: str, *, until: str) -> None:
+    """Ask at the prompt, and wait for `until` in the answer and the next prompt."""
+    await expect(child, "you> ")
+    child.sendline(question)
+    await expect(child, until)
+    await expect(child, "you> ")
+
+
+async def leave(child: pexpect.spawn) -> None:
+    child.sendline("/quit")
+    await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
+
+
 async def test_in_a_terminal_the_answer_is_rendered_and_logs_go_to_a_file(
     tmp_path: Path, llm: FakeOpenAI
 ) -> None:
     llm.script(Reply(ANSWER, chunk_size=7))
     terminal = Terminal()
-    child = pexpect.spawn(sys.executable, ["-m", "bots.cli", "chat"], cwd=str(REPOSITORY),
-                          env=chat_env(tmp_path, llm), dimensions=(ROWS, COLUMNS))
-    child.logfile_read = terminal
-    try:
-        await expect(child, "you> ")
-        child.sendline("How do I connect Slack?")
-        await expect(child, "docs.example.com/slack")
-        await expect(child, "you> ")
-        child.sendline("/quit")
-        await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
-    finally:
-        child.close(force=True)
+    with chat_in_terminal(chat_env(tmp_path, llm), terminal) as child:
+        await ask(child, "How do I connect Slack?", until="docs.example.com/slack")
+        await leave(child)
 
     screen = "\n".join(terminal.lines())
     log = tmp_path / "data" / "logs" / "chat.log"
@@ -114,16 +133,8 @@ async def test_an_answer_taller_than_the_window_streams_without_repeating_itself
     paragraphs = [f"Paragraph {n} says **something** about step {n}." for n in range(1, 31)]
     llm.script(Reply("\n\n".join(paragraphs), chunk_size=5))
     terminal = Terminal(rows=12)
-    child = pexpect.spawn(sys.executable, ["-m", "bots.cli", "chat"], cwd=str(REPOSITORY),
-                          env=chat_env(tmp_path, llm), dimensions=(12, COLUMNS))
-    child.logfile_read = terminal
-    try:
-        await expect(child, "you> ")
-        child.sendline("Tell me everything")
-        await expect(child, "step 30.")
-        await expect(child, "you> ")
-    finally:
-        child.close(force=True)
+    with chat_in_terminal(chat_env(tmp_path, llm), terminal) as child:
+        await ask(child, "Tell me everything", until="step 30.")
 
     everything = terminal.scrolled_off() + terminal.lines()
     shown = [line for line in everything if line.startswith("Paragraph ")]
@@ -136,19 +147,16 @@ async def test_ctrl_c_mid_answer_leaves_the_terminal_as_it_found_it(
     gate = asyncio.Event()  # the answer stops after its first piece until this is set
     llm.script(Reply(ANSWER, chunk_size=len("## Connecting Slack\n"), gate=gate))
     terminal = Terminal()
-    child = pexpect.spawn(sys.executable, ["-m", "bots.cli", "chat"], cwd=str(REPOSITORY),
-                          env=chat_env(tmp_path, llm), dimensions=(ROWS, COLUMNS))
-    child.logfile_read = terminal
     try:
-        await expect(child, "you> ")
-        child.sendline("How do I connect Slack?")
-        await expect(child, "Connecting Slack")
-        assert terminal.screen.cursor.hidden  # the live region is drawing
-        child.sendintr()
-        await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
+        with chat_in_terminal(chat_env(tmp_path, llm), terminal) as child:
+            await expect(child, "you> ")
+            child.sendline("How do I connect Slack?")
+            await expect(child, "Connecting Slack")
+            assert terminal.screen.cursor.hidden  # the live region is drawing
+            child.sendintr()
+            await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
     finally:
         gate.set()
-        child.close(force=True)
 
     assert child.exitstatus == 130
     assert not terminal.screen.cursor.hidden
@@ -158,20 +166,10 @@ async def test_ctrl_c_mid_answer_leaves_the_terminal_as_it_found_it(
 async def test_offline_the_start_up_warning_goes_to_the_log_not_the_conversation(
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in chat_env(tmp_path, None).items() if not k.startswith("OPENAI_")}
     terminal = Terminal()
-    child = pexpect.spawn(sys.executable, ["-m", "bots.cli", "chat"], cwd=str(REPOSITORY),
-                          env=env, dimensions=(ROWS, COLUMNS))
-    child.logfile_read = terminal
-    try:
-        await expect(child, "you> ")
-        child.sendline("hello")
-        await expect(child, "knowledge base had nothing")
-        await expect(child, "you> ")
-        child.sendline("/quit")
-        await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
-    finally:
-        child.close(force=True)
+    with chat_in_terminal(chat_env(tmp_path, None), terminal) as child:
+        await ask(child, "hello", until="knowledge base had nothing")
+        await leave(child)
 
     screen = "\n".join(terminal.lines())
     assert "No language model is configured" in screen
