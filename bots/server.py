@@ -21,7 +21,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
 
@@ -35,6 +35,9 @@ from bots.settings import Settings
 from bots.tickets import ticket_context, ticket_notifier
 from core.errors import StorageError
 from core.ports import ChatModel, Retriever
+
+if TYPE_CHECKING:  # qdrant-client loads only where a Qdrant server is configured
+    from adapters.qdrant.server import ServerKnowledgeIndex
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +145,7 @@ async def _index_bundled_docs(sb: Switchboard) -> None:
 
 async def _web_channel(app: web.Application) -> AsyncIterator[None]:
     sb = app[SWITCHBOARD]
+    reader = _document_reader(sb)
     probes = {"database": sb.check_database}
     if sb.knowledge is not None:
         probes["qdrant"] = sb.check_knowledge
@@ -155,11 +159,15 @@ async def _web_channel(app: web.Application) -> AsyncIterator[None]:
         auth=_web_auth(sb),
         probes=probes,
         feedback=sb.feedback,
-        documents=sb.knowledge,
+        documents=sb.knowledge or reader,
         limiter=sb.limiter,
     )
     app[METRICS_ENDPOINT] = _metrics_endpoint(app, app[WEB_CHANNEL].auth)
-    yield
+    try:
+        yield
+    finally:
+        if reader is not None:
+            await reader.aclose()
 
 
 def _web_auth(sb: Switchboard) -> WebAuth:
@@ -202,6 +210,19 @@ def _metrics_listener(host: str, port: int) -> CleanupContext:
             await runner.cleanup()
 
     return listener
+
+
+def _document_reader(sb: Switchboard) -> ServerKnowledgeIndex | None:
+    """The web role beside a Qdrant server reads cited documents from it (for the source
+    view); beside the embedded shard it cannot, as only the worker may open that."""
+    if sb.knowledge is not None or sb.settings.qdrant_url is None:
+        return None
+    from adapters.qdrant.server import ServerKnowledgeIndex
+
+    key = sb.settings.qdrant_api_key
+    return ServerKnowledgeIndex(
+        sb.settings.qdrant_url, key.get_secret_value() if key else None
+    )
 
 
 def _slack_channel(*, receive: bool) -> CleanupContext:

@@ -156,7 +156,12 @@ class ServerKnowledgeIndex:
     # -- DocumentReader ------------------------------------------------------------------
 
     async def passages_of(self, source: str, *, audience: Audience, limit: int) -> list[Passage]:
-        await self.prepare()
+        # Only reads: the web role reads here and must not create the collection (the
+        # worker does, with the embedder's vectors).
+        if not self._ready and not await self._call(
+            self._client.collection_exists(self._collection)
+        ):
+            return []
         where = models.Filter(
             must=[_condition(source_condition(source))],
             should=[_condition(c) for c in access_conditions(audience)],

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 
 from adapters.ingest.pipeline import ingest
 from bots.knowledge import ingest_options, knowledge_index
-from tests.e2e.conftest import MakeSettings, serving, services
+from tests.e2e.conftest import MakeSettings, services, serving
 from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.qdrant_server import FakeQdrant
 
 Client = TestClient[Any, Any]
 KEYS = "alice:alice-key-0123456789,bob:bob-key-0123456789"
@@ -146,6 +148,27 @@ async def test_a_cited_local_file_is_shown_to_those_who_may_read_it_and_nobody_e
         await error(await client.get("/api/v1/sources", headers=BOB), 400)
         await error(await client.get("/api/v1/sources?source=%00", headers=BOB), 400)
         await error(await client.get(view(sources["VPN"])), 401)
+
+
+async def test_the_web_role_beside_a_qdrant_server_shows_documents_without_creating_one(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    async with FakeQdrant() as qdrant:
+        settings = make_settings(qdrant_url=qdrant.base_url, api_keys=KEYS)
+        async with serving(settings, role="web") as client:
+            # Nothing indexed yet: a reader must not create the collection (the worker
+            # creates it with its vectors).
+            empty = await client.get("/api/v1/sources?source=file:///vpn.md", headers=BOB)
+            assert await error(empty, 404) == "unknown source"
+            async with aiohttp.ClientSession() as session:
+                listed = await (await session.get(f"{qdrant.base_url}/collections")).json()
+            assert listed["result"]["collections"] == []
+            source = write(tmp_path / "kb", "vpn.md", "# VPN\n\nUse the VPN portal.\n")
+            async with knowledge_index(settings) as index:  # `switchboard ingest`
+                await ingest([source.parent], index, options=ingest_options(settings))
+            view = f"/api/v1/sources?source={quote(source.resolve().as_uri(), safe='')}"
+            shown = await (await client.get(view, headers=BOB)).json()
+        assert [p["text"] for p in shown["passages"]] == ["Use the VPN portal."]
 
 
 async def test_the_web_role_without_the_index_says_so_in_json(
