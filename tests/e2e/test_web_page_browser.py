@@ -307,6 +307,16 @@ def test_stop_keeps_what_was_shown_and_the_stored_answer_comes_back_whole(
     assert all(not (a.get_attribute("href") or "").startswith("javascript:") for a in links)
     assert browser.title != "owned"
 
+    # Copy, and ask again: the question goes once more and both answers stay.
+    restored.find_element(By.CSS_SELECTOR, ".copy").click()
+    wait.until(lambda d: restored.find_element(By.CLASS_NAME, "action-note").text == "Copied")
+    chat.script(Reply("A second try."))
+    restored.find_element(By.CSS_SELECTOR, ".regenerate").click()
+    wait.until(lambda d: "A second try." in d.find_elements(By.CSS_SELECTOR, ANSWERED)[-1].text)
+    assert [m.text for m in browser.find_elements(By.CSS_SELECTOR, "#log .msg.user")] == [
+        "Tell me everything", "Tell me everything"
+    ]
+
 
 def conversation_turns(chat: Chat, conversation_id: str) -> Callable[[], int]:
     from bots.server import SWITCHBOARD
