@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.messages import ConversationRef
+from core.text.storable import storable
 
 Rating = Literal["up", "down"]
 
@@ -20,3 +21,7 @@ class Feedback:
     rating: Rating
     where: ConversationRef
     comment: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.comment is not None:
+            object.__setattr__(self, "comment", storable(self.comment))

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from core.text.storable import storable
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ConversationRef:
@@ -35,6 +37,10 @@ class Sender:
     groups: tuple[str, ...] = ()
     time_zone: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.name is not None:  # kept in the person's profile
+            object.__setattr__(self, "name", storable(self.name))
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Attachment:
@@ -61,6 +67,11 @@ class InboundMessage:
     is_direct: bool
     attachments: tuple[Attachment, ...] = ()
     channel_data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Here, so every channel's messages and those already in the inbox (read back
+        # through `message_from_json`) are the same on SQLite and PostgreSQL.
+        object.__setattr__(self, "text", storable(self.text))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from core.messages import Citation, ConversationRef
 from core.model import ChatMessage, Role, ToolCall
+from core.text.storable import storable
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,6 +50,10 @@ class NewTurn:
     tokens: int = 0
     citations: tuple[Citation, ...] = ()
     inbox_item_id: int | None = None
+
+    def __post_init__(self) -> None:
+        # The model's text and a tool's result are stored as they come, too.
+        object.__setattr__(self, "content", storable(self.content))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, get_args
 
 from core.messages import ConversationRef
+from core.text.storable import storable
 
 Priority = Literal["low", "medium", "high", "urgent"]
 TicketStatus = Literal["open", "in_progress", "resolved", "closed"]
@@ -148,7 +149,7 @@ def parse_number(text: str) -> int:
 
 
 def clean_title(title: str) -> str:
-    title = " ".join(title.split())
+    title = " ".join(storable(title).split())
     if not title:
         raise TicketError("A ticket needs a title.")
     if len(title) > TITLE_MAX:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from core.messages import ConversationRef, Sender
+from core.text.storable import storable
 from core.tickets.model import (
     COMMENT_MAX,
     DESCRIPTION_MAX,
@@ -54,7 +55,7 @@ class TicketService:
         self, actor: Sender, *, title: str, description: str = "", priority: str = "medium",
         origin: ConversationRef | None = None, origin_link: str | None = None,
     ) -> Ticket:
-        description = description.strip()
+        description = storable(description).strip()
         if len(description) > DESCRIPTION_MAX:
             raise TicketError(f"The description is too long; keep it under {DESCRIPTION_MAX}.")
         ticket = await self._store.create(NewTicket(
@@ -81,7 +82,7 @@ class TicketService:
 
     async def comment(self, actor: Sender, number: str | int, text: str) -> Ticket:
         ticket = await self.show(actor, number)
-        text = text.strip()
+        text = storable(text).strip()
         if not text:
             raise TicketError("The comment is empty.")
         if len(text) > COMMENT_MAX:

@@ -6,12 +6,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
-from tests.e2e.conftest import MakeSettings, serving
+from adapters.sql.tables import turns
+from bots.database import upgrade
+from core import messages
+from core.inbox import Acceptance
+from core.messages import ConversationRef, InboundMessage, Sender
+from tests.e2e.conftest import (
+    MakeSettings,
+    fresh_postgres_database,
+    serving,
+    services,
+    settled,
+)
+from tests.fakes.openai_server import FakeOpenAI, Reply
 
 Client = TestClient[Any, Any]
 KEY = "alice-key-0123456789"
@@ -111,4 +125,89 @@ async def test_a_non_ascii_bearer_token_is_refused_with_401(
 
     assert status == 401
     await still_answers(api)
+    no_traceback(caplog)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def on_both(
+    request: pytest.FixtureRequest, make_settings: MakeSettings,
+    postgres_unreachable: str | None,
+) -> AsyncIterator[Client]:
+    """The API with a key, on SQLite and on a fresh, migrated PostgreSQL database."""
+    if request.param == "sqlite":
+        async with serving(make_settings(api_keys=f"alice:{KEY}")) as client:
+            yield client
+        return
+    if postgres_unreachable:
+        pytest.skip(postgres_unreachable)
+    async with fresh_postgres_database("sb_nul") as url:
+        settings = make_settings(api_keys=f"alice:{KEY}", database_url=url)
+        await upgrade(settings)
+        async with serving(settings) as client:
+            yield client
+
+
+async def stored_turns(api: Client) -> list[str]:
+    async with services(api).stores.engine.connect() as conn:
+        return list((await conn.execute(select(turns.c.content).order_by(turns.c.id))).scalars())
+
+
+async def test_nul_in_a_chat_message_is_stripped_the_same_on_both_databases(
+    on_both: Client, llm: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    llm.script(Reply("Answered."), Reply("And again."))
+    response = await on_both.post("/api/v1/chat", data=b'{"message": "hel\\u0000lo\\u0000"}',
+                                  headers={**ALICE, "Content-Type": "application/json"})
+
+    assert response.status == 200
+    assert (await response.json())["reply"] == "Answered."
+    assert llm.requests[0].json["messages"][-1] == {"role": "user", "content": "hello"}
+    # Nothing is wedged behind it.
+    again = await on_both.post("/api/v1/chat", json={"message": "next"}, headers=ALICE)
+    assert (await again.json())["reply"] == "And again."
+    assert await stored_turns(on_both) == ["hello", "Answered.", "next", "And again."]
+    no_traceback(caplog)
+
+
+async def test_nul_in_a_ticket_is_stripped_the_same_on_both_databases(
+    on_both: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await on_both.post("/api/v1/tickets", headers=ALICE, json={
+        "title": "Printer\x00 jammed", "description": "Floor\x00 2"})
+    assert response.status == 201
+    ticket = await response.json()
+    assert (ticket["title"], ticket["description"]) == ("Printer jammed", "Floor 2")
+
+    commented = await on_both.patch(f"/api/v1/tickets/{ticket['number']}", headers=ALICE,
+                                    json={"comment": "still\x00 jammed"})
+
+    assert commented.status == 200
+    assert [c["text"] for c in (await commented.json())["comments"]] == ["still jammed"]
+    no_traceback(caplog)
+
+
+async def test_a_nul_message_an_older_version_queued_is_answered_and_wedges_nothing(
+    on_both: Client, llm: FakeOpenAI, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Queued as before NULs were stripped: the inbox keeps the payload as JSON, where
+    # PostgreSQL allows "\u0000"; writing its turn failed, and claiming it failed forever.
+    sb = services(on_both)
+    sender = Sender(id="web:local:alice", name="alice")
+    with monkeypatch.context() as old_version:
+        old_version.setattr(messages, "storable", lambda text: text)
+        old = InboundMessage(
+            id="alice/old-nul", sender=sender, text="queued\x00 before", is_direct=True,
+            conversation=ConversationRef(channel="web", tenant="local", conversation="c-old"),
+            sent_at=datetime.now(UTC),
+        )
+        await sb.inbox.accept(Acceptance(message=old, open_conversation=True))
+    sb.worker.notify()
+    await settled(on_both)
+
+    response = await on_both.post("/api/v1/chat", json={"message": "after"}, headers=ALICE)
+
+    assert response.status == 200
+    assert "queued before" in await stored_turns(on_both)
+    assert [r.json["messages"][-1]["content"] for r in llm.requests] == ["queued before", "after"]
     no_traceback(caplog)

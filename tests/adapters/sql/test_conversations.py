@@ -215,7 +215,7 @@ async def test_a_failing_batch_writes_no_turn(
 ) -> None:
     conversation = await conversations.get_or_create(WEB, owner="web:local:ada")
     clock.advance(timedelta(minutes=5))
-    broken = NewTurn(role="assistant", content=None)  # type: ignore[arg-type]
+    broken = NewTurn(role=None, content="no role")  # type: ignore[arg-type]
 
     with pytest.raises(StorageError):
         await conversations.add_turns(conversation.id, [NewTurn(role="user", content="hi"), broken])
