@@ -98,12 +98,11 @@ def test_every_switchboard_service_runs_a_command_the_cli_accepts_and_the_readme
 def test_processes_start_after_the_migrations_and_on_healthy_backends() -> None:
     services = _compose()["services"]
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    for name in ("web", "worker"):
+    for name in ("web", "worker"):  # workers search Qdrant, web shows cited documents
         needs = services[name]["depends_on"]
         assert needs["migrate"] == {"condition": "service_completed_successfully"}
         assert needs["postgres"] == {"condition": "service_healthy"}
-    # Only workers use the knowledge index.
-    assert services["worker"]["depends_on"]["qdrant"] == {"condition": "service_healthy"}
+        assert needs["qdrant"] == {"condition": "service_healthy"}
 
 
 def test_long_running_services_have_health_checks_and_the_one_shot_step_none() -> None:
