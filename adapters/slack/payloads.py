@@ -55,6 +55,11 @@ class _Common(TypedDict, total=False):
     trigger_id: str | None
     callback_id: str | None
     response_url: str | None
+    # Read as objects whenever present, whatever the payload's type (Bolt's warning about
+    # a request nothing handled reads them too).
+    event: dict[str, Any]
+    view: dict[str, Any]
+    actions: list[dict[str, Any] | None]
 
 
 class _File(TypedDict, total=False):
