@@ -55,10 +55,6 @@ class MarkdownStream:
         self._done = 0  # characters of `_text` printed for good
         self._printed = False
 
-    @property
-    def text(self) -> str:
-        return self._text
-
     def add(self, delta: str) -> None:
         self._text += delta
         tail = self._text[self._done:]
