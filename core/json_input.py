@@ -10,10 +10,15 @@ its limit (200), invalid UTF-8 and lone surrogates, and non-finite numbers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic_core
-from pydantic import ValidationError
+from pydantic import StringConstraints, ValidationError
+
+# An id from outside, used as a key: PostgreSQL refuses NUL in text where SQLite keeps it,
+# so an id with one is refused as malformed, the same on both (`core.text.storable` is
+# for text, which is cleaned instead: an id changed would be another id).
+Identifier = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 
 
 def parse_json(raw: bytes | str) -> Any:

@@ -1,5 +1,6 @@
 """What the ingress fuzz tests generate (hypothesis): JSON of any shape, known-good bodies
-with fields replaced or dropped, raw bytes, and header values; and how much of it.
+with fields replaced or dropped, raw bytes, and header values; how much of it; and the
+check every bad-input test makes of the log.
 
 Every test runs the same bounded, repeatable search: `derandomize` (the same examples on
 every run and machine), no example database (nothing written into the repository), and

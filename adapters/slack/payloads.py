@@ -20,20 +20,20 @@ from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from adapters.slack.translate import ANSWERED_SUBTYPES
-from core.json_input import parse_json, problems
+from core.json_input import Identifier, parse_json, problems
 
 # Slack timestamps are seconds and microseconds as text: "1610241741.000200".
 Ts = Annotated[str, StringConstraints(pattern=r"^\d{1,10}(\.\d{1,9})?$")]
 
 
 class _Id(TypedDict, total=False):
-    id: Required[str]
+    id: Required[Identifier]
 
 
 class _Authorization(TypedDict, total=False):
-    team_id: str | None
-    enterprise_id: str | None
-    user_id: str | None
+    team_id: Identifier | None
+    enterprise_id: Identifier | None
+    user_id: Identifier | None
     is_enterprise_install: bool | None
 
 
@@ -41,17 +41,17 @@ class _Common(TypedDict, total=False):
     """Read by Bolt from every payload to build its context."""
 
     type: str
-    team_id: str | None
-    enterprise_id: str | None
-    team: str | _Id | None
+    team_id: Identifier | None
+    enterprise_id: Identifier | None
+    team: Identifier | _Id | None
     enterprise: str | _Id | None
-    user: str | _Id | None
-    user_id: str | None
-    channel: str | _Id | None
-    channel_id: str | None
+    user: Identifier | _Id | None
+    user_id: Identifier | None
+    channel: Identifier | _Id | None
+    channel_id: Identifier | None
     is_enterprise_install: bool | str | None
     authorizations: list[_Authorization] | None
-    event_id: str | None
+    event_id: Identifier | None
     trigger_id: str | None
     callback_id: str | None
     response_url: str | None
@@ -63,7 +63,7 @@ class _Common(TypedDict, total=False):
 
 
 class _File(TypedDict, total=False):
-    id: str | None
+    id: Identifier | None
     name: str | None
     title: str | None
     mimetype: str | None
@@ -75,24 +75,24 @@ class _Message(TypedDict, total=False):
     """A message event (`app_mention`, `message`), as the listeners read it."""
 
     type: Required[str]
-    channel: Required[str]
+    channel: Required[Identifier]
     ts: Required[Ts]
     subtype: str | None
-    user: str | None
+    user: Identifier | None
     text: str | None
     thread_ts: Ts | None
     channel_type: str | None
     files: list[_File] | None
     bot_id: str | None
     bot_profile: dict[str, Any] | None
-    user_team: str | None
-    team: str | None
+    user_team: Identifier | None
+    team: Identifier | None
 
 
 class _HomeOpened(TypedDict, total=False):
     type: Required[str]
-    user: Required[str]
-    channel: str | None
+    user: Required[Identifier]
+    channel: Identifier | None
     tab: str | None
 
 
@@ -125,7 +125,7 @@ class _MessageRef(TypedDict, total=False):
 
 
 class _Container(TypedDict, total=False):
-    channel_id: str | None
+    channel_id: Identifier | None
     message_ts: Ts | None
 
 
@@ -171,7 +171,7 @@ class _MessageAction(TypedDict, total=False):
 
 class _Command(TypedDict, total=False):
     command: Required[str]
-    user_id: Required[str]
+    user_id: Required[Identifier]
 
 
 _COMMON = TypeAdapter(_Common)

@@ -15,33 +15,46 @@ from typing import Any, Required
 from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
-from core.json_input import problems
+from core.json_input import Identifier, problems
 
 
 class _Account(TypedDict, total=False):
-    id: str | None
+    id: Identifier | None
     name: str | None
-    aadObjectId: str | None
+    aadObjectId: Identifier | None
     role: str | None
+
+
 class _Conversation(TypedDict, total=False):
-    id: Required[str]
+    id: Required[Identifier]
     conversationType: str | None
-    tenantId: str | None
+    tenantId: Identifier | None
+
+
 class _Entity(TypedDict, total=False):
     type: str | None
     mentioned: _Account | None
     text: str | None
+
+
 class _Tenant(TypedDict, total=False):
-    id: str | None
+    id: Identifier | None
+
+
 class _ChannelData(TypedDict, total=False):
     tenant: _Tenant | None
+
+
 class _Attachment(TypedDict, total=False):
     contentType: str | None
     contentUrl: str | None
     name: str | None
+
+
+# Functional: `from` is a keyword.
 _Activity = TypedDict("_Activity", {
     "type": Required[str],
-    "id": str | None,
+    "id": Identifier | None,
     "name": str | None,
     "channelId": str | None,
     "serviceUrl": str | None,
@@ -49,7 +62,7 @@ _Activity = TypedDict("_Activity", {
     "recipient": _Account | None,
     "conversation": _Conversation | None,
     "text": str | None,
-    "replyToId": str | None,
+    "replyToId": Identifier | None,
     "deliveryMode": str | None,
     "entities": list[_Entity] | None,
     "attachments": list[_Attachment] | None,

@@ -52,7 +52,7 @@ class ChatBody(BaseModel):
 
     message: str = Field(min_length=1, max_length=32_000)
     conversation_id: str | None = Field(
-        None, min_length=1, max_length=64,
+        None, min_length=1, max_length=64, pattern=r"^[\w.:-]+$",
         description="Continue this conversation; without it a new one starts.",
     )
     message_id: str | None = Field(

@@ -4,7 +4,6 @@ traceback, and the server keeps answering."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,11 +20,12 @@ from core.messages import ConversationRef, InboundMessage, Sender
 from tests.e2e.conftest import (
     MakeSettings,
     fresh_postgres_database,
-    serving,
     services,
+    serving,
     settled,
 )
 from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fuzzing import no_traceback
 
 Client = TestClient[Any, Any]
 KEY = "alice-key-0123456789"
@@ -38,10 +38,6 @@ async def api(make_settings: MakeSettings) -> AsyncIterator[Client]:
     async with serving(make_settings(api_keys=f"alice:{KEY}")) as client:
         yield client
 
-
-def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
-    assert not bad, [r.getMessage() for r in bad]
 
 
 async def still_answers(api: Client) -> None:
@@ -183,6 +179,18 @@ async def test_nul_in_a_ticket_is_stripped_the_same_on_both_databases(
 
     assert commented.status == 200
     assert [c["text"] for c in (await commented.json())["comments"]] == ["still jammed"]
+    no_traceback(caplog)
+
+
+async def test_a_nul_in_a_conversation_id_is_refused_with_400_on_both_databases(
+    on_both: Client, llm: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An id is not cleaned (it would be another id); PostgreSQL could not even look it up.
+    response = await on_both.post("/api/v1/chat", headers=ALICE, json={
+        "message": "hi", "conversation_id": "c1\x00"})
+
+    assert response.status == 400
+    assert llm.requests == []
     no_traceback(caplog)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,14 +16,11 @@ from tests.e2e.slack.conftest import ASKER, fixture, mention, post_event, settle
 from tests.e2e.slack.test_slack_requests import inbox_size
 from tests.e2e.slack.test_slack_tickets import command_body, submission
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fuzzing import no_traceback
 
 FORM = "application/x-www-form-urlencoded"
 MISSING = object()
 
-
-def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
-    assert not bad, [r.getMessage() for r in bad]
 
 
 async def still_answers(app: TestClient[Any, Any], llm: FakeOpenAI) -> None:
@@ -50,6 +46,8 @@ JUNK_EVENTS: dict[str, dict[str, Any]] = {
     "no channel": event_with(channel=MISSING),
     "channel a number": event_with(channel=42),
     "channel an object": event_with(channel={"id": "C111"}),
+    "channel with a NUL": event_with(channel="C1\x0011"),
+    "user with a NUL": event_with(user="U2\x0022"),
     "no ts": event_with(ts=MISSING),
     "ts not a number": event_with(ts="yesterday"),
     "ts a list": event_with(ts=["1610241741.000200"]),
