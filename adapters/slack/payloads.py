@@ -13,6 +13,7 @@ other subtypes carry different ones and are ignored by the listeners anyway).
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Required
 from urllib.parse import parse_qsl
 
@@ -21,6 +22,8 @@ from typing_extensions import TypedDict
 
 from adapters.slack.translate import ANSWERED_SUBTYPES
 from core.json_input import Identifier, parse_json, problems
+
+log = logging.getLogger(__name__)
 
 # Slack timestamps are seconds and microseconds as text: "1610241741.000200".
 Ts = Annotated[str, StringConstraints(pattern=r"^\d{1,10}(\.\d{1,9})?$")]
@@ -208,6 +211,16 @@ def _json(text: str) -> Any:
         return parse_json(text)
     except ValueError:
         return None
+
+
+def usable(payload: object) -> bool:
+    """Whether Bolt and the listeners can read `payload`; if not, one line says which
+    fields are wrong (never their values) and the caller acknowledges and ignores it."""
+    problems = unusable(payload) if isinstance(payload, dict) else ["payload: not an object"]
+    if problems:
+        kind = kind_of(payload) if isinstance(payload, dict) else "?"
+        log.warning("ignored a Slack %s with unusable fields: %s", kind, "; ".join(problems))
+    return not problems
 
 
 def unusable(payload: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from tests.e2e.conftest import services, serving
 from tests.e2e.slack.conftest import SlackSettings, fixture, mention, post_event
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
+from tests.fuzzing import no_traceback
 
 
 async def test_socket_mode_answers_and_acks_after_recording(
@@ -99,3 +100,26 @@ async def test_every_event_command_and_url_in_the_manifest_is_handled(
         form = f"command={name}&text=help&team_id=T111&user_id=U222&channel_id=C111"
         response = await post_event(app, form, content_type="application/x-www-form-urlencoded")
         assert response.status == 200, command["command"]
+
+
+async def test_socket_mode_acks_and_ignores_a_payload_with_unusable_fields(
+    slack_settings: SlackSettings, slack: FakeSlack, llm: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = slack_settings(slack_app_token="xapp-1-A111-test", slack_signing_secret=None)
+    async with serving(settings):
+        await slack.socket_connected.wait()
+        junk = fixture("sdk_socketmode_envelope_events_api_app_mention.json")
+        junk["envelope_id"] = "junk-envelope"
+        junk["payload"]["event"]["ts"] = "yesterday"
+
+        await slack.send_envelope(junk)
+
+        assert (await slack.wait_ack("junk-envelope"))["envelope_id"] == "junk-envelope"
+        good = fixture("sdk_socketmode_envelope_events_api_app_mention.json")
+        await slack.send_envelope(good)
+        await slack.wait_ack(good["envelope_id"])
+        await slack.wait_for("chat.stopStream")
+        assert len(llm.requests) == 1
+    no_traceback(caplog)
+    assert any("unusable fields: event.ts" in r.getMessage() for r in caplog.records)
