@@ -70,6 +70,17 @@ async def test_each_transaction_deletes_at_most_one_batch_per_kind(
     assert len(batches) > 2 and not any(batches[-1].values())
 
 
+async def test_a_purge_smaller_than_a_batch_takes_one_transaction(
+    engine: AsyncEngine, executor: Executor
+) -> None:
+    history = await seed_history(engine, NOW)
+    batches: list[dict[str, int]] = []
+
+    result = await retention.purge(executor, CUTOFF, batch=100, on_batch=batches.append)
+
+    assert batches == [history.expected] and result.counts == history.expected
+
+
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_a_second_process_skips_while_another_purges(
     database: Database, engine: AsyncEngine, executor: Executor
