@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql import export, retention
 from adapters.sql.engine import Executor, transaction
@@ -42,6 +43,7 @@ class RetentionJob:
     """The periodic purge; `ran` is set after each round (what tests wait on)."""
 
     executor: Executor
+    engine: AsyncEngine
     days: int
     interval: float = PURGE_INTERVAL
     rounds: int = 0
@@ -55,7 +57,7 @@ class RetentionJob:
     async def purge_once(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(days=self.days)
         try:
-            result = await retention.purge(self.executor, cutoff)
+            result = await retention.purge(self.executor, self.engine, cutoff)
         except Exception:
             log.warning("could not purge rows older than %d days", self.days, exc_info=True)
         else:
@@ -79,11 +81,12 @@ def retention_context(
 
     async def purging(app: web.Application) -> AsyncIterator[None]:
         sb = app[key]
-        days, executor = sb.settings.retention_days, sb.stores.executor
-        if days is None or executor is None:
+        days, executor, engine = sb.settings.retention_days, sb.stores.executor, sb.stores.engine
+        if days is None or executor is None or engine is None:
             yield
             return
-        job = app[RETENTION_JOB] = RetentionJob(executor=executor, days=days, interval=interval)
+        job = app[RETENTION_JOB] = RetentionJob(executor=executor, engine=engine, days=days,
+                                                interval=interval)
         task = asyncio.create_task(job.run(), name="retention")
         yield
         task.cancel()
@@ -101,8 +104,8 @@ async def run_purge(settings: Settings, *, days: int | None, dry_run: bool, out:
         return 2
     cutoff = datetime.now(UTC) - timedelta(days=days)
     async with sql_stores(settings) as stores:
-        assert stores.executor is not None
-        result = await retention.purge(stores.executor, cutoff, dry_run=dry_run)
+        assert stores.executor is not None and stores.engine is not None
+        result = await retention.purge(stores.executor, stores.engine, cutoff, dry_run=dry_run)
     verb = "would purge" if dry_run else "purged"
     out.write(f"{verb} {result.total} rows older than {days} days "
               f"(before {cutoff.isoformat(timespec='seconds')}):\n")

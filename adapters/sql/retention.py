@@ -33,8 +33,9 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sql.engine import Executor
+from adapters.sql.engine import Executor, single_statement
 from adapters.sql.tables import (
     conversation_references,
     conversations,
@@ -137,13 +138,21 @@ def purge_batch(conn: Connection, *, cutoff: datetime, limit: int) -> dict[str, 
     return counts
 
 
-def count_expired(conn: Connection, *, cutoff: datetime) -> dict[str, int]:
-    """What `purge` would delete now, per kind."""
-    return {
-        kind: int(conn.execute(select(func.count()).select_from(_TABLES[kind])
-                               .where(where)).scalar_one())
+def _count_query(cutoff: datetime) -> Select[Any]:
+    """What `purge` would delete now, per kind, as one statement (one snapshot)."""
+    return select(*(
+        select(func.count()).select_from(_TABLES[kind]).where(where)
+        .scalar_subquery().label(kind)
         for kind, where in _criteria(cutoff, dry_run=True).items()
-    }
+    ))
+
+
+async def count_expired(engine: AsyncEngine, cutoff: datetime) -> dict[str, int]:
+    """Read apart from the units of work: on SQLite a lone statement reads beside the
+    one writer (WAL) instead of holding it up while it scans."""
+    async with single_statement(engine, "counting expired rows") as conn:
+        row = (await conn.execute(_count_query(cutoff))).one()
+    return {kind: int(row._mapping[kind]) for kind in KINDS}
 
 
 def _take_purge_lock(conn: Connection) -> bool:
@@ -155,17 +164,18 @@ def _take_purge_lock(conn: Connection) -> bool:
 
 
 async def purge(
-    executor: Executor, cutoff: datetime, *, batch: int = DEFAULT_BATCH,
-    dry_run: bool = False, on_batch: Callable[[dict[str, int]], None] | None = None,
+    executor: Executor, engine: AsyncEngine, cutoff: datetime, *,
+    batch: int = DEFAULT_BATCH, dry_run: bool = False,
+    on_batch: Callable[[dict[str, int]], None] | None = None,
 ) -> PurgeResult:
-    """Everything older than `cutoff`, batch after batch until one deletes less than a
-    full batch of every kind: each kind then took all it matched, and what one kind's
-    deletion makes eligible (a conversation without turns) comes later in the same batch.
-    That spares the last, empty round its full scan of every table."""
-    if dry_run:
-        counted = await executor.run(functools.partial(count_expired, cutoff=cutoff),
-                                     "counting expired rows")
-        return PurgeResult(counts=counted)
+    """Everything older than `cutoff`. Counted first (`engine`, outside the units), so an
+    hour with nothing to purge costs the writer nothing; then batch after batch until one
+    deletes less than a full batch of every kind: each kind then took all it matched, and
+    what one kind's deletion makes eligible (a conversation without turns) comes later in
+    the same batch."""
+    counted = await count_expired(engine, cutoff)
+    if dry_run or not any(counted.values()):
+        return PurgeResult(counts=counted if dry_run else dict.fromkeys(KINDS, 0))
     totals = dict.fromkeys(KINDS, 0)
     unit = functools.partial(purge_batch, cutoff=cutoff, limit=batch)
     while True:

@@ -30,7 +30,7 @@ async def test_purge_deletes_what_is_older_than_the_cutoff_and_keeps_the_rest(
 ) -> None:
     history = await seed_history(engine, NOW)
 
-    result = await retention.purge(executor, CUTOFF)
+    result = await retention.purge(executor, engine, CUTOFF)
 
     assert not result.busy
     assert result.counts == history.expected
@@ -42,8 +42,10 @@ async def test_purge_deletes_what_is_older_than_the_cutoff_and_keeps_the_rest(
     titles = set(await _rows(engine, select(tickets.c.title)))
     assert titles == {"Open for ages", "Closed yesterday"}
     assert await _rows(engine, select(ticket_comments.c.id)) == []
-    # Purging again finds nothing.
-    assert (await retention.purge(executor, CUTOFF)).total == 0
+    # Purging again finds nothing, and costs the writer nothing to find it.
+    ran = executor.units["purging"]
+    assert (await retention.purge(executor, engine, CUTOFF)).total == 0
+    assert executor.units["purging"] == ran
 
 
 async def test_a_dry_run_counts_what_a_purge_deletes_and_deletes_nothing(
@@ -51,10 +53,10 @@ async def test_a_dry_run_counts_what_a_purge_deletes_and_deletes_nothing(
 ) -> None:
     history = await seed_history(engine, NOW)
 
-    counted = await retention.purge(executor, CUTOFF, dry_run=True)
+    counted = await retention.purge(executor, engine, CUTOFF, dry_run=True)
 
     assert counted.counts == history.expected
-    assert (await retention.purge(executor, CUTOFF)).counts == history.expected
+    assert (await retention.purge(executor, engine, CUTOFF)).counts == history.expected
 
 
 async def test_each_transaction_deletes_at_most_one_batch_per_kind(
@@ -63,7 +65,7 @@ async def test_each_transaction_deletes_at_most_one_batch_per_kind(
     history = await seed_history(engine, NOW)
     batches: list[dict[str, int]] = []
 
-    result = await retention.purge(executor, CUTOFF, batch=1, on_batch=batches.append)
+    result = await retention.purge(executor, engine, CUTOFF, batch=1, on_batch=batches.append)
 
     assert result.counts == history.expected
     assert all(n <= 1 for counts in batches for n in counts.values())
@@ -76,7 +78,7 @@ async def test_a_purge_smaller_than_a_batch_takes_one_transaction(
     history = await seed_history(engine, NOW)
     batches: list[dict[str, int]] = []
 
-    result = await retention.purge(executor, CUTOFF, batch=100, on_batch=batches.append)
+    result = await retention.purge(executor, engine, CUTOFF, batch=100, on_batch=batches.append)
 
     assert batches == [history.expected] and result.counts == history.expected
 
@@ -91,7 +93,7 @@ async def test_a_second_process_skips_while_another_purges(
         # Another worker's purge holds the lock (a session lock here, for the test's length).
         await conn.execute(text("SELECT pg_advisory_lock(:key)"),
                            {"key": lock_id(retention.LOCK_KEY)})
-        skipped = await retention.purge(executor, CUTOFF)
+        skipped = await retention.purge(executor, engine, CUTOFF)
         await conn.execute(text("SELECT pg_advisory_unlock(:key)"),
                            {"key": lock_id(retention.LOCK_KEY)})
         await conn.commit()
@@ -99,4 +101,4 @@ async def test_a_second_process_skips_while_another_purges(
     assert skipped.busy and skipped.total == 0
     counted = await _rows(engine, select(func.count()).select_from(turns))
     assert counted == [7]  # nothing deleted
-    assert not (await retention.purge(executor, CUTOFF)).busy
+    assert not (await retention.purge(executor, engine, CUTOFF)).busy
