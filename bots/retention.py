@@ -46,7 +46,6 @@ class RetentionJob:
     engine: AsyncEngine
     days: int
     interval: float = PURGE_INTERVAL
-    rounds: int = 0
     ran: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
@@ -66,7 +65,6 @@ class RetentionJob:
             elif result.total:
                 log.info("purged %d rows older than %d days (%s)", result.total, self.days,
                          _summary(result.counts))
-        self.rounds += 1
         self.ran.set()
 
 
