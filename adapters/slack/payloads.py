@@ -1,4 +1,5 @@
-"""What a signed Slack request carries, read and checked before Bolt sees it.
+"""What a Slack request carries (signed, over HTTP; or over Socket Mode), read and
+checked before Bolt sees it.
 
 Bolt parses the body with `json.loads` (a `RecursionError` on deep nesting) and reads
 fields as it finds them (an `AttributeError` when `event` is a string); the listeners
@@ -47,7 +48,7 @@ class _Common(TypedDict, total=False):
     team_id: Identifier | None
     enterprise_id: Identifier | None
     team: Identifier | _Id | None
-    enterprise: str | _Id | None
+    enterprise: Identifier | _Id | None
     user: Identifier | _Id | None
     user_id: Identifier | None
     channel: Identifier | _Id | None
@@ -216,11 +217,11 @@ def _json(text: str) -> Any:
 def usable(payload: object) -> bool:
     """Whether Bolt and the listeners can read `payload`; if not, one line says which
     fields are wrong (never their values) and the caller acknowledges and ignores it."""
-    problems = unusable(payload) if isinstance(payload, dict) else ["payload: not an object"]
-    if problems:
+    wrong = unusable(payload) if isinstance(payload, dict) else ["payload: not an object"]
+    if wrong:
         kind = kind_of(payload) if isinstance(payload, dict) else "?"
-        log.warning("ignored a Slack %s with unusable fields: %s", kind, "; ".join(problems))
-    return not problems
+        log.warning("ignored a Slack %s with unusable fields: %s", kind, "; ".join(wrong))
+    return not wrong
 
 
 def unusable(payload: dict[str, Any]) -> list[str]:
