@@ -49,6 +49,7 @@ async def events(request: web.Request) -> web.Response:
     # one, which anybody could send (a 500 and a traceback each). Bolt checks again.
     secret = channel.config.signing_secret
     if secret is not None and not _signed(body, request.headers, secret):
+        log.warning("refused a Slack request without a valid signature from %s", request.remote)
         raise web.HTTPUnauthorized(text="invalid Slack request signature")
     content_type = request.headers.get("Content-Type")
     payload = payload_of(body, content_type.split(";")[0] if content_type else None)

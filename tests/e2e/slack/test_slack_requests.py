@@ -68,6 +68,8 @@ async def test_a_malformed_body_without_a_valid_signature_is_refused_without_a_t
 
     assert response.status == 401
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    [line] = [r for r in caplog.records if r.name.startswith("adapters.slack")]
+    assert line.getMessage().startswith("refused a Slack request without a valid signature")
 
 
 async def test_a_signed_body_that_cannot_be_parsed_is_refused_with_400(
