@@ -251,6 +251,9 @@ class Worker:
             raise
         except LeaseLost:
             outcome = "withdrawn"
+            # The lease keeper may learn the same a moment later: marked taken, it leaves
+            # this turn to take back what it showed instead of cancelling it mid-way.
+            self._taken.add(item.id)
             log.warning("inbox item %d was taken over by another worker; it answers", item.id)
             await self._withdraw(item, shown)
         except AnswerUndelivered as e:
