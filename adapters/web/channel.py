@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from adapters.web.auth import WebAuth
+from adapters.web.errors import json_error
+from core.limits import Limited, workspace_of
+from core.messages import Sender
 from core.ports import ConversationStore, DocumentReader, FeedbackStore, Inbox, RateLimiter
 from core.relay import ReplyRelay
 from core.tickets.service import TicketService
+
+log = logging.getLogger(__name__)
 
 Probe = Callable[[], Awaitable[None]]
 
@@ -33,6 +39,20 @@ class WebChannel:
     feedback: FeedbackStore
     documents: DocumentReader | None = None
     limiter: RateLimiter | None = None
+
+    async def within_limits(self, sender: Sender) -> None:
+        """429 with Retry-After for a write (a message, a ticket) over the person's or the
+        workspace's limit. Called after the body is read: a malformed request is a 400
+        and not counted."""
+        if self.limiter is None:
+            return
+        match await self.limiter.admit(sender.id, workspace_of(sender.id)):
+            case Limited(scope=scope, retry_after=seconds):
+                log.info("refused a web request from %s: over the %s rate limit", sender.id, scope)
+                raise json_error(
+                    429, f"too many requests; try again in {seconds} s",
+                    headers={"Retry-After": str(seconds)}, retry_after=seconds,
+                )
 
 
 WEB_CHANNEL = web.AppKey("web_channel", WebChannel)

@@ -30,7 +30,6 @@ from core.inbox import (
     RecordOutcome,
     Requeued,
 )
-from core.limits import Limited, workspace_of
 from core.messages import ConversationRef, InboundMessage, Sender
 from core.ports import Replier
 from core.relay import REPLY_TO
@@ -196,7 +195,7 @@ async def _accept(request: web.Request) -> tuple[WebChannel, Acceptance]:
     channel = request.app[WEB_CHANNEL]
     sender = await channel.auth.sender(request)
     body = await read_body(request, ChatBody)
-    await _within_limits(channel, sender)
+    await channel.within_limits(sender)
     user = sender.id.rsplit(":", 1)[-1]
     message = InboundMessage(
         id=f"{user}/{body.message_id or uuid.uuid4().hex}",
@@ -212,20 +211,6 @@ async def _accept(request: web.Request) -> tuple[WebChannel, Acceptance]:
     return channel, Acceptance(
         message=message, conversation_id=body.conversation_id, open_conversation=True
     )
-
-
-async def _within_limits(channel: WebChannel, sender: Sender) -> None:
-    """429 with Retry-After for a message over the person's or the workspace's limit
-    (after the body is read: a malformed request is a 400 and not counted)."""
-    if channel.limiter is None:
-        return
-    match await channel.limiter.admit(sender.id, workspace_of(sender.id)):
-        case Limited(scope=scope, retry_after=seconds):
-            log.info("refused a web message from %s: over the %s rate limit", sender.id, scope)
-            raise json_error(
-                429, f"too many messages; try again in {seconds} s",
-                headers={"Retry-After": str(seconds)}, retry_after=seconds,
-            )
 
 
 def _zone(time_zone: str | None) -> str | None:

@@ -131,12 +131,13 @@ async def list_tickets(request: web.Request) -> web.Response:
     return respond(TicketList(tickets=[_out(t) for t in found]))
 
 
-@api.post("/tickets", body=NewTicketBody, response=TicketOut, status=201, errors=[503],
+@api.post("/tickets", body=NewTicketBody, response=TicketOut, status=201, errors=[429, 503],
           headers={"Location": "The new ticket's URL."})
 async def create_ticket(request: web.Request) -> web.Response:
     """Open a ticket as the caller."""
     channel, sender = await _caller(request)
     body = await read_body(request, NewTicketBody)
+    await channel.within_limits(sender)
     try:
         ticket = await channel.tickets.create(
             sender, title=body.title, description=body.description, priority=body.priority
@@ -155,12 +156,13 @@ async def show_ticket(request: web.Request) -> web.Response:
     return respond(_out(await _visible(channel, sender, request)))
 
 
-@api.patch("/tickets/{id}", body=TicketPatch, response=TicketOut, errors=[404, 503])
+@api.patch("/tickets/{id}", body=TicketPatch, response=TicketOut, errors=[404, 429, 503])
 async def update_ticket(request: web.Request) -> web.Response:
     """Change a ticket's status, comment on it, or both."""
     channel, sender = await _caller(request)
     ticket = await _visible(channel, sender, request)  # a 404 before the body is even read
     patch = await read_body(request, TicketPatch)
+    await channel.within_limits(sender)
     try:
         if patch.status is not None:
             ticket = await channel.tickets.set_status(sender, ticket.id, patch.status)

@@ -43,7 +43,7 @@ async def test_a_person_over_the_limit_gets_429_with_retry_after(
         body = await refused.json()
         seconds = int(refused.headers["Retry-After"])
         assert 1 <= seconds <= 60
-        assert body == {"error": f"too many messages; try again in {seconds} s",
+        assert body == {"error": f"too many requests; try again in {seconds} s",
                         "retry_after": seconds}
         assert "error" in await streamed.json()
         assert bobs.status == 200  # the limit is per person
@@ -81,9 +81,36 @@ async def test_the_api_document_declares_the_429_of_the_chat_routes(
     async with serving(make_settings()) as client:
         document = await (await client.get("/api/v1/openapi.json")).json()
 
-    for path in ("/api/v1/chat", "/api/v1/chat/stream"):
-        refused = document["paths"][path]["post"]["responses"]["429"]
+    for path, method in [("/api/v1/chat", "post"), ("/api/v1/chat/stream", "post"),
+                         ("/api/v1/tickets", "post"), ("/api/v1/tickets/{id}", "patch")]:
+        refused = document["paths"][path][method]["responses"]["429"]
         assert "Retry-After" in refused["headers"]
+
+
+async def test_ticket_writes_count_against_the_same_limit(
+    make_settings: MakeSettings, llm: FakeOpenAI
+) -> None:
+    llm.script(Reply("One."))
+    async with serving(make_settings(api_keys=KEYS, rate_limit_user="2/minute")) as client:
+        assert (await client.post("/api/v1/chat", json={"message": "one"},
+                                  headers=ALICE)).status == 200
+        opened = await client.post("/api/v1/tickets", json={"title": "Printer jammed"},
+                                   headers=ALICE)
+        assert opened.status == 201
+        number = (await opened.json())["number"]
+
+        refused = await client.post("/api/v1/tickets", json={"title": "Another one"},
+                                    headers=ALICE)
+        commented = await client.patch(f"/api/v1/tickets/{number}",
+                                       json={"comment": "Still jammed"}, headers=ALICE)
+        listed = await client.get("/api/v1/tickets", headers=ALICE)
+
+        assert refused.status == 429 and commented.status == 429
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert "error" in await refused.json()
+        tickets = (await listed.json())["tickets"]  # reading is never limited
+        assert [t["title"] for t in tickets] == ["Printer jammed"]
+        assert tickets[0]["comments_count"] == 0
 
 
 async def test_refused_messages_are_counted_in_the_metrics(
