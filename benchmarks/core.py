@@ -41,7 +41,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import event, text
 
+from adapters.metrics.prometheus import PrometheusTelemetry
 from bots.bootstrap import Switchboard, bootstrap
+from core.telemetry import NO_TELEMETRY
 from bots.settings import load_settings
 from core.inbox import Acceptance
 from core.messages import ConversationRef, InboundMessage, Sender
@@ -92,14 +94,19 @@ def mention(n: int, conversation: int) -> InboundMessage:
     )
 
 
-async def run(database_url: str | None, conversations: int, messages: int) -> dict[str, float]:
+async def run(
+    database_url: str | None, conversations: int, messages: int, *, metrics: bool = False
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         overrides = {"data_dir": Path(tmp), "bundled_docs": False}
         if database_url:
             overrides["database_url"] = database_url
         settings = load_settings(**overrides)
         answers = Answers()
-        async with bootstrap(settings, model=InstantModel(), open_knowledge=False) as sb:
+        telemetry = PrometheusTelemetry(role="all") if metrics else NO_TELEMETRY
+        async with bootstrap(
+            settings, model=InstantModel(), open_knowledge=False, telemetry=telemetry
+        ) as sb:
             sb.repliers.register("bench", answers)
             assert sb.worker is not None and sb.stores.executor is not None
             stray = _count_engine_commits(sb)
@@ -210,6 +217,8 @@ SCENARIOS = [("1 conversation", 1, 200), ("50 conversations", 50, 20)]
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--metrics", action="store_true",
+                        help="with the Prometheus telemetry `serve` uses (default: none)")
     args = parser.parse_args()
     databases: list[tuple[str, str | None]] = [("SQLite", None)]
     pg = None if args.sqlite_only else await postgres_database()
@@ -222,7 +231,7 @@ async def main() -> None:
     try:
         for name, url in databases:
             for label, conversations, messages in SCENARIOS:
-                r = await run(url, conversations, messages)
+                r = await run(url, conversations, messages, metrics=args.metrics)
                 print(f"| {name} | {label} | {r['messages']} | {r['accept']:.2f} | "
                       f"{r['worker']:.2f} | {r['kinds']} | {r['commits']:.2f} | {r['stray']:.2f} | "
                       f"{r['p50']:.2f} | {r['p99']:.2f} |")
