@@ -72,14 +72,9 @@ async def run_apikey_command(
     err: TextIO = sys.stderr,
 ) -> int:
     from adapters.sql.api_keys import SqlApiKeys
-    from adapters.sql.engine import create_engine
-    from bots.bootstrap import prepare_schema
+    from bots.database import open_database
 
-    engine = create_engine(settings.sqlalchemy_url)
-    try:
-        if settings.database_is_embedded:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await prepare_schema(engine, settings)
+    async with open_database(settings) as engine:
         keys = SqlApiKeys(engine)
         match args.apikey_command:
             case "create":
@@ -97,8 +92,6 @@ async def run_apikey_command(
                           file=err)
                     return 1
                 print(f"revoked API key {revoked.id} of {revoked.user}", file=err)
-    finally:
-        await engine.dispose()
     return 0
 
 

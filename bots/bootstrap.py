@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql import migrate
 from adapters.sql.api_keys import SqlApiKeys
+from adapters.sql.groups import SqlGroupStore
 from adapters.sql.backlog import SqlInboxBacklog
 from adapters.sql.conversations import SqlConversationStore
 from adapters.sql.deliveries import SqlDeliveryLog
@@ -43,6 +44,7 @@ from core.ports import (
     DocumentReader,
     Exclusive,
     FeedbackStore,
+    GroupStore,
     Inbox,
     InboxBacklog,
     KnowledgeStore,
@@ -105,6 +107,7 @@ class Stores:
     check: Callable[[], Awaitable[None]]  # raises when the database does not answer
     engine: AsyncEngine | None = None  # for slack_sdk's OAuth stores
     api_keys: ApiKeyStore | None = None  # keys made with `switchboard apikey create`
+    groups: GroupStore | None = None  # groups made with `switchboard groups add`
     rate_counts: SqlLimitStorage | None = None  # rate-limit counters shared by processes
     executor: Executor | None = None  # counts units and commits, for the benchmarks
     backlog: InboxBacklog | None = None  # what waits, for the metrics
@@ -183,6 +186,7 @@ async def sql_stores(settings: Settings) -> AsyncIterator[Stores]:
             feedback=feedback, sent_messages=sent, tickets=tickets, references=references,
             check=check, engine=engine, executor=executor, backlog=SqlInboxBacklog(engine),
             api_keys=SqlApiKeys(engine), rate_counts=SqlLimitStorage(engine),
+            groups=SqlGroupStore(engine),
         )
 
 
@@ -217,7 +221,8 @@ async def bootstrap(
             counter = answering.counter_for(model.name if model else settings.model)
         if stores is None:
             stores = await stack.enter_async_context(sql_stores(settings))
-        tickets = TicketService(stores.tickets, agents=settings.ticket_agent_names)
+        tickets = TicketService(stores.tickets, agents=settings.ticket_agent_names,
+                                groups=stores.groups)
         # Every channel and the worker reach the inbox through this one wrapper.
         inbox = ObservedInbox(stores.inbox, telemetry)
         profile = default_profile(settings.bot_name)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bots.apikeys import add_apikey_commands
+from bots.groups import add_groups_commands
 from bots.logs import configure_logging
 from bots.settings import Settings, load_settings
 from core.errors import ConfigurationError
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", type=Path, metavar="FILE",
                         help="write here (mode 600) instead of standard output")
     add_apikey_commands(sub)
+    add_groups_commands(sub)
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     db_sub.add_parser("upgrade", help="apply the database migrations")
@@ -176,6 +178,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             from bots.apikeys import run_apikey_command
 
             return asyncio.run(run_apikey_command(args, settings))
+        case "groups":
+            from bots.groups import run_groups_command
+
+            return asyncio.run(run_groups_command(args, settings))
         case "db":
             from bots.database import upgrade
 

@@ -8,6 +8,7 @@ from typing import Any, Literal, Protocol
 
 from core.apikeys import ApiKey, NewKey
 from core.feedback import Feedback, Rating
+from core.groups import GroupSummary
 from core.inbox import (
     Acceptance,
     AcceptOutcome,
@@ -339,6 +340,28 @@ class ApiKeyStore(Protocol):
     async def user_of(self, secret: str) -> str | None:
         """The user an active key belongs to; None for an unknown, expired or revoked key."""
         ...
+
+
+class GroupStore(Protocol):
+    """Groups kept in SQL (`core/groups.py`); names and members arrive validated."""
+
+    async def add(self, group: str, members: Sequence[str]) -> int:
+        """Add members (those already in count once); how many were new."""
+        ...
+
+    async def remove(self, group: str, members: Sequence[str]) -> int:
+        """How many of `members` were in the group (a group with none left is gone)."""
+        ...
+
+    async def members(self, group: str) -> list[str]:
+        """Sorted; empty for a group that does not exist."""
+        ...
+
+    async def groups_of(self, sender: Sender) -> frozenset[str]:
+        """The groups listing the sender by channel-scoped id or verified email."""
+        ...
+
+    async def list(self) -> list[GroupSummary]: ...  # last: it shadows `list` below it
 
 
 class RateLimiter(Protocol):

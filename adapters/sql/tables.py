@@ -209,6 +209,17 @@ api_keys = Table(
     UniqueConstraint("key_hash"),
 )
 
+# Groups (`switchboard groups`): a member is a verified email or a channel-scoped id, so
+# one group covers a person in Slack and in Teams. Looked up by member when a turn begins.
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_name", String(128), primary_key=True),
+    Column("member", String(256), primary_key=True),
+    Column("added_at", UtcDateTime, nullable=False),
+    Index(None, "member"),
+)
+
 # Rate-limit counters (the `limits` library's fixed windows), shared by every process on
 # the database. `expires_at` is epoch seconds, as the library reckons.
 rate_limits = Table(

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 
+from adapters.sql.groups import sender_groups
 from adapters.sql.rows import (
     conversation_key,
     profile_values,
@@ -385,8 +386,23 @@ def _start(
         conn.execute(_NEW_TURN, turn_values(conversation.id, counted, now))
     else:
         rounds = tuple(to_turn(r) for r in conn.execute(_ROUNDS, {"b_item": item.id}))
-    return Started(item=item, conversation=conversation, history=tuple(earlier),
-                   profile=profile, rounds=rounds)
+    return Started(item=_with_groups(conn, item, profile), conversation=conversation,
+                   history=tuple(earlier), profile=profile, rounds=rounds)
+
+
+def _with_groups(conn: Connection, item: InboxItem, profile: Profile | None) -> InboxItem:
+    """The sender as a member of their groups kept in SQL (by id, or by the verified email
+    the channel told now or before), besides any the channel itself gave: read here, in
+    the unit that opens the turn anyway, so access lists and the ticket agent role see
+    them in every channel for one indexed query and no cache to go stale."""
+    sender = item.message.sender
+    email = sender.email or (profile.email if profile else None)
+    stored = sender_groups(conn, sender.id, email)
+    if set(stored) <= set(sender.groups):
+        return item
+    groups = tuple(sorted({*sender.groups, *stored}))
+    message = replace(item.message, sender=replace(sender, groups=groups))
+    return replace(item, message=message)
 
 
 def _has_user_turn(conn: Connection, item_id: int) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from core.messages import ConversationRef, Sender
 from core.text.storable import storable
@@ -32,24 +33,35 @@ from core.tickets.model import (
     parse_number,
 )
 
+if TYPE_CHECKING:
+    from core.ports import GroupStore
+
 log = logging.getLogger(__name__)
 
 
 class TicketService:
     def __init__(
         self, store: TicketStore, *, agents: frozenset[str] = frozenset(),
-        listeners: Sequence[Listener] = (),
+        listeners: Sequence[Listener] = (), groups: GroupStore | None = None,
     ) -> None:
         self._store = store
         self._agents = agents
         self._listeners = list(listeners)
+        self._groups = groups
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def is_agent(self, actor: Sender) -> bool:
+    async def is_agent(self, actor: Sender) -> bool:
+        """By id, email or group: the groups the channel gave (a turn's sender carries those
+        kept in SQL already), else those kept in SQL, looked up only when they could
+        matter (a ticket command or form reaches here without a turn)."""
         names = {actor.id, *actor.groups} | ({actor.email} if actor.email else set())
-        return bool(names & self._agents)
+        if names & self._agents:
+            return True
+        if self._groups is None or not self._agents:
+            return False
+        return bool(await self._groups.groups_of(actor) & self._agents)
 
     async def create(
         self, actor: Sender, *, title: str, description: str = "", priority: str = "medium",
@@ -69,7 +81,7 @@ class TicketService:
     async def show(self, actor: Sender, number: str | int) -> Ticket:
         ticket_id = number if isinstance(number, int) else parse_number(number)
         ticket = await self._store.get(ticket_id)
-        if ticket is None or not (ticket.requester == actor.id or self.is_agent(actor)):
+        if ticket is None or not (ticket.requester == actor.id or await self.is_agent(actor)):
             shown = f"{NUMBER_PREFIX}{NUMBER_OFFSET + ticket_id}"
             raise TicketError(f"There is no ticket {shown} of yours.")
         return ticket
@@ -77,7 +89,7 @@ class TicketService:
     async def list(self, actor: Sender, *, everyone: bool = False,
                    include_closed: bool = False, limit: int = 20) -> list[Ticket]:
         statuses = STATUSES if include_closed else ("open", "in_progress", "resolved")
-        requester = None if everyone and self.is_agent(actor) else actor.id
+        requester = None if everyone and await self.is_agent(actor) else actor.id
         return await self._store.list(requester=requester, statuses=statuses, limit=limit)
 
     async def comment(self, actor: Sender, number: str | int, text: str) -> Ticket:
@@ -99,7 +111,7 @@ class TicketService:
         value = status.strip().lower().replace(" ", "_")
         if value not in STATUSES:
             raise TicketError(f"Status must be one of {', '.join(STATUSES)}, not {status!r}.")
-        if not self.is_agent(actor) and value not in ("closed", "open"):
+        if not await self.is_agent(actor) and value not in ("closed", "open"):
             raise TicketError("Only the support team can change that; you can close it.")
         if ticket.status == value:
             raise TicketError(f"{ticket.number} is already {value.replace('_', ' ')}.")
@@ -112,7 +124,7 @@ class TicketService:
         return await self.set_status(actor, number, "closed")
 
     async def assign(self, actor: Sender, number: str | int, assignee: str | None) -> Ticket:
-        if not self.is_agent(actor):
+        if not await self.is_agent(actor):
             raise TicketError("Only the support team can assign tickets.")
         ticket = await self.show(actor, number)
         updated = await self._store.update(

@@ -100,6 +100,24 @@ async def test_agents_see_and_change_every_ticket(sb: Switchboard) -> None:
     assert (await sb.tickets.list(BOB, everyone=True)) == []  # not an agent: only his own
 
 
+async def test_an_agent_by_a_group_kept_in_sql_is_one_in_every_channel(
+    sb: Switchboard,
+) -> None:
+    """A slash command or a form carries no groups: the service looks them up."""
+    ticket = await sb.tickets.create(ADA, title="VPN")
+    assert sb.stores.groups is not None
+    grace_in_teams = Sender(id="teams:t1:29:9", name="Grace", email="Grace@example.com")
+    assert await sb.tickets.list(grace_in_teams, everyone=True) == []
+
+    await sb.stores.groups.add("it-support", ["grace@example.com", BOB.id])
+
+    assert [t.number for t in await sb.tickets.list(grace_in_teams, everyone=True)] == [
+        ticket.number]
+    assert (await sb.tickets.set_status(BOB, ticket.number, "resolved")).status == "resolved"
+    with pytest.raises(TicketError, match="support team"):
+        await sb.tickets.assign(ADA, ticket.number, BOB.id)
+
+
 async def test_listeners_hear_every_change_and_cannot_break_it(sb: Switchboard) -> None:
     heard: list[TicketChange] = []
 

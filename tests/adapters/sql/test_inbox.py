@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from adapters.sql import writer as writer_module
 from adapters.sql.engine import Executor
+from adapters.sql.groups import SqlGroupStore
 from adapters.sql.tables import deliveries
 from adapters.sql.units import insert
 from adapters.sql.writer import SqliteWriter
@@ -592,6 +593,28 @@ async def test_a_profile_is_written_only_when_the_message_changes_it(
     assert start.profile is not None
     assert (start.profile.email, start.profile.time_zone) == (
         "ada@example.com", "America/New_York")
+
+
+@sql_only
+async def test_a_turn_begins_with_the_senders_groups_by_id_or_by_a_known_email(
+    storage: Storage, inbox: Inbox
+) -> None:
+    assert storage.engine is not None
+    groups = SqlGroupStore(storage.engine)
+    await groups.add("finance", [ADA_SLACK.id])
+    await groups.add("legal", ["ada@example.com"])
+    await groups.add("hr", ["slack:T1:U9"])
+
+    told = await begun(inbox, (await recorded(inbox, slack("m1"))).id)
+    # Next time the channel tells no email: the one it told before still counts.
+    quiet = Sender(id=ADA_SLACK.id, name="Ada")
+    known = await begun(inbox, (await recorded(inbox, slack("m2", sender=quiet))).id)
+    stranger = Sender(id="slack:T1:U2", name="Bob")
+    other = await begun(inbox, (await recorded(inbox, slack("m3", sender=stranger))).id)
+
+    assert told.item.message.sender.groups == ("eng", "finance", "legal")
+    assert known.item.message.sender.groups == ("finance", "legal")
+    assert other.item.message.sender.groups == ()
 
 
 async def test_no_profile_when_nothing_is_known_about_the_sender(
