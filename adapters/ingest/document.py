@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from core.knowledge import Access
 
-Format = Literal["markdown", "text", "html", "pdf", "docx"]
+Format = Literal["markdown", "rst", "text", "html", "pdf", "docx"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,10 +36,17 @@ class Document:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Skipped:
-    """A file that was not ingested, and why (shown in the ingest summary)."""
+    """A file that was not ingested, and why: `reason` in full (listed by `--verbose`),
+    `kind` the short reason the summary counts by ("unsupported format", "empty"; the
+    reason itself when not given)."""
 
     path: Path
     reason: str
+    kind: str = field(default="", compare=False)
+
+    @property
+    def category(self) -> str:
+        return self.kind or self.reason
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,4 +61,9 @@ class Parsed:
 
 
 class Unreadable(Exception):
-    """A reader's way to say why a file cannot be ingested; the message is the reason."""
+    """A reader's way to say why a file cannot be ingested; the message is the reason,
+    `kind` the short one the summary counts by."""
+
+    def __init__(self, reason: str, *, kind: str = "unreadable") -> None:
+        super().__init__(reason)
+        self.kind = kind

@@ -1,12 +1,21 @@
 """One file into one `Document`, whatever its format, or a `Skipped` saying why not.
 
 Nothing a file contains raises out of here: a corrupt, encrypted, empty or unknown file is
-one line in the ingest summary, and the rest of the run goes on."""
+one line in the ingest summary, and the rest of the run goes on.
+
+The format comes from the name: its extension; under a `.gz`, the inner name's (Debian's
+`/usr/share/doc` compresses most of its text); the well-known extension-less names
+(`README`, `copyright`, `changelog.Debian`, …) are plain text. Any other name without an
+extension is read as plain text when its first 8 KiB are UTF-8 with no NUL byte — what a
+text file looks like and an executable or an image does not."""
 
 from __future__ import annotations
 
+import gzip
 import importlib
+import io
 import logging
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,11 +30,24 @@ READERS: dict[str, tuple[Format, str]] = {
     ".md": ("markdown", "markdown"),
     ".markdown": ("markdown", "markdown"),
     ".txt": ("text", "plain"),
+    ".rst": ("rst", "rst"),
+    ".rest": ("rst", "rst"),
     ".html": ("html", "html"),
     ".htm": ("html", "html"),
     ".pdf": ("pdf", "pdf"),
     ".docx": ("docx", "word"),
 }
+
+# Compared lower-case, before any extension: `README.Debian`, `NEWS.md` (.md wins), `COPYING`.
+TEXT_NAMES = frozenset({
+    "readme", "copying", "copyright", "license", "licence", "news", "changes", "changelog",
+    "authors", "install", "todo", "thanks", "contributors", "contributing", "history",
+    "notice", "bugs", "faq", "hacking", "maintainers", "credits", "version", "upgrading",
+})
+PLAIN: tuple[Format, str] = ("text", "plain")
+# A decompressed document larger than this is refused: a gzip bomb expands ~1000-fold.
+MAX_GZIP_BYTES = 32 * 1024 * 1024
+_SNIFF_BYTES = 8192
 
 
 def _reader(module: str) -> Callable[[bytes], Parsed]:
@@ -39,29 +61,38 @@ def read_document(
 ) -> Document | Skipped:
     """`url` and `access` are the defaults for this file; the file's own (front matter)
     win. The title falls back to the file name."""
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
-        return Skipped(path=path, reason=f"unsupported format {path.suffix or '(no extension)'}")
-    fmt, module = reader
+    name = path.name
+    compressed = name.lower().endswith(".gz") and len(name) > 3
+    if compressed:
+        name = name[:-3]
+    fmt = "file"
     try:
+        reader = _format(name, path, compressed=compressed)
+        if reader is None:
+            suffix = Path(name).suffix or "(no extension)"
+            return Skipped(path=path, reason=f"unsupported format {suffix}",
+                           kind="unsupported format")
+        fmt, module = reader
         read = _reader(module)
         if max_bytes is not None and path.stat().st_size > max_bytes:
-            return Skipped(path=path, reason=f"larger than {max_bytes} bytes")
+            return Skipped(path=path, reason=f"larger than {max_bytes} bytes", kind="too large")
         data = path.read_bytes()
+        if compressed:
+            data = _gunzip(data, min(MAX_GZIP_BYTES, max_bytes or MAX_GZIP_BYTES))
         if not data.strip():
-            return Skipped(path=path, reason="empty")
+            return Skipped(path=path, reason="empty", kind="empty")
         parsed = read(data)
     except Unreadable as e:
-        return _skip(path, str(e))
+        return _skip(path, str(e), e.kind)
     except OSError as e:
-        return _skip(path, f"unreadable: {e.strerror or e}")
+        return _skip(path, f"unreadable: {e.strerror or e}", "unreadable")
     except Exception as e:  # noqa: BLE001 — a parser's bug on one file must not stop the run
         log.debug("reading %s failed", path, exc_info=True)
-        return _skip(path, f"unreadable {fmt}: {type(e).__name__}: {e}")
-    title = parsed.title or path.stem
+        return _skip(path, f"unreadable {fmt}: {type(e).__name__}: {e}", "unreadable")
+    title = parsed.title or Path(name).stem or name
     sections = _sections(parsed.sections, title)
     if not sections:
-        return _skip(path, "no text")
+        return _skip(path, "no text", "no text")
     return Document(
         source=source,
         title=title,
@@ -85,7 +116,44 @@ def _sections(sections: tuple[Section, ...], title: str) -> tuple[Section, ...]:
     return tuple(kept)
 
 
-def _skip(path: Path, reason: str) -> Skipped:
+def _format(name: str, path: Path, *, compressed: bool) -> tuple[Format, str] | None:
+    """The reader for a file called `name` (the inner name of a `.gz`)."""
+    suffix = Path(name).suffix.lower()
+    if reader := READERS.get(suffix):
+        return reader
+    if name.split(".", 1)[0].lower() in TEXT_NAMES:
+        return PLAIN
+    if not suffix and not compressed and _looks_like_text(path):
+        return PLAIN
+    return None
+
+
+def _looks_like_text(path: Path) -> bool:
+    with path.open("rb") as file:
+        head = file.read(_SNIFF_BYTES)
+    if not head.strip() or b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # A character cut at the end of the sample is still text.
+        return len(head) == _SNIFF_BYTES and e.start >= len(head) - 3
+    return True
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Decompressed, and refused past `limit` bytes without expanding further."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as file:
+            out = file.read(limit + 1)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise Unreadable(f"corrupt gzip: {e}", kind="corrupt gzip") from e
+    if len(out) > limit:
+        raise Unreadable(f"expands beyond {limit} bytes (gzip)", kind="too large")
+    return out
+
+
+def _skip(path: Path, reason: str, kind: str) -> Skipped:
     reason = " ".join(reason.split())[:200]
-    log.warning("skipped %s: %s", path, reason)
-    return Skipped(path=path, reason=reason)
+    log.debug("skipped %s: %s", path, reason)
+    return Skipped(path=path, reason=reason, kind=kind)

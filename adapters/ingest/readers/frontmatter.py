@@ -36,11 +36,11 @@ def split_front_matter(text: str) -> tuple[FrontMatter, str]:
     try:
         data = yaml.safe_load(match.group(1) or "")
     except yaml.YAMLError as e:
-        raise Unreadable(f"invalid front matter: {e}".splitlines()[0]) from e
+        raise _invalid(f"invalid front matter: {e}".splitlines()[0]) from e
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise Unreadable("invalid front matter: not a mapping")
+        raise _invalid("invalid front matter: not a mapping")
     fields = cast(Mapping[str, object], data)
     front = FrontMatter(
         title=_text(fields, "title"),
@@ -73,7 +73,7 @@ def make_access(
 def _access(fields: Mapping[str, object]) -> Access:
     visibility = fields.get("visibility")
     if visibility is not None and visibility not in ("public", "restricted"):
-        raise Unreadable(f"invalid front matter: visibility {visibility!r}")
+        raise _invalid(f"invalid front matter: visibility {visibility!r}")
     try:
         return make_access(
             visibility,
@@ -82,7 +82,7 @@ def _access(fields: Mapping[str, object]) -> Access:
             channels=_names(fields, "allow_channels"),
         )
     except ValueError as e:
-        raise Unreadable(f"invalid front matter: {e}") from e
+        raise _invalid(f"invalid front matter: {e}") from e
 
 
 def _text(fields: Mapping[str, object], key: str) -> str | None:
@@ -90,7 +90,7 @@ def _text(fields: Mapping[str, object], key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str | int | float):
-        raise Unreadable(f"invalid front matter: {key} is not text")
+        raise _invalid(f"invalid front matter: {key} is not text")
     return str(value).strip() or None
 
 
@@ -101,5 +101,9 @@ def _names(fields: Mapping[str, object], key: str) -> frozenset[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
-        raise Unreadable(f"invalid front matter: {key} is not a list of names")
+        raise _invalid(f"invalid front matter: {key} is not a list of names")
     return frozenset(str(v).strip() for v in value if str(v).strip())
+
+
+def _invalid(reason: str) -> Unreadable:
+    return Unreadable(reason, kind="invalid front matter")

@@ -17,7 +17,7 @@ def read(data: bytes) -> Parsed:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
             # Many PDFs are "encrypted" with an empty password only to restrict printing.
-            raise Unreadable("encrypted PDF")
+            raise Unreadable("encrypted PDF", kind="encrypted")
         sections = tuple(
             Section(headings=(f"Page {n}",), text=(page.extract_text() or "").strip())
             for n, page in enumerate(reader.pages, 1)

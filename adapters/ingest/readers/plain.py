@@ -18,12 +18,12 @@ def decode(data: bytes) -> str:
     """UTF-8 (with or without BOM), else Windows-1252, which office machines still write.
     NUL bytes mean a binary file under a text name."""
     if b"\x00" in data:
-        raise Unreadable("binary data in a text file")
+        raise Unreadable("binary data in a text file", kind="not text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         try:
             text = data.decode("cp1252")
         except UnicodeDecodeError as e:
-            raise Unreadable("not UTF-8 or Windows-1252 text") from e
+            raise Unreadable("not UTF-8 or Windows-1252 text", kind="not text") from e
     return text.replace("\r\n", "\n").replace("\r", "\n")
