@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="a channel that may read them: slack:T1:C2 or teams:<tenant>:<id>")
     ingest.add_argument("--prune", action="store_true",
                         help="remove indexed documents under PATH that no longer exist")
+    ingest.add_argument("-v", "--verbose", action="store_true",
+                        help="list every skipped file with its reason, not only the counts")
     kb = sub.add_parser("kb", help="inspect and maintain the knowledge base")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True, metavar="COMMAND")
     stats = kb_sub.add_parser("stats", help="what is indexed")

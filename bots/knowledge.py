@@ -7,6 +7,7 @@ import argparse
 import logging
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -90,6 +91,14 @@ async def run_knowledge_command(args: argparse.Namespace, settings: Settings) ->
 
 
 async def _ingest(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    # A mistyped or unmounted path refuses the whole run before anything is written: half
+    # an ingest that "succeeded" is worse than none (and --prune must never see it).
+    missing = [path for path in args.paths if not Path(path).exists()]
+    if missing:
+        for path in missing:
+            print(f"switchboard: no such file or directory: {path}", file=sys.stderr)
+        print("switchboard: nothing ingested", file=sys.stderr)
+        return 2
     options = ingest_options(
         settings,
         source_url_prefix=args.source_url_prefix,
@@ -111,19 +120,28 @@ async def _ingest(args: argparse.Namespace, settings: Settings, console: Console
             report = await ingest(args.paths, index, options=options, progress=progress)
         await _optimize(index, settings, report)
         total = await index.count()
-    _print_report(report, total, console)
+    _print_report(report, total, console, verbose=args.verbose)
     return 0
 
 
-def _print_report(report: IngestReport, total: int, console: Console) -> None:
+def _print_report(
+    report: IngestReport, total: int, console: Console, *, verbose: bool = False
+) -> None:
     console.print(
         f"{report.files} files: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.removed} removed; "
         f"{report.chunks_added} passages written, {report.chunks_removed} removed; "
         f"{total} passages indexed"
     )
-    if report.skipped:
-        console.print(f"{len(report.skipped)} skipped:")
+    if not report.skipped:
+        return
+    # One line per reason, most frequent first: a tree of 1,000 images is one line.
+    counts = Counter(skipped.category for skipped in report.skipped)
+    console.print(f"skipped {len(report.skipped):,} files"
+                  + ("" if verbose else " (--verbose lists them)") + ":")
+    for category, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        console.print(f"  {category}: {count:,}", markup=False)
+    if verbose:
         for skipped in report.skipped:
             console.print(f"  {skipped.path}: {skipped.reason}", markup=False)
 

@@ -46,9 +46,64 @@ def test_ingest_reports_what_it_did_and_a_second_run_changes_nothing(
     assert main(["ingest", str(docs)]) == 0
     second = capsys.readouterr().out
 
-    assert "5 added" in first and "corrupt.pdf" in first and "empty" in first
+    assert "5 added" in first
+    # The skipped files are counted by reason, one line each, not listed one by one.
+    assert "skipped 3 files (--verbose lists them):" in first
+    assert "  corrupt.pdf" not in first and "logo.png" not in first
+    assert "\n  empty: 1\n" in first and "\n  unsupported format: 1\n" in first
     assert "0 added, 0 updated, 5 unchanged, 0 removed" in second
     assert "0 passages written" in second
+
+
+def test_skipped_files_are_counted_by_reason_and_verbose_lists_each(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "kb"
+    write(folder, "guide.md", "# Guide\n\nhow to\n")
+    for n in range(3):
+        (folder / f"photo-{n}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    write(folder, "blank.txt", "  \n")
+    (folder / "tool").write_bytes(b"\x7fELF\x00\x00")
+
+    assert main(["ingest", str(folder)]) == 0
+    summary = capsys.readouterr().out
+    assert main(["ingest", "--verbose", str(folder)]) == 0
+    verbose = capsys.readouterr().out
+
+    assert summary.splitlines()[1:] == [
+        "skipped 5 files (--verbose lists them):",
+        "  unsupported format: 4",
+        "  empty: 1",
+    ]
+    assert verbose.splitlines()[1:4] == [
+        "skipped 5 files:", "  unsupported format: 4", "  empty: 1",
+    ]
+    assert f"  {folder / 'photo-0.png'}: unsupported format .png" in verbose
+    assert f"  {folder / 'tool'}: unsupported format (no extension)" in verbose
+    assert f"  {folder / 'blank.txt'}: empty" in verbose
+
+
+async def test_a_missing_path_fails_the_whole_run_before_anything_is_ingested(
+    tmp_path: Path,
+) -> None:
+    from tests.e2e.processes import Processes
+
+    folder = tmp_path / "kb"
+    write(folder, "guide.md", "# Guide\n\nhow to\n")
+    env = {"DATA_DIR": str(tmp_path / "data"), "SWITCHBOARD_BUNDLED_DOCS": "false"}
+    with Processes(tmp_path / "processes", env) as procs:
+        refused = procs.start("ingest", "ingest", str(folder), str(tmp_path / "typo"),
+                              str(tmp_path / "unmounted" / "docs"))
+        assert await refused.wait(60) == 2
+        stats = await procs.run("stats", "kb", "stats")
+
+        lines = refused.stderr().strip().splitlines()
+        assert lines[-3:] == [
+            f"switchboard: no such file or directory: {tmp_path / 'typo'}",
+            f"switchboard: no such file or directory: {tmp_path / 'unmounted' / 'docs'}",
+            "switchboard: nothing ingested",
+        ]
+        assert ": 0 documents, 0 passages" in stats.stderr()  # stdout shares the log
 
 
 def test_stats_lists_documents_and_delete_removes_one(
