@@ -1,11 +1,16 @@
-"""Who sees a restricted passage in Slack: the person allowed, in a DM — never a channel,
-even when that person is the one asking there."""
+"""Who sees a restricted passage in Slack: the person allowed (by id, or through a group
+kept with `switchboard groups`), in a DM — never a channel, even when that person is the
+one asking there."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from adapters.ingest.pipeline import ingest
+from adapters.sql.groups import SqlGroupStore
+from bots.database import open_database
 from bots.knowledge import ingest_options, knowledge_index
 from tests.e2e.conftest import serving
 from tests.e2e.slack.conftest import SlackSettings, fixture, mention, post_event, settled
@@ -40,3 +45,33 @@ async def test_a_passage_allowed_to_a_person_reaches_their_dm_but_not_a_channel(
     assert "merges with the thread team" not in channel_prompt
     assert "Reorganisation plan" not in str(slack.calls_to("chat.stopStream")[-1].body)
 
+
+
+@pytest.mark.parametrize(("members", "sees"), [
+    ([DM_USER], True),
+    (["slack:T111:U999", "someone@example.com"], False),
+])
+async def test_a_passage_allowed_to_a_group_reaches_its_members_dms_only(
+    slack_settings: SlackSettings, slack: FakeSlack, llm: FakeOpenAI, tmp_path: Path,
+    members: list[str], sees: bool,
+) -> None:
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "budget.md").write_text(
+        "---\nvisibility: restricted\nallow_groups: [planners]\n---\n"
+        "# Budget\n\nThe top-level DM team gets two more desks next quarter.\n"
+    )
+    settings = slack_settings()
+    async with knowledge_index(settings) as index:
+        await ingest([folder], index, options=ingest_options(settings))
+    async with open_database(settings) as engine:
+        await SqlGroupStore(engine).add("planners", members)
+    llm.script(Reply("In the DM."))
+
+    async with serving(settings) as app:
+        await post_event(app, fixture("bolt_message_im_top_level_dm.json"))
+        await slack.wait_for("chat.stopStream")
+        await settled(app)
+
+    prompt = llm.requests[0].json["messages"][0]["content"]
+    assert ("two more desks" in prompt) is sees
