@@ -148,6 +148,26 @@ async def serving(settings: Settings, **substitutes: Any) -> AsyncIterator[TestC
             yield client
 
 
+async def restricted_to_group(
+    settings: Settings, folder: Path, *, group: str, members: list[str], text: str
+) -> None:
+    """One document only `group` may read, ingested as `switchboard ingest` would, and
+    the group kept as `switchboard groups add` would keep it."""
+    from adapters.ingest.pipeline import ingest
+    from adapters.sql.groups import SqlGroupStore
+    from bots.database import open_database
+    from bots.knowledge import ingest_options, knowledge_index
+
+    folder.mkdir()
+    (folder / "restricted.md").write_text(
+        f"---\nvisibility: restricted\nallow_groups: [{group}]\n---\n{text}\n"
+    )
+    async with knowledge_index(settings) as index:
+        await ingest([folder], index, options=ingest_options(settings))
+    async with open_database(settings) as engine:
+        await SqlGroupStore(engine).add(group, members)
+
+
 @pytest.fixture
 async def client(make_settings: MakeSettings) -> AsyncIterator[TestClient[Any, Any]]:
     async with serving(make_settings()) as c:

@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 
 from adapters.ingest.pipeline import ingest
-from adapters.sql.groups import SqlGroupStore
-from bots.database import open_database
 from bots.knowledge import ingest_options, knowledge_index
-from tests.e2e.conftest import serving
+from tests.e2e.conftest import restricted_to_group, serving
 from tests.e2e.slack.conftest import SlackSettings, fixture, mention, post_event, settled
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack_api import FakeSlack
@@ -51,21 +49,15 @@ async def test_a_passage_allowed_to_a_person_reaches_their_dm_but_not_a_channel(
     ([DM_USER], True),
     (["slack:T111:U999", "someone@example.com"], False),
 ])
-async def test_a_passage_allowed_to_a_group_reaches_its_members_dms_only(
+async def test_a_passage_allowed_to_a_group_reaches_a_dm_only_of_a_member(
     slack_settings: SlackSettings, slack: FakeSlack, llm: FakeOpenAI, tmp_path: Path,
     members: list[str], sees: bool,
 ) -> None:
-    folder = tmp_path / "kb"
-    folder.mkdir()
-    (folder / "budget.md").write_text(
-        "---\nvisibility: restricted\nallow_groups: [planners]\n---\n"
-        "# Budget\n\nThe top-level DM team gets two more desks next quarter.\n"
-    )
     settings = slack_settings()
-    async with knowledge_index(settings) as index:
-        await ingest([folder], index, options=ingest_options(settings))
-    async with open_database(settings) as engine:
-        await SqlGroupStore(engine).add("planners", members)
+    await restricted_to_group(
+        settings, tmp_path / "kb", group="planners", members=members,
+        text="# Budget\n\nThe top-level DM team gets two more desks next quarter.",
+    )
     llm.script(Reply("In the DM."))
 
     async with serving(settings) as app:

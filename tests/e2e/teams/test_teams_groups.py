@@ -8,11 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.ingest.pipeline import ingest
-from adapters.sql.groups import SqlGroupStore
-from bots.database import open_database
-from bots.knowledge import ingest_options, knowledge_index
-from tests.e2e.conftest import serving
+from tests.e2e.conftest import restricted_to_group, serving
 from tests.e2e.teams.conftest import PERSONAL_AAD, TENANT, TeamsSettings, personal, post_activity
 from tests.fakes.bot_framework import ChannelIdentity, FakeConnector
 from tests.fakes.openai_server import FakeOpenAI, Reply
@@ -27,17 +23,11 @@ async def test_a_passage_allowed_to_a_group_reaches_its_members_in_teams(
     teams_settings: TeamsSettings, identity: ChannelIdentity, connector: FakeConnector,
     llm: FakeOpenAI, tmp_path: Path, members: list[str], sees: bool,
 ) -> None:
-    folder = tmp_path / "kb"
-    folder.mkdir()
-    (folder / "budget.md").write_text(
-        "---\nvisibility: restricted\nallow_groups: [planners]\n---\n"
-        "# Desk budget\n\nThe planners get two more desks next quarter.\n"
-    )
     settings = teams_settings()
-    async with knowledge_index(settings) as index:
-        await ingest([folder], index, options=ingest_options(settings))
-    async with open_database(settings) as engine:
-        await SqlGroupStore(engine).add("planners", members)
+    await restricted_to_group(
+        settings, tmp_path / "kb", group="planners", members=members,
+        text="# Desk budget\n\nThe planners get two more desks next quarter.",
+    )
     llm.script(Reply("In the chat."))
 
     async with serving(settings) as app:
