@@ -7,7 +7,9 @@ The format comes from the name: its extension; under a `.gz`, the inner name's (
 `/usr/share/doc` compresses most of its text); the well-known extension-less names
 (`README`, `copyright`, `changelog.Debian`, …) are plain text. Any other name without an
 extension is read as plain text when its first 8 KiB are UTF-8 with no NUL byte — what a
-text file looks like and an executable or an image does not."""
+text file looks like and an executable or an image does not. Extension-less text with
+reStructuredText markup in its first 8 KiB (`.. note::`, a `` `link <url>`_ ``) is read
+as reStructuredText; a `.txt` stays plain text."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import gzip
 import importlib
 import io
 import logging
+import re
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +48,15 @@ TEXT_NAMES = frozenset({
     "notice", "bugs", "faq", "hacking", "maintainers", "credits", "version", "upgrading",
 })
 PLAIN: tuple[Format, str] = ("text", "plain")
+RST: tuple[Format, str] = ("rst", "rst")
+# An extension-less file with these is reStructuredText (Python projects' README, NEWS and
+# changelog usually are): a directive or comment at the start of a line, a named link, or
+# an over- and underlined title. A plain-text file with them reads the same as either.
+_RST_HINT = re.compile(
+    rb"^\.\. (?:[\w:.+-]+::|_?[\w-]+\b)|`[^`\n]+ <[^>\n]+>`_"
+    rb"|^([=~*#^+-])\1{2,}[ \t]*\r?\n[^\n]+\r?\n\1{3,}[ \t]*$",
+    re.MULTILINE,
+)
 # A decompressed document larger than this is refused: a gzip bomb expands ~1000-fold.
 MAX_GZIP_BYTES = 32 * 1024 * 1024
 _SNIFF_BYTES = 8192
@@ -73,7 +85,6 @@ def read_document(
             return Skipped(path=path, reason=f"unsupported format {suffix}",
                            kind="unsupported format")
         fmt, module = reader
-        read = _reader(module)
         if max_bytes is not None and path.stat().st_size > max_bytes:
             return Skipped(path=path, reason=f"larger than {max_bytes} bytes", kind="too large")
         data = path.read_bytes()
@@ -81,7 +92,9 @@ def read_document(
             data = _gunzip(data, min(MAX_GZIP_BYTES, max_bytes or MAX_GZIP_BYTES))
         if not data.strip():
             return Skipped(path=path, reason="empty", kind="empty")
-        parsed = read(data)
+        if reader == PLAIN and not Path(name).suffix and _RST_HINT.search(data, 0, _SNIFF_BYTES):
+            fmt, module = RST
+        parsed = _reader(module)(data)
     except Unreadable as e:
         return _skip(path, str(e), e.kind)
     except OSError as e:

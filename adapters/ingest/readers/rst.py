@@ -45,8 +45,11 @@ _CODE_ROLES = {"func", "meth", "class", "mod", "attr", "data", "exc", "obj", "co
                "literal", "keyword", "token"}
 _ROLE = re.compile(r":(?:[\w.+-]+:)*?([\w+-]+):`([^`]+)`")
 _LINK = re.compile(r"`([^`<]+?)\s*<[^`>]+>`__?")
-_LITERAL = re.compile(r"``(.+?)``")
-_NAMED_REF = re.compile(r"\b(\w[\w-]*)__?(?=[\s.,;:)!?]|$)")
+_REFERENCE = re.compile(r"(?<!`)`([^`]+)`__?")
+_LITERAL = re.compile(r"``(.+?)``", re.DOTALL)
+_CODE_SPAN = re.compile(r"(`[^`]*`)")
+# `name_`, not `__init__`: a reference name starts with a letter or digit.
+_NAMED_REF = re.compile(r"(?<![\w`])([A-Za-z0-9][\w.-]*?)__?(?=[\s,;:)!?]|\.(?:\s|$)|$)")
 
 
 @dataclass(kw_only=True)
@@ -209,9 +212,13 @@ def _fence(language: str, code: list[str]) -> list[str]:
 def _inline(text: str) -> str:
     text = _ROLE.sub(_role, text)
     text = _LINK.sub(r"\1", text)
+    text = _REFERENCE.sub(r"\1", text)
     text = _LITERAL.sub(r"`\1`", text)
-    text = re.sub(r"(?<!`)`([^`]+)`__?", r"\1", text)
-    return _NAMED_REF.sub(r"\1", text)
+    # Reference names are resolved outside code only: `a_b_` in code stays as written.
+    parts = _CODE_SPAN.split(text)
+    return "".join(
+        part if n % 2 else _NAMED_REF.sub(r"\1", part) for n, part in enumerate(parts)
+    )
 
 
 def _inline_plain(text: str) -> str:

@@ -26,7 +26,7 @@ async def store() -> InMemoryKnowledgeStore:
     store = InMemoryKnowledgeStore()
     report = await ingest([REAL], store, options=OPTIONS)
     assert report.skipped == ()
-    assert report.added == 7
+    assert report.added == 8
     return store
 
 
@@ -96,10 +96,24 @@ async def test_well_known_and_sniffed_extension_less_files_are_read_as_text(
     store: InMemoryKnowledgeStore,
 ) -> None:
     assert "This package was debianized by Matthias Klose" in text(store, "setuptools/copyright")
-    assert "crcmod for Calculating CRCs" in text(store, "crcmod/README")
+    # crcmod's README is reStructuredText (an over- and underlined title): read as such.
+    assert passages(store, "crcmod/README")[0].title == "crcmod for Calculating CRCs"
     assert "Permission is hereby granted" in text(store, "crcmod/LICENSE")
     # Not a well-known name: read because its content is UTF-8 text without NUL bytes.
     assert passages(store, "gnupg/KEYSERVER")[0].title == "Format of keyserver colon listings"
+
+
+async def test_an_extension_less_file_written_in_restructuredtext_is_read_as_such(
+    store: InMemoryKnowledgeStore,
+) -> None:
+    # wadllib's changelog.gz is its NEWS.rst: an over- and underlined title, then releases.
+    news = passages(store, "wadllib/changelog.gz")
+
+    assert {chunk.title for chunk in news} == {"NEWS for wadllib"}
+    assert news[0].headings == ("1.3.6 (2021-09-13)",)
+    assert "=====" not in "\n".join(chunk.text for chunk in news)
+    # A Debian changelog has no such markup and stays plain text: one section, no headings.
+    assert {c.headings for c in passages(store, "setuptools/changelog.Debian.gz")} == {()}
 
 
 async def test_extension_less_binaries_and_unknown_inner_names_are_skipped(
