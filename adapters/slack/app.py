@@ -298,6 +298,7 @@ class SlackChannel:
             name=me.name if me else None,
             email=me.email if me else None,
             time_zone=me.time_zone if me else None,
+            groups=me.groups if me else (),
         )
         return sender, names
 

@@ -30,5 +30,6 @@ class SlackConfig:
 
 BOT_SCOPES = (
     "app_mentions:read", "assistant:write", "channels:history", "chat:write", "commands",
-    "groups:history", "im:history", "im:read", "im:write", "users:read", "users:read.email",
+    "groups:history", "im:history", "im:read", "im:write", "usergroups:read", "users:read",
+    "users:read.email",
 )

@@ -157,10 +157,10 @@ class SlackTickets:
         return not (channels and in_channel and channel not in channels)
 
     async def _actor(self, client: AsyncWebClient, tenant: str, user: str) -> Sender:
-        """The verified sender, with the name and email agents may be listed by."""
+        """The verified sender, with the name, email and Slack groups agents may be listed by."""
         me = await self._users.get(client, tenant, user)
         return Sender(id=sender_id(tenant, user), name=me.name if me else None,
-                      email=me.email if me else None)
+                      email=me.email if me else None, groups=me.groups if me else ())
 
     async def _open(self, client: AsyncWebClient, trigger_id: str | None, view: Any) -> bool:
         if not trigger_id:

@@ -1,5 +1,6 @@
-"""Who a Slack user is (name, email, time zone), from `users.info`, cached with a TTL.
-What it tells rides with the message as its `Sender`; `begin_turn` keeps it in the profile.
+"""Who a Slack user is (name, email, time zone), from `users.info`, cached with a TTL,
+and their user groups (`usergroups.py`, cached on their own, shorter, clock). What it
+tells rides with the message as its `Sender`; `begin_turn` keeps it in the profile.
 
 Concurrent lookups of one user share a single request; a failed lookup is remembered
 briefly so a burst of messages does not hammer the API, and the message is answered
@@ -12,11 +13,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.usergroups import SlackUserGroups
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ class SlackUser:
     email: str | None = None
     time_zone: str | None = None
     is_bot: bool = False
+    groups: tuple[str, ...] = ()  # handles of their Slack user groups
 
 
 class SlackUsers:
@@ -39,7 +43,9 @@ class SlackUsers:
         failure_ttl: float = 60.0,
         timeout: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        groups: SlackUserGroups | None = None,
     ) -> None:
+        self._groups = groups
         self._ttl = ttl
         self._failure_ttl = failure_ttl
         self._timeout = timeout
@@ -48,6 +54,12 @@ class SlackUsers:
         self._pending: dict[tuple[str, str], asyncio.Future[SlackUser | None]] = {}
 
     async def get(self, client: AsyncWebClient, team: str, user_id: str) -> SlackUser | None:
+        user = await self._get(client, team, user_id)
+        if user is None or self._groups is None:
+            return user
+        return replace(user, groups=await self._groups.of(client, team, user_id))
+
+    async def _get(self, client: AsyncWebClient, team: str, user_id: str) -> SlackUser | None:
         key = (team, user_id)
         cached = self._cache.get(key)
         if cached is not None and cached[0] > self._clock():

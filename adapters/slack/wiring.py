@@ -17,6 +17,7 @@ from adapters.slack.config import SlackConfig
 from adapters.slack.notices import SlackNotices
 from adapters.slack.replier import SlackRepliers
 from adapters.slack.socket import SlackSocket
+from adapters.slack.usergroups import SlackUserGroups
 from adapters.slack.users import SlackUsers
 from core.ports import DeliveryLog, FeedbackStore, Inbox, RateLimiter
 from core.tickets.service import TicketService
@@ -53,8 +54,8 @@ async def slack_wiring(
             installations=oauth.installation_store if oauth else None,
         )
         channel = SlackChannel(
-            config=config, clients=clients, users=SlackUsers(), inbox=inbox,
-            deliveries=deliveries, feedback=feedback, work_added=work_added, oauth=oauth,
+            config=config, clients=clients, users=SlackUsers(groups=SlackUserGroups()),
+            inbox=inbox, deliveries=deliveries, feedback=feedback, work_added=work_added, oauth=oauth,
             tickets=tickets, limiter=limiter,
         ) if receive else None
         socket = (

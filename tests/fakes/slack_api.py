@@ -125,6 +125,7 @@ class FakeSlack:
         self.client_id, self.client_secret = client_id, client_secret
         self.calls: list[Call] = []
         self.users: dict[str, Args] = {}
+        self.usergroups: list[Args] = []  # usergroups.list's answer (add_usergroup)
         self.messages: dict[Key, Message] = {}
         self.ephemerals: list[Args] = []
         self.views: dict[str, Args] = {}  # last view published per user id
@@ -145,6 +146,7 @@ class FakeSlack:
         self._handlers: dict[str, Callable[[Args, str | None], Args]] = {
             "auth.test": self._auth_test,
             "users.info": self._users_info,
+            "usergroups.list": self._usergroups_list,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "chat.delete": self._delete,
@@ -193,6 +195,17 @@ class FakeSlack:
             "profile": profile,
         }
         return user
+
+    def add_usergroup(self, handle: str, users: list[str], *, disabled: bool = False) -> Args:
+        """Registers a user group (its members as `usergroups.users.list` would list them)."""
+        group_id = f"S{len(self.usergroups) + 1:08d}"
+        group: Args = {
+            "id": group_id, "team_id": self.team_id, "is_usergroup": True, "name": handle.title(),
+            "handle": handle, "description": "", "date_delete": 1700000000 if disabled else 0,
+            "users": list(users), "user_count": len(users),
+        }
+        self.usergroups.append(group)
+        return group
 
     def script(self, method: str, *steps: Step) -> None:
         """Queues steps that answer the next calls to `method`, before its default behaviour."""
@@ -326,6 +339,15 @@ class FakeSlack:
     def _users_info(self, body: Args, token: str | None) -> Args:
         user = self.users.get(body.get("user", ""))
         return {"ok": True, "user": user} if user else _error("user_not_found")
+
+    def _usergroups_list(self, body: Args, token: str | None) -> Args:
+        include_users = str(body.get("include_users", "")).lower() in ("1", "true")
+        include_disabled = str(body.get("include_disabled", "")).lower() in ("1", "true")
+        groups = [
+            g if include_users else {k: v for k, v in g.items() if k != "users"}
+            for g in self.usergroups if include_disabled or not g["date_delete"]
+        ]
+        return {"ok": True, "usergroups": groups}
 
     def _post_message(self, body: Args, token: str | None) -> Args:
         if not body.get("channel"):

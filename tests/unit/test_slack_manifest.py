@@ -22,6 +22,7 @@ BOT_SCOPES = [
     "im:history",
     "im:read",
     "im:write",
+    "usergroups:read",
     "users:read",
     "users:read.email",
 ]

@@ -67,3 +67,30 @@ async def test_a_passage_allowed_to_a_group_reaches_a_dm_only_of_a_member(
 
     prompt = llm.requests[0].json["messages"][0]["content"]
     assert ("two more desks" in prompt) is sees
+
+
+@pytest.mark.parametrize(("slack_members", "disabled", "sees"), [
+    (["U999", "W222"], False, True),
+    (["U999"], False, False),
+    (["W222"], True, False),  # a disabled user group grants nothing
+])
+async def test_a_slack_user_group_grants_what_is_allowed_to_its_handle(
+    slack_settings: SlackSettings, slack: FakeSlack, llm: FakeOpenAI, tmp_path: Path,
+    slack_members: list[str], disabled: bool, sees: bool,
+) -> None:
+    slack.add_usergroup("planners", slack_members, disabled=disabled)
+    settings = slack_settings()
+    await restricted_to_group(
+        settings, tmp_path / "kb", group="planners", members=[],
+        text="# Budget\n\nThe top-level DM team gets two more desks next quarter.",
+    )
+    llm.script(Reply("In the DM."))
+
+    async with serving(settings) as app:
+        await post_event(app, fixture("bolt_message_im_top_level_dm.json"))
+        await slack.wait_for("chat.stopStream")
+        await settled(app)
+
+    prompt = llm.requests[0].json["messages"][0]["content"]
+    assert ("two more desks" in prompt) is sees
+    assert len(slack.calls_to("usergroups.list")) == 1
