@@ -187,11 +187,14 @@ def _directive(name: str, argument: str, body: list[str], out: _Out) -> None:
             out.extend(["", *_fence(language, content), ""])
         return
     lead: list[str] = []
+    # An admonition's or a version note's first words: raw, so a role or link that runs
+    # on into the content's first lines is resolved with them.
+    prose: list[str] = []
     if short in _ADMONITIONS:
-        lead = [f"**{_ADMONITIONS[short]}:** {_inline(argument)}".rstrip()]
+        prose = [f"**{_ADMONITIONS[short]}:** {argument}".rstrip()]
     elif short in _VERSIONS:
         version, _, rest = argument.partition(" ")
-        lead = [f"{_VERSIONS[short]} {version}" + (f": {_inline(rest)}" if rest else ".")]
+        prose = [f"{_VERSIONS[short]} {version}" + (f": {rest}" if rest else ".")]
     elif short == "admonition" or short in ("topic", "sidebar", "rubric"):
         lead = [f"**{_inline(argument)}**"] if argument else []
     elif ":" in name or short in ("function", "class", "method", "attribute", "data",
@@ -200,7 +203,7 @@ def _directive(name: str, argument: str, body: list[str], out: _Out) -> None:
                                   "property", "type", "macro", "member", "var"):
         lead = [f"`{argument}`"] if argument else []  # an API signature: searched by name
     inner = _Out()
-    _convert(content, inner, headings=False)
+    _convert([*prose, *content], inner, headings=False)
     out.extend(["", *lead, *(line for _, lines in inner.sections for line in lines), ""])
 
 

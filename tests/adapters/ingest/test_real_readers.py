@@ -81,6 +81,19 @@ async def test_literal_blocks_and_code_directives_become_fenced_code(
     assert ":caption:" not in build_meta and "code-block" not in build_meta
 
 
+async def test_an_admonition_reads_as_one_paragraph_with_its_roles_resolved(
+    store: InMemoryKnowledgeStore,
+) -> None:
+    build_meta = text(store, "setuptools/build_meta.rst.gz")
+
+    # ".. tip:: Before … at\n   :pep:`PEP 508 <508#environment-markers>`. Most …"
+    assert (
+        "**Tip:** Before implementing an *in-tree* backend, have a look at\n"
+        "PEP 508. Most of the time, dependencies"
+    ) in build_meta
+    assert "environment-markers" not in build_meta and ".. tip" not in build_meta
+
+
 async def test_gzip_documents_are_read_by_their_inner_name(
     store: InMemoryKnowledgeStore,
 ) -> None:
