@@ -22,14 +22,18 @@ _ADORNMENT = re.compile(r"^(?!::\s*$)([!-/:-@\[-`{-~])\1+\s*$")  # "::" opens a 
 _DIRECTIVE = re.compile(r"^(\s*)\.\.\s+([\w:.+-]+)::(?:\s+(.*))?$")
 _EXPLICIT = re.compile(r"^(\s*)\.\.(?:\s|$)")  # a comment, target, footnote or substitution
 _OPTION = re.compile(r"^\s*:[\w][\w .-]*:(\s|$)")
+# Sphinx's file-wide metadata, at the top of a page: not the page's words.
+_METADATA = re.compile(r"^:(?:orphan|nocomments|nosearch|tocdepth|hide-toc|og:[\w:]+):")
 
 _CODE = {"code", "code-block", "sourcecode", "doctest", "testcode", "testoutput",
          "ipython", "jupyter-execute", "parsed-literal"}
-_DROPPED = {"toctree", "image", "figure", "include", "literalinclude", "raw", "index",
+# A figure keeps its caption and a csv-table its rows (their content); these have none worth
+# reading, or none at all.
+_DROPPED = {"toctree", "image", "include", "literalinclude", "raw", "index",
             "highlight", "currentmodule", "module", "py:module", "py:currentmodule",
             "sectionauthor", "moduleauthor", "codeauthor", "contents", "autosummary",
             "automodule", "autoclass", "autofunction", "automethod", "autodata",
-            "autoexception", "autoattribute", "graphviz", "csv-table", "tabularcolumns",
+            "autoexception", "autoattribute", "graphviz", "tabularcolumns",
             "meta", "default-role", "default-domain", "role", "sectnum", "header", "footer",
             "testsetup", "testcleanup", "plot", "math", "only-html-build"}
 _ADMONITIONS = {"note": "Note", "warning": "Warning", "tip": "Tip", "hint": "Hint",
@@ -109,6 +113,8 @@ def _convert(lines: list[str], out: _Out, *, headings: bool) -> None:
             indent, name, argument = len(directive[1]), directive[2].lower(), directive[3]
             body, i = _block(lines, i + 1, indent)
             _directive(name, (argument or "").strip(), body, out)
+        elif headings and _METADATA.match(line):
+            i += 1
         elif explicit := _EXPLICIT.match(line):
             _, i = _block(lines, i + 1, len(explicit[1]))
         elif line.endswith("::") and not _ADORNMENT.match(line):

@@ -176,3 +176,23 @@ async def test_the_file_size_limit_also_caps_what_a_gzip_expands_to(tmp_path: Pa
 
     [refused] = report.skipped
     assert refused.reason == "expands beyond 3000 bytes (gzip)"
+
+
+async def test_page_metadata_goes_and_a_figure_keeps_its_caption(tmp_path: Path) -> None:
+    # The shape of a Sphinx page (Sphinx's own docs start this way), written here small.
+    (tmp_path / "page.rst").write_text(
+        ":orphan:\n:tocdepth: 2\n\n.. _page-label:\n\nInstalling\n==========\n\n"
+        ".. figure:: /_static/flow.png\n   :alt: flow\n   :width: 80%\n\n"
+        "   The install flow, from download to first run.\n\n"
+        ".. only:: html\n\n   Run ``setup --check`` first.\n",
+        encoding="utf-8",
+    )
+    store = InMemoryKnowledgeStore()
+
+    await ingest([tmp_path], store, options=OPTIONS)
+
+    [page] = store.of((tmp_path / "page.rst").resolve().as_uri())
+    assert page.title == "Installing"
+    assert page.text == (
+        "The install flow, from download to first run.\n\nRun `setup --check` first."
+    )
