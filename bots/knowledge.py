@@ -8,7 +8,7 @@ import logging
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from adapters.ingest.document import Skipped
 from adapters.ingest.pipeline import IngestOptions, IngestReport, ingest
 from adapters.llm.tokens import EstimatingTokenCounter, token_counter_for
 from bots.answering import embedder_for, open_knowledge_index
@@ -140,10 +141,26 @@ def _print_report(
     console.print(f"skipped {len(report.skipped):,} files"
                   + ("" if verbose else " (--verbose lists them)") + ":")
     for category, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-        console.print(f"  {category}: {count:,}", markup=False)
+        details = _details(skipped for skipped in report.skipped if skipped.category == category)
+        console.print(f"  {category}: {count:,}{details}", markup=False)
     if verbose:
         for skipped in report.skipped:
             console.print(f"  {skipped.path}: {skipped.reason}", markup=False)
+
+
+def _details(skipped: Iterable[Skipped], shown: int = 4) -> str:
+    """The commonest short particulars of one reason — " (.png 600, .svg 300, …)" for
+    unsupported formats — so the summary says which formats a tree is made of."""
+    details = Counter(
+        detail
+        for s in skipped
+        if s.kind and s.reason.startswith(s.kind)
+        and 0 < len(detail := s.reason.removeprefix(s.kind).strip(" :")) <= 24
+    )
+    if not details:
+        return ""
+    common = [f"{detail} {count:,}" for detail, count in details.most_common(shown)]
+    return f" ({', '.join(common)}{', …' if len(details) > shown else ''})"
 
 
 async def _stats(args: argparse.Namespace, settings: Settings, console: Console) -> int:

@@ -50,7 +50,7 @@ def test_ingest_reports_what_it_did_and_a_second_run_changes_nothing(
     # The skipped files are counted by reason, one line each, not listed one by one.
     assert "skipped 3 files (--verbose lists them):" in first
     assert "  corrupt.pdf" not in first and "logo.png" not in first
-    assert "\n  empty: 1\n" in first and "\n  unsupported format: 1\n" in first
+    assert "\n  empty: 1\n" in first and "\n  unsupported format: 1 (.png 1)\n" in first
     assert "0 added, 0 updated, 5 unchanged, 0 removed" in second
     assert "0 passages written" in second
 
@@ -72,11 +72,11 @@ def test_skipped_files_are_counted_by_reason_and_verbose_lists_each(
 
     assert summary.splitlines()[1:] == [
         "skipped 5 files (--verbose lists them):",
-        "  unsupported format: 4",
+        "  unsupported format: 4 (.png 3, (no extension) 1)",
         "  empty: 1",
     ]
     assert verbose.splitlines()[1:4] == [
-        "skipped 5 files:", "  unsupported format: 4", "  empty: 1",
+        "skipped 5 files:", "  unsupported format: 4 (.png 3, (no extension) 1)", "  empty: 1",
     ]
     assert f"  {folder / 'photo-0.png'}: unsupported format .png" in verbose
     assert f"  {folder / 'tool'}: unsupported format (no extension)" in verbose
