@@ -161,6 +161,7 @@ async def _web_channel(app: web.Application) -> AsyncIterator[None]:
         feedback=sb.feedback,
         documents=sb.knowledge or reader,
         limiter=sb.limiter,
+        groups=sb.stores.groups,
     )
     app[METRICS_ENDPOINT] = _metrics_endpoint(app, app[WEB_CHANNEL].auth)
     try:

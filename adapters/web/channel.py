@@ -12,7 +12,14 @@ from adapters.web.auth import WebAuth
 from adapters.web.errors import json_error
 from core.limits import Limited, workspace_of
 from core.messages import Sender
-from core.ports import ConversationStore, DocumentReader, FeedbackStore, Inbox, RateLimiter
+from core.ports import (
+    ConversationStore,
+    DocumentReader,
+    FeedbackStore,
+    GroupStore,
+    Inbox,
+    RateLimiter,
+)
 from core.relay import ReplyRelay
 from core.tickets.service import TicketService
 
@@ -26,7 +33,8 @@ class WebChannel:
     """`relay` brings the answer back from whichever process answers; `work_added` tells
     the workers a message was recorded; `documents` is None where the knowledge index is
     not open (the web role beside a worker that owns the embedded shard); `limiter` counts
-    messages before they are recorded (None: no rate limit configured)."""
+    messages before they are recorded (None: no rate limit configured); `groups` are those
+    kept with `switchboard groups`, which a request outside a turn must look up itself."""
 
     name: str
     conversations: ConversationStore
@@ -39,6 +47,7 @@ class WebChannel:
     feedback: FeedbackStore
     documents: DocumentReader | None = None
     limiter: RateLimiter | None = None
+    groups: GroupStore | None = None
 
     async def within_limits(self, sender: Sender) -> None:
         """429 with Retry-After for a write (a message, a ticket) over the person's or the

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 from pydantic import BaseModel, Field
 
@@ -60,6 +62,9 @@ async def source_view(request: web.Request) -> web.Response:
             503, "documents can be shown only where the knowledge index is open",
             headers={"Retry-After": "60"},
         )
+    if channel.groups is not None:  # as the turn that cited it read them (`begin_turn`)
+        kept = await channel.groups.groups_of(sender)
+        sender = replace(sender, groups=tuple(sorted({*sender.groups, *kept})))
     passages = await channel.documents.passages_of(
         source, audience=person_audience(sender), limit=PASSAGES + 1
     )

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from adapters.ingest.pipeline import ingest
 from bots.knowledge import ingest_options, knowledge_index
-from tests.e2e.conftest import MakeSettings, services, serving
+from tests.e2e.conftest import MakeSettings, restricted_to_group, services, serving
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.qdrant_server import FakeQdrant
 
@@ -148,6 +148,25 @@ async def test_a_cited_local_file_is_shown_to_those_who_may_read_it_and_nobody_e
         await error(await client.get("/api/v1/sources", headers=BOB), 400)
         await error(await client.get("/api/v1/sources?source=%00", headers=BOB), 400)
         await error(await client.get(view(sources["VPN"])), 401)
+
+
+async def test_a_document_allowed_to_a_group_is_shown_to_its_members_only(
+    make_settings: MakeSettings, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    settings = make_settings(api_keys=KEYS)
+    await restricted_to_group(settings, tmp_path / "kb", group="planners",
+                              members=["web:local:alice"],
+                              text="# Budget\n\nThe planners get two more desks.")
+    llm.script(Reply("Two more desks [1]."))
+
+    async with serving(settings) as client:
+        answer = await ask(client, "How many desks do the planners get?", ALICE)
+        [source] = [c["source"] for c in answer["citations"]]
+        view = f"/api/v1/sources?source={quote(source, safe='')}"
+
+        shown = await (await client.get(view, headers=ALICE)).json()
+        assert "two more desks" in shown["passages"][0]["text"]
+        assert await error(await client.get(view, headers=BOB), 404) == "unknown source"
 
 
 async def test_the_web_role_beside_a_qdrant_server_shows_documents_without_creating_one(
