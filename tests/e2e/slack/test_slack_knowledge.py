@@ -10,6 +10,7 @@ import pytest
 
 from adapters.ingest.pipeline import ingest
 from bots.knowledge import ingest_options, knowledge_index
+from bots.settings import Settings
 from tests.e2e.conftest import restricted_to_group, serving
 from tests.e2e.slack.conftest import SlackSettings, fixture, mention, post_event, settled
 from tests.fakes.openai_server import FakeOpenAI, Reply
@@ -54,18 +55,7 @@ async def test_a_passage_allowed_to_a_group_reaches_a_dm_only_of_a_member(
     members: list[str], sees: bool,
 ) -> None:
     settings = slack_settings()
-    await restricted_to_group(
-        settings, tmp_path / "kb", group="planners", members=members,
-        text="# Budget\n\nThe top-level DM team gets two more desks next quarter.",
-    )
-    llm.script(Reply("In the DM."))
-
-    async with serving(settings) as app:
-        await post_event(app, fixture("bolt_message_im_top_level_dm.json"))
-        await slack.wait_for("chat.stopStream")
-        await settled(app)
-
-    prompt = llm.requests[0].json["messages"][0]["content"]
+    prompt = await _dm_prompt(settings, slack, llm, tmp_path, members=members)
     assert ("two more desks" in prompt) is sees
 
 
@@ -80,17 +70,23 @@ async def test_a_slack_user_group_grants_what_is_allowed_to_its_handle(
 ) -> None:
     slack.add_usergroup("planners", slack_members, disabled=disabled)
     settings = slack_settings()
+    prompt = await _dm_prompt(settings, slack, llm, tmp_path, members=[])
+    assert ("two more desks" in prompt) is sees
+    assert len(slack.calls_to("usergroups.list")) == 1
+
+
+async def _dm_prompt(
+    settings: Settings, slack: FakeSlack, llm: FakeOpenAI, tmp_path: Path, *, members: list[str]
+) -> str:
+    """The prompt of a top-level DM, with one document only the group `planners` (these
+    `members`, kept in SQL) may read in the knowledge base."""
     await restricted_to_group(
-        settings, tmp_path / "kb", group="planners", members=[],
+        settings, tmp_path / "kb", group="planners", members=members,
         text="# Budget\n\nThe top-level DM team gets two more desks next quarter.",
     )
     llm.script(Reply("In the DM."))
-
     async with serving(settings) as app:
         await post_event(app, fixture("bolt_message_im_top_level_dm.json"))
         await slack.wait_for("chat.stopStream")
         await settled(app)
-
-    prompt = llm.requests[0].json["messages"][0]["content"]
-    assert ("two more desks" in prompt) is sees
-    assert len(slack.calls_to("usergroups.list")) == 1
+    return str(llm.requests[0].json["messages"][0]["content"])
