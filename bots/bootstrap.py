@@ -72,6 +72,7 @@ from core.tools.user_info import get_user_info
 from core.worker import ChannelRepliers, Worker
 
 if TYPE_CHECKING:  # imported where it is used: asyncpg is for PostgreSQL deployments
+    from adapters.ingest.service import Ingestor
     from adapters.sql.locks import PgExclusive
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class Switchboard:
     streams: Exclusive | None  # who streams where, across the processes (Teams)
     model: ChatModel | None
     knowledge: KnowledgeIndex | None
+    ingestor: Ingestor | None  # every write to `knowledge`, one run at a time
     orchestrator: Orchestrator | None
     worker: Worker | None
 
@@ -233,7 +235,7 @@ async def bootstrap(
         # Web and terminal answers go back to where their request waits.
         relay = ReplyRelay(signals)
         repliers = ChannelRepliers({"web": relay, "cli": relay})
-        knowledge = orchestrator = worker = None
+        knowledge = ingestor = orchestrator = worker = None
         if answers:
             assert counter is not None
             if model is None:
@@ -248,6 +250,9 @@ async def bootstrap(
                 )
                 stack.push_async_callback(knowledge.aclose)
                 await knowledge.prepare()
+                from bots.knowledge import ingestor_for
+
+                ingestor = ingestor_for(knowledge, settings)
             if retriever is None:
                 retriever = knowledge
             if retriever is not None:
@@ -305,6 +310,7 @@ async def bootstrap(
             streams=streams,
             model=model,
             knowledge=knowledge,
+            ingestor=ingestor,
             orchestrator=orchestrator,
             worker=worker,
         )

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from adapters.ingest.document import Skipped
 from adapters.ingest.pipeline import IngestOptions, IngestReport, ingest
+from adapters.ingest.service import Ingestor
 from adapters.llm.tokens import EstimatingTokenCounter, token_counter_for
 from bots.answering import embedder_for, open_knowledge_index
 from bots.bootstrap import KnowledgeIndex
@@ -59,15 +60,23 @@ def ingest_options(
     return IngestOptions(count_tokens=counter.count, **overrides)  # type: ignore[arg-type]
 
 
-async def ingest_bundled_docs(index: KnowledgeIndex, settings: Settings) -> IngestReport:
+def ingestor_for(index: KnowledgeIndex, settings: Settings) -> Ingestor:
+    """The one way into `index` for this process: runs one at a time, each followed by
+    what the index needs after a change."""
+
+    async def after(report: IngestReport) -> None:
+        await _optimize(index, settings, report)
+
+    return Ingestor(index, after=after)
+
+
+async def ingest_bundled_docs(ingestor: Ingestor, settings: Settings) -> IngestReport:
     """The documentation about Switchboard itself, public, kept in step at every start.
     Its few short pages are sized by estimate: tiktoken's tables would cost the server
     ~40 MB before any message needs them."""
     options = ingest_options(settings, counter=EstimatingTokenCounter(), prune=True,
                              source_url_prefix=BUNDLED_PREFIX)
-    report = await ingest([BUNDLED_DOCS], index, options=options)
-    await _optimize(index, settings, report)
-    return report
+    return await ingestor.run([BUNDLED_DOCS], options=options)
 
 
 async def _optimize(index: KnowledgeIndex, settings: Settings, report: IngestReport) -> None:
@@ -118,9 +127,9 @@ async def _ingest(args: argparse.Namespace, settings: Settings, console: Console
             def progress(done: int, total: int, path: Path) -> None:
                 bar.update(task, completed=done, total=total, file=path.name)
 
-            report = await ingest(args.paths, index, options=options, progress=progress)
-        await _optimize(index, settings, report)
-        total = await index.count()
+            ingestor = ingestor_for(index, settings)
+            report = await ingestor.run(args.paths, options=options, progress=progress)
+        total = await ingestor.count()
     _print_report(report, total, console, verbose=args.verbose)
     return 0
 

@@ -121,7 +121,7 @@ def _services(
             listens=True, open_knowledge=answers, telemetry=app[TELEMETRY],
         ) as sb:
             app[SWITCHBOARD] = sb
-            if settings.bundled_docs and sb.knowledge is not None:
+            if settings.bundled_docs and sb.ingestor is not None:
                 await _index_bundled_docs(sb)
             yield
 
@@ -133,9 +133,9 @@ async def _index_bundled_docs(sb: Switchboard) -> None:
     sourced answer. Incremental: unchanged files cost a hash each."""
     from bots.knowledge import ingest_bundled_docs
 
-    assert sb.knowledge is not None
+    assert sb.ingestor is not None
     try:
-        report = await ingest_bundled_docs(sb.knowledge, sb.settings)
+        report = await ingest_bundled_docs(sb.ingestor, sb.settings)
     except Exception:
         log.warning("could not index the bundled documentation", exc_info=True)
         return
