@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="remove indexed documents under PATH that no longer exist")
     ingest.add_argument("-v", "--verbose", action="store_true",
                         help="list every skipped file with its reason, not only the counts")
+    ingest.add_argument("--server", metavar="URL",
+                        help="upload to the assistant at URL (an admin's API key in "
+                        "SWITCHBOARD_API_KEY); without it, an assistant running on this "
+                        "DATA_DIR takes the ingest, or the index is opened here")
     kb = sub.add_parser("kb", help="inspect and maintain the knowledge base")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True, metavar="COMMAND")
     stats = kb_sub.add_parser("stats", help="what is indexed")

@@ -8,9 +8,12 @@ import logging
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -19,6 +22,10 @@ from rich.table import Table
 from adapters.ingest.document import Skipped
 from adapters.ingest.pipeline import IngestOptions, IngestReport, ingest
 from adapters.ingest.service import Ingestor
+from adapters.sockets.control import answers as control_answers
+from adapters.sockets.control import control_socket
+from adapters.web.ingest_client import IngestClient, IngestRefused, api_key_from_environment
+from adapters.web.models import IngestReportOut
 from adapters.llm.tokens import EstimatingTokenCounter, token_counter_for
 from bots.answering import embedder_for, open_knowledge_index
 from bots.bootstrap import KnowledgeIndex
@@ -101,6 +108,8 @@ async def run_knowledge_command(args: argparse.Namespace, settings: Settings) ->
 
 
 async def _ingest(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    """Into the running assistant when there is one (its control socket on this machine,
+    or `--server`), so nobody has to stop it; otherwise into the index directly."""
     # A mistyped or unmounted path refuses the whole run before anything is written: half
     # an ingest that "succeeded" is worse than none (and --prune must never see it).
     missing = [path for path in args.paths if not Path(path).exists()]
@@ -109,29 +118,97 @@ async def _ingest(args: argparse.Namespace, settings: Settings, console: Console
             print(f"switchboard: no such file or directory: {path}", file=sys.stderr)
         print("switchboard: nothing ingested", file=sys.stderr)
         return 2
-    options = ingest_options(
-        settings,
-        source_url_prefix=args.source_url_prefix,
-        visibility=args.visibility,
-        allow_users=frozenset(args.allow_user),
-        allow_groups=frozenset(args.allow_group),
-        allow_channels=frozenset(args.allow_channel),
-        prune=args.prune,
-    )
-    async with knowledge_index(settings) as index:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[file]}"), console=Console(stderr=True),
-                      transient=True, disable=not sys.stderr.isatty()) as bar:
-            task = bar.add_task("ingesting", total=None, file="")
-
-            def progress(done: int, total: int, path: Path) -> None:
-                bar.update(task, completed=done, total=total, file=path.name)
-
-            ingestor = ingestor_for(index, settings)
-            report = await ingestor.run(args.paths, options=options, progress=progress)
-        total = await ingestor.count()
+    choices = {
+        "source_url_prefix": args.source_url_prefix, "visibility": args.visibility,
+        "allow_users": args.allow_user, "allow_groups": args.allow_group,
+        "allow_channels": args.allow_channel, "prune": args.prune,
+    }
+    paths = [Path(p) for p in args.paths]
+    socket = control_socket(settings.data_dir)
+    with _progress_bar() as progress:
+        try:
+            if args.server:
+                report, total = await _upload(args.server, paths, choices, progress)
+            elif await control_answers(socket):
+                log.info("sending the ingest to the assistant running on %s", settings.data_dir)
+                async with IngestClient.session(socket=socket) as session:
+                    out = await IngestClient(session, "http://switchboard").ingest_paths(
+                        paths, choices, progress)
+                report, total = _report_of(out), out.passages_indexed
+            else:
+                options = request_options(settings, choices)
+                async with knowledge_index(settings) as index:
+                    ingestor = ingestor_for(index, settings)
+                    report = await ingestor.run(
+                        paths, options=options,
+                        progress=lambda done, all, path: progress(done, all, path.name))
+                    total = await ingestor.count()
+        except IngestRefused as e:
+            print(f"switchboard: {e}", file=sys.stderr)
+            return 1
+        except aiohttp.ClientError as e:
+            print(f"switchboard: could not reach the assistant: {e}", file=sys.stderr)
+            return 1
     _print_report(report, total, console, verbose=args.verbose)
     return 0
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int, str], None]]:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[file]}"), console=Console(stderr=True),
+                  transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("ingesting", total=None, file="")
+
+        def progress(done: int, total: int, name: str) -> None:
+            bar.update(task, completed=done, total=total, file=name)
+
+        yield progress
+
+
+async def _upload(
+    server: str, paths: list[Path], choices: dict[str, object],
+    progress: Callable[[int, int, str], None],
+) -> tuple[IngestReport, int]:
+    """Each PATH sent to the assistant at `server` (an admin's key in
+    SWITCHBOARD_API_KEY), one upload each; one summary for them all."""
+    reports, total = [], 0
+    async with IngestClient.session(api_key=api_key_from_environment()) as session:
+        client = IngestClient(session, server)
+        for path in paths:
+            out = await client.upload(path, choices, progress)
+            reports.append(_report_of(out))
+            total = out.passages_indexed
+    return _sum(reports), total
+
+
+def _report_of(out: IngestReportOut) -> IngestReport:
+    return IngestReport(
+        files=out.files, added=out.added, updated=out.updated, unchanged=out.unchanged,
+        removed=out.removed, chunks_added=out.passages_written,
+        chunks_removed=out.passages_removed,
+        skipped=tuple(Skipped(path=Path(s.path), reason=s.reason, kind=s.kind)
+                      for s in out.skipped),
+    )
+
+
+def _sum(reports: list[IngestReport]) -> IngestReport:
+    counts = {name: sum(getattr(r, name) for r in reports) for name in (
+        "files", "added", "updated", "unchanged", "removed", "chunks_added", "chunks_removed")}
+    return IngestReport(**counts, skipped=tuple(s for r in reports for s in r.skipped))
+
+
+def request_options(settings: Settings, choices: Mapping[str, Any]) -> IngestOptions:
+    """What one ingest asked for (the CLI's flags, an API request's `IngestBody`), with
+    this server's settings. ValueError for contradictory access flags."""
+    return ingest_options(
+        settings, source_url_prefix=choices.get("source_url_prefix"),
+        visibility=choices.get("visibility"),
+        allow_users=frozenset(choices.get("allow_users", ())),
+        allow_groups=frozenset(choices.get("allow_groups", ())),
+        allow_channels=frozenset(choices.get("allow_channels", ())),
+        prune=bool(choices.get("prune")),
+    )
 
 
 def _print_report(

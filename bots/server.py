@@ -26,7 +26,11 @@ from typing import TYPE_CHECKING, Literal
 from aiohttp import web
 
 from adapters.metrics.prometheus import CONTENT_TYPE, PrometheusTelemetry
+from adapters.sockets.control import answers as control_answers
+from adapters.sockets.control import control_socket
+from adapters.web import ingest as ingest_routes
 from adapters.web.auth import WebAuth
+from adapters.web.errors import json_errors
 from adapters.web.metrics import METRICS_ENDPOINT, MetricsEndpoint, add_metrics_route
 from adapters.web.routes import WEB_CHANNEL, WebChannel, add_web_routes
 from bots.bootstrap import Switchboard, bootstrap
@@ -34,6 +38,7 @@ from bots.retention import retention_context
 from bots.settings import Settings
 from bots.tickets import ticket_context, ticket_notifier
 from core.errors import StorageError
+from core.messages import Sender
 from core.ports import ChatModel, Retriever
 
 if TYPE_CHECKING:  # qdrant-client loads only where a Qdrant server is configured
@@ -98,6 +103,7 @@ def create_app(
     if answers:
         # The answering processes purge (SWITCHBOARD_RETENTION_DAYS): there is always one.
         app.cleanup_ctx.append(retention_context(SWITCHBOARD))
+        app.cleanup_ctx.append(_control_socket)
         app.cleanup_ctx.append(_worker)
     return app
 
@@ -164,6 +170,7 @@ async def _web_channel(app: web.Application) -> AsyncIterator[None]:
         groups=sb.stores.groups,
     )
     app[METRICS_ENDPOINT] = _metrics_endpoint(app, app[WEB_CHANNEL].auth)
+    app[ingest_routes.KNOWLEDGE_ADMIN] = _knowledge_admin(sb, app[WEB_CHANNEL].auth.admin)
     try:
         yield
     finally:
@@ -172,7 +179,61 @@ async def _web_channel(app: web.Application) -> AsyncIterator[None]:
 
 
 def _web_auth(sb: Switchboard) -> WebAuth:
-    return WebAuth(sb.settings.api_key_users, stored=sb.api_keys, local_user=getpass.getuser())
+    return WebAuth(sb.settings.api_key_users, stored=sb.api_keys, local_user=getpass.getuser(),
+                   admins=sb.settings.admin_names)
+
+
+def _knowledge_admin(
+    sb: Switchboard, authorize: Callable[[web.Request], Awaitable[Sender]]
+) -> ingest_routes.KnowledgeAdmin:
+    from bots.knowledge import request_options
+
+    return ingest_routes.KnowledgeAdmin(
+        ingestor=sb.ingestor, options=lambda body: request_options(sb.settings, body.model_dump()),
+        authorize=authorize, uploads=sb.settings.data_dir / "uploads",
+        max_upload_bytes=sb.settings.max_upload_bytes,
+    )
+
+
+async def _control_socket(app: web.Application) -> AsyncIterator[None]:
+    """Where `switchboard ingest` on this machine reaches the process that owns the
+    index (`adapters/sockets/control.py`): the admin routes on a Unix socket only this
+    user can enter. A second process on the same data directory leaves it to the first."""
+    sb = app[SWITCHBOARD]
+    path = control_socket(sb.settings.data_dir)
+    if sb.ingestor is None:
+        yield
+        return
+    if await control_answers(path):
+        log.warning("another process already takes ingests for %s", sb.settings.data_dir)
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.parent.chmod(0o700)
+    path.unlink(missing_ok=True)  # left by a process that died (it did not answer)
+    control = web.Application(middlewares=[_drain_gate, json_errors])
+    control[DRAINING] = app[DRAINING]
+    ingest_routes.api.add_to(control)
+
+    async def local_admin(request: web.Request) -> Sender:
+        return Sender(id=f"cli:local:{getpass.getuser()}", name=getpass.getuser())
+
+    control[ingest_routes.KNOWLEDGE_ADMIN] = _knowledge_admin(sb, local_admin)
+    runner = web.AppRunner(control, handle_signals=False, access_log=None,
+                           shutdown_timeout=HTTP_SHUTDOWN_SECONDS)
+    await runner.setup()
+    inode = None
+    try:
+        await web.UnixSite(runner, str(path)).start()
+        path.chmod(0o600)
+        inode = path.stat().st_ino
+        log.info("taking ingests on %s", path)
+        yield
+    finally:
+        await runner.cleanup()
+        with contextlib.suppress(OSError):
+            if inode is not None and path.stat().st_ino == inode:
+                path.unlink()
 
 
 def _metrics_endpoint(app: web.Application, auth: WebAuth) -> MetricsEndpoint:

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     port: int = Field(3978, ge=1, le=65535, validation_alias="PORT")
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="SWITCHBOARD_MAX_BODY_BYTES")
     api_keys: SecretStr | None = Field(None, validation_alias="SWITCHBOARD_API_KEYS")
+    # API key users who administer the assistant: add documents through the API.
+    admins: str = Field("", validation_alias="SWITCHBOARD_ADMINS")
+    # The most one upload of documents may carry (POST /api/v1/ingest/upload).
+    max_upload_bytes: int = Field(
+        100_000_000, ge=1024, validation_alias="SWITCHBOARD_MAX_UPLOAD_BYTES"
+    )
     # Messages one person, and one workspace or tenant, may send: `20/minute`, `200/hour`,
     # `5 per 10 seconds` (the `limits` library's notation). Unset: no limit.
     rate_limit_user: str | None = Field(None, validation_alias="SWITCHBOARD_RATE_LIMIT_USER")
@@ -290,6 +296,10 @@ class Settings(BaseSettings):
     def slack_enabled(self) -> bool:
         tokens = (self.slack_bot_token, self.slack_client_id, self.slack_app_token)
         return any(v is not None for v in tokens)
+
+    @property
+    def admin_names(self) -> frozenset[str]:
+        return _id_set(self.admins)
 
     @property
     def ticket_agent_names(self) -> frozenset[str]:

@@ -57,7 +57,7 @@ def discover(roots: list[Path], *, url_prefix: str | None) -> Found:
             files.append(SourceFile(path=root, source=key, url=key if base else None))
             scopes.append(Scope(prefix=key, exact=True))
         elif resolved.is_dir():
-            for relative in _walk(resolved):
+            for relative in walk(resolved):
                 key = _key(resolved, relative, base)
                 files.append(
                     SourceFile(path=root / relative, source=key, url=key if base else None)
@@ -68,7 +68,7 @@ def discover(roots: list[Path], *, url_prefix: str | None) -> Found:
     return Found(files=tuple(files), scopes=tuple(scopes), missing=tuple(missing))
 
 
-def _walk(root: Path) -> list[str]:
+def walk(root: Path) -> list[str]:
     found = []
     for directory, subdirectories, names in os.walk(root):
         subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -24,11 +25,12 @@ class WebAuth:
 
     def __init__(
         self, api_keys: Mapping[str, str], *, stored: ApiKeyStore | None = None,
-        local_user: str,
+        local_user: str, admins: frozenset[str] = frozenset(),
     ) -> None:
         self._keys = [(key.encode(), user) for key, user in api_keys.items()]
         self._stored = stored
         self._local_user = local_user
+        self._admins = admins
 
     @property
     def requires_keys(self) -> bool:
@@ -57,6 +59,24 @@ class WebAuth:
                 "make one with `switchboard apikey create`"
             )
         return Sender(id=f"web:local:{user}", name=user)
+
+    async def admin(self, request: web.Request) -> Sender:
+        """The verified caller if they administer the assistant (they may make it read
+        files): a key's user named in `SWITCHBOARD_ADMINS`, or the machine's own user where
+        that user is served without a key. Otherwise 401 or 403.
+
+        A page on another site must not borrow that: a browser names the page's origin on
+        every cross-site POST, and a request whose `Origin` is not this host is refused."""
+        sender = await self.sender(request)
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != request.host:
+            raise json_error(403, "requests from another site cannot change the knowledge base")
+        keyless = not request.headers.get("Authorization")
+        if keyless or sender.id.rsplit(":", 1)[-1] in self._admins:
+            return sender  # keyless: only the local user gets this far (`sender`)
+        raise json_error(
+            403, "administrators only: the key's user must be in SWITCHBOARD_ADMINS"
+        )
 
     async def _match(self, token: str) -> str | None:
         if not token:

@@ -149,3 +149,88 @@ STREAM_EVENTS: dict[str, type[BaseModel]] = {
     "start": StreamStart, "status": StreamStatus, "delta": StreamDelta, "tool": StreamTool,
     "done": ChatAnswer, "error": StreamError, "restart": StreamRestart,
 }
+
+
+class IngestBody(BaseModel):
+    """What to ingest: paths the server can read (absolute), and how to index them, as
+    `switchboard ingest` takes them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        min_length=1, max_length=10_000,
+        description="Absolute paths of files or folders (read recursively) on the server.",
+    )
+    source_url_prefix: str | None = Field(
+        None, min_length=1, max_length=2048,
+        description="Link each file as this URL + its path under the folder given.",
+    )
+    visibility: Literal["public", "restricted"] | None = Field(
+        None, description="For documents whose front matter does not say; default: "
+        "restricted when an allow list is given, else public.",
+    )
+    allow_users: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        [], max_length=1000)
+    allow_groups: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        [], max_length=1000)
+    allow_channels: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        [], max_length=1000)
+    prune: bool = Field(False, description="Remove indexed documents under the paths "
+                        "whose files no longer exist.")
+
+
+class IngestUploadOptions(IngestBody):
+    """The `options` part of an upload: as `IngestBody`, with the folder the files are
+    kept in instead of paths."""
+
+    paths: list[str] = Field([], max_length=0, description="Not used for uploads.")
+    folder: str = Field(
+        "upload", min_length=1, max_length=128, pattern=r"^[\w][\w .-]*$",
+        description="The folder under the server's `DATA_DIR/uploads` the files are kept "
+        "in; with `prune`, the upload replaces the folder's files.",
+    )
+
+
+class IngestUploadForm(BaseModel):
+    """A `multipart/form-data` upload: an optional `options` part first, then one `file`
+    part per document, its filename the document's path under the folder."""
+
+    options: str | None = Field(None, description="`IngestUploadOptions` as JSON.")
+    file: list[bytes] = Field(description="The documents.")
+
+
+class IngestProgress(BaseModel):
+    model_config = OUT
+
+    done: int = Field(description="Files read so far.")
+    total: int = Field(description="Files found in all.")
+    file: str = Field(description="The name of the last file read.")
+
+
+class SkippedFile(BaseModel):
+    model_config = OUT
+
+    path: str
+    reason: str
+    kind: str = Field(description="The short reason the summary counts by.")
+
+
+class IngestReportOut(BaseModel):
+    """What one ingest did, as `switchboard ingest` prints it."""
+
+    model_config = OUT
+
+    files: int
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    passages_written: int
+    passages_removed: int
+    passages_indexed: int = Field(description="Passages in the whole index afterwards.")
+    skipped: list[SkippedFile]
+
+
+INGEST_EVENTS: dict[str, type[BaseModel]] = {
+    "progress": IngestProgress, "report": IngestReportOut, "error": ErrorBody,
+}

@@ -34,6 +34,8 @@ ERROR_MEANINGS: Mapping[int, str] = {
          "does not match its schema also lists each field in `problems`.",
     401: "No valid API key (`Authorization: Bearer <key>`), or, without keys configured, "
          "a client that is not on this machine.",
+    403: "The caller is not an administrator (`SWITCHBOARD_ADMINS`), or the request came "
+         "from a page on another site.",
     404: "Not found, or not the caller's (the same answer either way).",
     409: "This message is already being answered, or answering it failed: retry later.",
     413: "The body is larger than `SWITCHBOARD_MAX_BODY_BYTES`.",
@@ -61,6 +63,7 @@ class Operation:
     response: type[BaseModel] | None
     status: int = 200
     body: type[BaseModel] | None = None
+    form: type[BaseModel] | None = None  # a multipart/form-data body (uploads)
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     public: bool = False  # no API key needed
@@ -74,7 +77,7 @@ class Operation:
         implied = set(self.errors)
         if not self.public:
             implied.add(401)
-        if self.body is not None:
+        if self.body is not None or self.form is not None:
             implied |= {400, 413}
         if self.query is not None:
             implied.add(400)
@@ -180,8 +183,9 @@ def _schemas(operations: Iterable[Operation]) -> tuple[dict[str, Any], dict[Any,
         (ErrorBody, "serialization")
     ]
     for op in operations:
-        if op.body is not None:
-            wanted.append((op.body, "validation"))
+        for model in (op.body, op.form):
+            if model is not None:
+                wanted.append((model, "validation"))
         if op.response is not None:
             wanted.append((op.response, "serialization"))
         wanted.extend((model, "serialization") for model in op.events.values())
@@ -210,6 +214,11 @@ def _operation(op: Operation, refs: Mapping[Any, Any]) -> dict[str, Any]:
         spec["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
+        }
+    if op.form is not None:
+        spec["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": refs[(op.form, "validation")]}},
         }
     error = {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}
     for status in op.statuses:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from adapters.web import conversations, docs, sources, tickets
+from adapters.web import conversations, docs, ingest, sources, tickets
 from adapters.web.body import read_body
 from adapters.web.channel import WEB_CHANNEL, Probe, WebChannel
 from adapters.web.errors import json_error, json_errors
@@ -59,7 +59,7 @@ def add_web_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_static("/static/", STATIC, append_version=True)
-    for table in (api, conversations.api, sources.api, tickets.api):
+    for table in (api, conversations.api, sources.api, tickets.api, ingest.api):
         table.add_to(app)
     docs.add_docs_routes(app)
 
