@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from adapters.terminal.chat import chat_loop
+from adapters.sockets.control import answers as control_answers
+from adapters.sockets.control import control_socket
+from adapters.terminal.chat import chat_loop, relayed
 from bots.bootstrap import bootstrap
 from bots.settings import Settings
 from core.ports import ChatModel
@@ -27,11 +29,20 @@ async def run_chat(
     model: ChatModel | None = None,
     log: Path | None = None,
 ) -> None:
-    """`log`: the file this session logs to (from `chat_log`), named at the start."""
+    """`log`: the file this session logs to (from `chat_log`), named at the start.
+
+    With an assistant running on this data directory (its control socket answers), that
+    assistant answers, with its index and model; this process only records and shows.
+    Otherwise this process answers, with the index opened here."""
     notes = (f"Log: {log}",) if log is not None else ()
-    # A Qdrant server is shared: answers here cite the documents there. The embedded shard
-    # belongs to one process, and holding it would keep `switchboard serve` from starting.
-    shared = settings.qdrant_url is not None
-    async with bootstrap(settings, model=model, open_knowledge=shared) as sb:
-        await chat_loop(name=sb.profile.name, worker=sb.worker, conversations=sb.conversations,
-                        lines=lines, out=out, notes=notes)
+    if await control_answers(control_socket(settings.data_dir)):
+        async with bootstrap(settings, answers=False, listens=True) as sb:
+            answer = relayed(inbox=sb.inbox, relay=sb.relay, work_added=sb.work_added)
+            notes = ("Answered by the assistant running on this data directory.", *notes)
+            await chat_loop(name=sb.profile.name, answer=answer, conversations=sb.conversations,
+                            lines=lines, out=out, notes=notes)
+        return
+    async with bootstrap(settings, model=model) as sb:
+        assert sb.worker is not None
+        await chat_loop(name=sb.profile.name, answer=sb.worker.answer_now,
+                        conversations=sb.conversations, lines=lines, out=out, notes=notes)

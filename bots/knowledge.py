@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -22,11 +21,11 @@ from rich.table import Table
 from adapters.ingest.document import Skipped
 from adapters.ingest.pipeline import IngestOptions, IngestReport, ingest
 from adapters.ingest.service import Ingestor
+from adapters.llm.tokens import EstimatingTokenCounter, token_counter_for
 from adapters.sockets.control import answers as control_answers
 from adapters.sockets.control import control_socket
 from adapters.web.ingest_client import IngestClient, IngestRefused, api_key_from_environment
 from adapters.web.models import IngestReportOut
-from adapters.llm.tokens import EstimatingTokenCounter, token_counter_for
 from bots.answering import embedder_for, open_knowledge_index
 from bots.bootstrap import KnowledgeIndex
 from bots.evaluation import Dataset, Scores, load_dataset, score

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from core.inbox import InboxItem
 from core.ports import Replier
-from core.replies import ReplyEvent
+from core.replies import ReplyEvent, ReplyFailed
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,31 @@ class ReplyRelay:
         if address and self._transport is not None and not address.startswith("local:"):
             return self._transport.replier(address, key)
         return _Stored()
+
+
+FIRST_EVENT_SECONDS = 60.0  # for a worker to start on the message
+NEXT_EVENT_SECONDS = 300.0  # between two events of an answer (a long tool, a slow model)
+NO_WORKER = (
+    "Sorry, nobody could start on your message just now. It is kept, and the answer will "
+    "appear in this conversation."
+)
+
+
+async def pass_on(events: asyncio.Queue[ReplyEvent], replier: Replier) -> None:
+    """Pass a waiting request's events on until its answer is done or failed. If no
+    worker starts on it in time, say so: the message is kept and its answer will land in
+    the conversation."""
+    timeout = FIRST_EVENT_SECONDS
+    while True:
+        try:
+            event = await asyncio.wait_for(events.get(), timeout)
+        except TimeoutError:
+            await replier.send(ReplyFailed(text=NO_WORKER, reference="no-worker"))
+            return
+        await replier.send(event)
+        if event.kind in ("done", "failed"):
+            return
+        timeout = NEXT_EVENT_SECONDS
 
 
 class _Local:

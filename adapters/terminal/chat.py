@@ -1,6 +1,7 @@
 """`switchboard chat`: the terminal loop. Each line is a message from the person at the
 keyboard, accepted and answered like any other channel's (the same `accept` policy, the
-same orchestrator), in this process and shown as it streams."""
+same orchestrator) and shown as it streams: by a worker in this process, or, when an
+assistant already runs on the data directory, by that assistant (`relayed`)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from adapters.terminal.replier import Screen, screen_for
-from core.inbox import Acceptance
+from core.inbox import Acceptance, Recorded, Requeued
 from core.messages import ConversationRef, InboundMessage, Sender
-from core.ports import ConversationStore
+from core.ports import ConversationStore, Inbox, Replier
+from core.relay import REPLY_TO, ReplyRelay, pass_on
 from core.threads import Conversation
-from core.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +33,31 @@ HELP = (
 )
 
 
+Answer = Callable[[Acceptance, Replier], Awaitable[object]]
+"""Records one message and answers it to the replier (the screen)."""
+
+
+def relayed(*, inbox: Inbox, relay: ReplyRelay, work_added: Callable[[], None]) -> Answer:
+    """Messages answered by the assistant already running: recorded here, answered by its
+    worker (same core, same index), the answer relayed back as it is written."""
+
+    async def answer(acceptance: Acceptance, replier: Replier) -> None:
+        message = acceptance.message
+        message = replace(message, channel_data={**message.channel_data,
+                                                 REPLY_TO: relay.address})
+        async with relay.waiting(message.id) as events:
+            outcome = await inbox.accept(replace(acceptance, message=message))
+            if isinstance(outcome, Recorded | Requeued):
+                work_added()
+                await pass_on(events, replier)
+
+    return answer
+
+
 async def chat_loop(
     *,
     name: str,
-    worker: Worker,
+    answer: Answer,
     conversations: ConversationStore,
     lines: TextIO,
     out: TextIO,
@@ -57,14 +81,14 @@ async def chat_loop(
     if conv is not None:
         await _show_recent(conversations, conv, name, screen)
     try:
-        await _converse(ref, sender=sender, worker=worker, lines=lines, screen=screen)
+        await _converse(ref, sender=sender, answer=answer, lines=lines, screen=screen)
     finally:
         # Ctrl-C mid-answer: a live region left running would keep the cursor hidden.
         screen.close()
 
 
 async def _converse(
-    ref: ConversationRef, *, sender: Sender, worker: Worker, lines: TextIO, screen: Screen
+    ref: ConversationRef, *, sender: Sender, answer: Answer, lines: TextIO, screen: Screen
 ) -> None:
     interactive = lines.isatty()
     while True:
@@ -93,7 +117,7 @@ async def _converse(
         )
         # `/ticket …` is answered by the ticket service, anything else by the model: the
         # orchestrator decides, as for every channel.
-        await worker.answer_now(Acceptance(message=message), screen)
+        await answer(Acceptance(message=message), screen)
 
 
 def _new_thread() -> ConversationRef:

@@ -30,22 +30,15 @@ from core.inbox import (
     RecordOutcome,
     Requeued,
 )
-from core.messages import ConversationRef, InboundMessage, Sender
-from core.ports import Replier
-from core.relay import REPLY_TO
-from core.replies import ReplyDone, ReplyEvent, ReplyFailed
+from core.messages import ConversationRef, InboundMessage
+from core.relay import REPLY_TO, pass_on
+from core.replies import ReplyDone
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 PAGE = STATIC / "index.html"
-FIRST_EVENT_SECONDS = 60.0  # for a worker to start on the message
-NEXT_EVENT_SECONDS = 300.0  # between two events of an answer (a long tool, a slow model)
 ANSWER_WAIT_SECONDS = 75.0  # a retried request, for the answer in progress (> the deadline)
-NO_WORKER = (
-    "Sorry, nobody could start on your message just now. It is kept, and the answer will "
-    "appear in this conversation."
-)
 __all__ = ["WEB_CHANNEL", "WebChannel", "add_web_routes"]
 
 api = ApiRoutes(tag="chat")
@@ -119,7 +112,7 @@ async def chat(request: web.Request) -> web.Response:
         ids = {"conversation_id": outcome.conversation_id,
                "message_id": _client_id(acceptance.message)}
         if not isinstance(outcome, Duplicate):
-            await _pump(events, replier)
+            await pass_on(events, replier)
     if replier.failed is not None:
         return web.json_response(
             {"error": replier.failed.text, "reference": replier.failed.reference,
@@ -156,7 +149,7 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
                          **ids},
                     )
             else:
-                await _pump(events, replier)
+                await pass_on(events, replier)
             response.stop_streaming()
     return response
 
@@ -171,22 +164,6 @@ async def _record(channel: WebChannel, acceptance: Acceptance) -> Recorded | Req
         case Recorded() | Requeued():
             channel.work_added()
     return outcome
-
-
-async def _pump(events: asyncio.Queue[ReplyEvent], replier: Replier) -> None:
-    """Pass the answer's events on until it is done or failed. If no worker starts on it
-    in time, say so: the message is kept and its answer will land in the conversation."""
-    timeout = FIRST_EVENT_SECONDS
-    while True:
-        try:
-            event = await asyncio.wait_for(events.get(), timeout)
-        except TimeoutError:
-            await replier.send(ReplyFailed(text=NO_WORKER, reference="no-worker"))
-            return
-        await replier.send(event)
-        if event.kind in ("done", "failed"):
-            return
-        timeout = NEXT_EVENT_SECONDS
 
 
 async def _accept(request: web.Request) -> tuple[WebChannel, Acceptance]:
