@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 from aiohttp_sse import sse_response
@@ -164,8 +165,9 @@ def _upload_options(raw: bytes) -> IngestUploadOptions:
 
 def _relative(filename: str) -> PurePosixPath:
     """A document's path under its folder, as the client named it: relative, no `..`,
-    nothing hidden (ingest skips hidden files)."""
-    path = PurePosixPath(filename.replace("\\", "/"))
+    nothing hidden (ingest skips hidden files). Percent-escapes are decoded: aiohttp's
+    client escapes `/` and anything outside ASCII, browsers `"` and line breaks."""
+    path = PurePosixPath(unquote(filename).replace("\\", "/"))
     parts = [p for p in path.parts if p not in ("", ".")]
     if path.is_absolute() or not parts or any(p == ".." or p.startswith(".") for p in parts):
         raise json_error(400, f"not a relative document path: {filename!r}")

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -75,7 +76,7 @@ async def _multipart(boundary: str, options: str, root: Path) -> AsyncIterator[b
     """The form, one file open at a time (a tree of thousands would exceed the open-file
     limit if every file were opened up front)."""
     yield _part_head(boundary, "options", None, "application/json") + options.encode() + b"\r\n"
-    files = [(p, p.name) for p in [root]] if root.is_file() else [
+    files = [(root, root.name)] if root.is_file() else [
         (root / relative, relative) for relative in walk(root.resolve())
     ]
     for path, name in files:
@@ -88,11 +89,10 @@ async def _multipart(boundary: str, options: str, root: Path) -> AsyncIterator[b
 
 
 def _part_head(boundary: str, name: str, filename: str | None, content_type: str) -> bytes:
-    """As browsers write it: the filename quoted, in UTF-8, `"` and `\\` escaped."""
+    """The filename percent-escaped (the server decodes it), so the header is ASCII."""
     disposition = f'form-data; name="{name}"'
     if filename is not None:
-        quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
-        disposition += f'; filename="{" ".join(quoted.splitlines())}"'
+        disposition += f'; filename="{quote(filename, safe="/ ")}"'
     return (f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
             f"Content-Type: {content_type}\r\n\r\n").encode()
 
