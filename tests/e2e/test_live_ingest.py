@@ -41,7 +41,7 @@ def switchboard(procs: Processes, *args: str, stdin: str = "",
                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """A `switchboard` command run to its end, as a person would in a second terminal."""
     return subprocess.run(
-        [*CLI, *args], input=stdin, capture_output=True, text=True, timeout=120,
+        [*CLI, *args], input=stdin, capture_output=True, text=True, timeout=120, check=False,
         cwd=REPOSITORY, env=clean_env({**procs.env, **(env or {})}),
     )
 
@@ -54,12 +54,13 @@ async def serve(procs: Processes, env: dict[str, str] | None = None) -> Child:
 
 async def ask(url: str, question: str, key: str | None = None) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{url}/api/v1/chat", json={"message": question},
-                             headers=headers) as response:
-            assert response.status == 200, await response.text()
-            answer: dict[str, Any] = await response.json()
-            return answer
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/api/v1/chat", json={"message": question}, headers=headers) as response,
+    ):
+        assert response.status == 200, await response.text()
+        answer: dict[str, Any] = await response.json()
+        return answer
 
 
 def titles(answer: dict[str, Any]) -> list[str]:
