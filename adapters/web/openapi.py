@@ -143,7 +143,8 @@ def document(app: web.Application, *, title: str, version: str) -> dict[str, Any
             "title": title,
             "version": version,
             "description": "Switchboard's REST API: chat (JSON or server-sent events), "
-                           "conversations and support tickets. Every error is JSON, "
+                           "conversations, support tickets, and adding documents to the "
+                           "knowledge base (administrators). Every error is JSON, "
                            '`{"error": message, ...}`.',
         },
         "paths": paths,
