@@ -27,7 +27,7 @@ from adapters.qdrant.payload import (
     to_passage,
     to_payload,
 )
-from adapters.qdrant.plan import RRF_K, RRF_WEIGHTS, Mode, SearchPlan, candidates, plan_search
+from adapters.qdrant.plan import Mode, SearchPlan, candidates, plan_search
 from adapters.qdrant.sparse import DENSE_VECTOR, SPARSE_VECTOR, Bm25Encoder
 from core.errors import ConfigurationError, StorageError
 from core.knowledge import Audience, Chunk, Passage
@@ -242,10 +242,9 @@ def _request(plan: SearchPlan, where: edge.Filter) -> edge.QueryRequest | None:
         sparse = edge.Query.Nearest(plan.sparse, using=SPARSE_VECTOR)
         dense = edge.Query.Nearest(plan.dense, using=DENSE_VECTOR)
         prefetches = [edge.Prefetch(n, query=q, filter=where) for q in (sparse, dense)]
-        weights = list(RRF_WEIGHTS) if RRF_WEIGHTS else None
         return edge.QueryRequest(
             plan.limit, prefetches=prefetches,
-            query=edge.Fusion.Rrf(RRF_K, weights),  # type: ignore[arg-type]  # stub omits Rrf
+            query=edge.Fusion.Dbsf(),  # type: ignore[arg-type]  # stub omits Fusion
             filter=where, with_payload=True,
         )
     if plan.sparse is not None:

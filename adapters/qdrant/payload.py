@@ -13,16 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from adapters.qdrant.sparse import ENCODING
 from core.knowledge import Chunk, Passage
 
-SOURCE, DOCUMENT_HASH = "source", "document_hash"
+SOURCE, DOCUMENT_HASH, ENCODED_AS = "source", "document_hash", "encoding"
 VISIBILITY, PUBLIC, RESTRICTED = "visibility", "public", "restricted"
 ALLOW_USERS, ALLOW_GROUPS, ALLOW_CHANNELS = "allow_users", "allow_groups", "allow_channels"
 
 # Every field a filter touches is indexed (all keywords).
 KEYWORD_INDEXES = (VISIBILITY, SOURCE, ALLOW_USERS, ALLOW_GROUPS, ALLOW_CHANNELS)
 # `sources()` reads only these, so listing 50k passages does not move their text.
-SOURCE_FIELDS = [SOURCE, DOCUMENT_HASH, "position"]
+SOURCE_FIELDS = [SOURCE, DOCUMENT_HASH, "position", ENCODED_AS]
 
 
 def to_payload(chunk: Chunk) -> dict[str, Any]:
@@ -35,6 +36,7 @@ def to_payload(chunk: Chunk) -> dict[str, Any]:
         "text": chunk.text,
         "url": chunk.url,
         DOCUMENT_HASH: chunk.document_hash,
+        ENCODED_AS: ENCODING,
         VISIBILITY: PUBLIC if access.public else RESTRICTED,
         ALLOW_USERS: sorted(access.users),
         ALLOW_GROUPS: sorted(access.groups),
@@ -65,9 +67,11 @@ def in_order(records: list[tuple[object, dict[str, Any] | None]]) -> list[Passag
 def note_source(found: dict[str, str], payload: dict[str, Any]) -> None:
     """Add one passage to a `sources()` listing. A document's hash is read from its first
     passage, which the ingest writes last: a document whose write was cut short has no
-    first passage yet, is listed with an empty hash, and is written again next time."""
+    first passage yet, is listed with an empty hash, and is written again next time. So is a
+    document written by an older encoder (`sparse.ENCODING`): its vectors are stale."""
     source = str(payload["source"])
     if payload.get("position") == 0:
-        found[source] = str(payload["document_hash"])
+        current = payload.get(ENCODED_AS) == ENCODING
+        found[source] = str(payload["document_hash"]) if current else ""
     else:
         found.setdefault(source, "")

@@ -24,7 +24,7 @@ from adapters.qdrant.payload import (
     to_passage,
     to_payload,
 )
-from adapters.qdrant.plan import RRF_K, RRF_WEIGHTS, Mode, SearchPlan, candidates, plan_search
+from adapters.qdrant.plan import Mode, SearchPlan, candidates, plan_search
 from adapters.qdrant.sparse import DENSE_VECTOR, SPARSE_VECTOR, Bm25Encoder
 from core.errors import ConfigurationError, StorageError
 from core.knowledge import Audience, Chunk, Passage
@@ -245,13 +245,12 @@ def _query_arguments(plan: SearchPlan, where: models.Filter) -> dict[str, Any] |
     sparse = _sparse(plan)
     if sparse is not None and plan.dense is not None:
         n = candidates(plan.limit)
-        weights = list(RRF_WEIGHTS) if RRF_WEIGHTS else None
         return {
             "prefetch": [
                 models.Prefetch(query=sparse, using=SPARSE_VECTOR, limit=n, filter=where),
                 models.Prefetch(query=plan.dense, using=DENSE_VECTOR, limit=n, filter=where),
             ],
-            "query": models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=weights)),
+            "query": models.FusionQuery(fusion=models.Fusion.DBSF),
         }
     if sparse is not None:
         return {"query": sparse, "using": SPARSE_VECTOR}
