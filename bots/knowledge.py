@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 BUNDLED_DOCS = Path(__file__).parent / "docs"
 # Their source keys, the same wherever Switchboard is installed (a file:// key would not be).
 BUNDLED_PREFIX = "switchboard-docs:"
+LOCAL_URL = "http://switchboard"  # the host name on the control socket (any will do)
 EVERYONE = Audience(kind="person", principals=frozenset())  # public passages only
 
 
@@ -94,15 +95,22 @@ async def _optimize(index: KnowledgeIndex, settings: Settings, report: IngestRep
 
 async def run_knowledge_command(args: argparse.Namespace, settings: Settings) -> int:
     console = Console(soft_wrap=True)
-    match args.command, getattr(args, "kb_command", None):
-        case "ingest", _:
-            return await _ingest(args, settings, console)
-        case "kb", "stats":
-            return await _stats(args, settings, console)
-        case "kb", "delete":
-            return await _delete(args, settings, console)
-        case "kb", "eval":
-            return await _evaluate(args, settings, console)
+    try:
+        match args.command, getattr(args, "kb_command", None):
+            case "ingest", _:
+                return await _ingest(args, settings, console)
+            case "kb", "stats":
+                return await _stats(args, settings, console)
+            case "kb", "delete":
+                return await _delete(args, settings, console)
+            case "kb", "eval":
+                return await _evaluate(args, settings, console)
+    except IngestRefused as e:  # the running assistant said no, and why
+        print(f"switchboard: {e}", file=sys.stderr)
+        return 1
+    except aiohttp.ClientError as e:
+        print(f"switchboard: could not reach the assistant: {e}", file=sys.stderr)
+        return 1
     raise AssertionError(f"unknown command {args.command} {args.kb_command}")
 
 
@@ -123,33 +131,33 @@ async def _ingest(args: argparse.Namespace, settings: Settings, console: Console
         "allow_channels": args.allow_channel, "prune": args.prune,
     }
     paths = [Path(p) for p in args.paths]
-    socket = control_socket(settings.data_dir)
     with _progress_bar() as progress:
-        try:
-            if args.server:
-                report, total = await _upload(args.server, paths, choices, progress)
-            elif await control_answers(socket):
-                log.info("sending the ingest to the assistant running on %s", settings.data_dir)
-                async with IngestClient.session(socket=socket) as session:
-                    out = await IngestClient(session, "http://switchboard").ingest_paths(
-                        paths, choices, progress)
-                report, total = _report_of(out), out.passages_indexed
-            else:
-                options = request_options(settings, choices)
-                async with knowledge_index(settings) as index:
-                    ingestor = ingestor_for(index, settings)
-                    report = await ingestor.run(
-                        paths, options=options,
-                        progress=lambda done, all, path: progress(done, all, path.name))
-                    total = await ingestor.count()
-        except IngestRefused as e:
-            print(f"switchboard: {e}", file=sys.stderr)
-            return 1
-        except aiohttp.ClientError as e:
-            print(f"switchboard: could not reach the assistant: {e}", file=sys.stderr)
-            return 1
+        if args.server:
+            report, total = await _upload(args.server, paths, choices, progress)
+        else:
+            async with _running(settings) as client:
+                if client is not None:
+                    log.info("sending the ingest to the assistant running on %s",
+                             settings.data_dir)
+                    out = await client.ingest_paths(paths, choices, progress)
+                    report, total = _report_of(out), out.passages_indexed
+                else:
+                    report, total = await _ingest_here(settings, paths, choices, progress)
     _print_report(report, total, console, verbose=args.verbose)
     return 0
+
+
+async def _ingest_here(
+    settings: Settings, paths: list[Path], choices: Mapping[str, Any],
+    progress: Callable[[int, int, str], None],
+) -> tuple[IngestReport, int]:
+    options = request_options(settings, choices)
+    async with knowledge_index(settings) as index:
+        ingestor = ingestor_for(index, settings)
+        report = await ingestor.run(
+            paths, options=options, progress=lambda done, all, path: progress(done, all, path.name)
+        )
+        return report, await ingestor.count()
 
 
 @contextmanager
@@ -249,11 +257,17 @@ def _details(skipped: Iterable[Skipped], shown: int = 4) -> str:
 
 
 async def _stats(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    async with knowledge_index(settings) as index:
-        sources = await index.sources()
-        total = await index.count()
-        where = index.describe()
-    console.print(f"{where}: {len(sources)} documents, {total} passages", markup=False)
+    async with _running(settings) as client:
+        if client is not None:
+            stats = await client.stats(sources=args.sources)
+            where, documents, total = stats.index, stats.documents, stats.passages
+            sources = stats.sources or []
+        else:
+            async with knowledge_index(settings) as index:
+                sources = sorted(await index.sources())
+                total = await index.count()
+                where, documents = index.describe(), len(sources)
+    console.print(f"{where}: {documents} documents, {total} passages", markup=False)
     if args.sources:
         for source in sorted(sources):
             console.print(f"  {source}", markup=False)
@@ -261,14 +275,29 @@ async def _stats(args: argparse.Namespace, settings: Settings, console: Console)
 
 
 async def _delete(args: argparse.Namespace, settings: Settings, console: Console) -> int:
-    async with knowledge_index(settings) as index:
-        removed = await index.delete_source(args.source)
+    async with _running(settings) as client:
+        if client is not None:
+            removed = await client.delete(args.source)
+        else:
+            async with knowledge_index(settings) as index:
+                removed = await index.delete_source(args.source)
     if not removed:
         console.print(f"no document {args.source!r} (see `switchboard kb stats --sources`)",
                       markup=False)
         return 1
     console.print(f"removed {args.source} ({removed} passages)", markup=False)
     return 0
+
+
+@asynccontextmanager
+async def _running(settings: Settings) -> AsyncIterator[IngestClient | None]:
+    """A client of the assistant running on this data directory, or None."""
+    socket = control_socket(settings.data_dir)
+    if not await control_answers(socket):
+        yield None
+        return
+    async with IngestClient.session(socket=socket) as session:
+        yield IngestClient(session, LOCAL_URL)
 
 
 async def _evaluate(args: argparse.Namespace, settings: Settings, console: Console) -> int:

@@ -189,7 +189,8 @@ def _knowledge_admin(
     from bots.knowledge import request_options
 
     return ingest_routes.KnowledgeAdmin(
-        ingestor=sb.ingestor, options=lambda body: request_options(sb.settings, body.model_dump()),
+        ingestor=sb.ingestor, where=sb.knowledge.describe() if sb.knowledge else "",
+        options=lambda body: request_options(sb.settings, body.model_dump()),
         authorize=authorize, uploads=sb.settings.data_dir / "uploads",
         max_upload_bytes=sb.settings.max_upload_bytes,
     )

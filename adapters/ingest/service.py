@@ -52,6 +52,15 @@ class Ingestor:
         finally:
             self._waiting -= 1
 
+    async def delete(self, source: str) -> int:
+        """Remove one document (between runs, never in the middle of one); how many
+        passages went."""
+        async with self._lock:
+            return await self._store.delete_source(source)
+
+    async def sources(self) -> dict[str, str]:
+        return await self._store.sources()
+
     async def count(self) -> int:
         """Passages indexed in all (for the summary a run ends with)."""
         return await self._store.count()

@@ -1,5 +1,6 @@
 """The knowledge base's admin routes: ingest paths the server can read, or uploaded files,
-into the running assistant's index while it answers, with progress as server-sent events.
+into the running assistant's index while it answers, with progress as server-sent events;
+what the index holds, and removing one document.
 
 Served where the index is owned (the `all` and `worker` roles, the latter only on its
 control socket, `bots/control.py`); elsewhere they answer 503 and say where to ingest.
@@ -27,17 +28,21 @@ from pydantic import ValidationError
 
 from adapters.ingest.pipeline import IngestOptions, IngestReport
 from adapters.ingest.service import Ingestor
-from adapters.web.body import read_body
+from adapters.web.body import read_body, read_query
 from adapters.web.errors import json_error
 from adapters.web.models import (
     INGEST_EVENTS,
+    DocumentQuery,
+    DocumentRemoved,
     IngestBody,
     IngestReportOut,
     IngestUploadForm,
     IngestUploadOptions,
+    KnowledgeQuery,
+    KnowledgeStats,
     SkippedFile,
 )
-from adapters.web.openapi import ApiRoutes
+from adapters.web.openapi import ApiRoutes, respond
 from adapters.web.replier import SseReplier
 from core.json_input import problems
 from core.messages import Sender
@@ -60,6 +65,7 @@ class KnowledgeAdmin:
     only administrators through; uploads are kept under `uploads`, one folder each."""
 
     ingestor: Ingestor | None
+    where: str  # the index, as `kb stats` names it
     options: Callable[[IngestBody], IngestOptions]
     authorize: Callable[[web.Request], Awaitable[Sender]]
     uploads: Path
@@ -114,6 +120,35 @@ async def ingest_upload(request: web.Request) -> web.StreamResponse:
     finally:
         await asyncio.to_thread(shutil.rmtree, staging, True)
     return await _stream(request, ingestor, [folder], _options(admin, upload))
+
+
+@api.get("/knowledge", query=KnowledgeQuery, response=KnowledgeStats, errors=[403, 503])
+async def knowledge_stats(request: web.Request) -> web.Response:
+    """What the knowledge base holds (administrators only: source keys name every
+    document, restricted ones too)."""
+    admin = request.app[KNOWLEDGE_ADMIN]
+    await admin.authorize(request)
+    query = read_query(request, KnowledgeQuery)
+    ingestor = _ingestor(admin)
+    sources = await ingestor.sources()
+    return respond(KnowledgeStats(
+        index=admin.where, documents=len(sources), passages=await ingestor.count(),
+        **({"sources": sorted(sources)} if query.sources else {}),
+    ))
+
+
+@api.delete("/knowledge/documents", query=DocumentQuery, response=DocumentRemoved,
+            errors=[403, 404, 503])
+async def remove_document(request: web.Request) -> web.Response:
+    """Remove one document from the knowledge base (administrators only). Its file, if
+    still in a folder that is ingested again, comes back."""
+    admin = request.app[KNOWLEDGE_ADMIN]
+    await admin.authorize(request)
+    query = read_query(request, DocumentQuery)
+    removed = await _ingestor(admin).delete(query.source)
+    if not removed:
+        raise json_error(404, f"no document {query.source!r} in the knowledge base")
+    return respond(DocumentRemoved(source=query.source, passages_removed=removed))
 
 
 def _ingestor(admin: KnowledgeAdmin) -> Ingestor:

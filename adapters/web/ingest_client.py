@@ -1,4 +1,4 @@
-"""`switchboard ingest` as a client of a running assistant: the admin routes of
+"""`switchboard ingest` and `kb stats|delete` as clients of a running assistant: the admin routes of
 `adapters/web/ingest.py`, over the control socket on this machine or HTTP with an API
 key, their server-sent events turned back into progress and a report."""
 
@@ -15,7 +15,12 @@ from urllib.parse import quote
 import aiohttp
 
 from adapters.ingest.files import walk
-from adapters.web.models import IngestReportOut, IngestUploadOptions
+from adapters.web.models import (
+    DocumentRemoved,
+    IngestReportOut,
+    IngestUploadOptions,
+    KnowledgeStats,
+)
 
 Progress = Callable[[int, int, str], None]
 CONNECT_SECONDS = 10.0
@@ -64,6 +69,24 @@ class IngestClient:
         async with self._session.post(f"{self._base}/ingest/upload", data=body,
                                       headers=headers) as response:
             return await _events(response, progress)
+
+
+    async def stats(self, *, sources: bool) -> KnowledgeStats:
+        query = {"sources": "true" if sources else "false"}
+        async with self._session.get(f"{self._base}/knowledge", params=query) as response:
+            if response.status != 200:
+                raise IngestRefused(response.status, await _error_text(response))
+            return KnowledgeStats.model_validate(await response.json())
+
+    async def delete(self, source: str) -> int:
+        """Passages removed; 0 when there was no such document."""
+        async with self._session.delete(f"{self._base}/knowledge/documents",
+                                        params={"source": source}) as response:
+            if response.status == 404:
+                return 0
+            if response.status != 200:
+                raise IngestRefused(response.status, await _error_text(response))
+            return DocumentRemoved.model_validate(await response.json()).passages_removed
 
 
 def _folder_name(root: Path) -> str:

@@ -234,3 +234,28 @@ class IngestReportOut(BaseModel):
 INGEST_EVENTS: dict[str, type[BaseModel]] = {
     "progress": IngestProgress, "report": IngestReportOut, "error": ErrorBody,
 }
+
+
+class KnowledgeQuery(BaseModel):
+    sources: Flag = Field(False, description="Also list every document's source key.")
+
+
+class KnowledgeStats(BaseModel):
+    model_config = OUT
+
+    index: str = Field(description="Where the index is: the embedded shard or a server.")
+    documents: int
+    passages: int
+    sources: list[str] | None = None
+
+
+class DocumentQuery(BaseModel):
+    source: str = Field(min_length=1, max_length=4096,
+                        description="The document's source key, as `sources` lists it.")
+
+
+class DocumentRemoved(BaseModel):
+    model_config = OUT
+
+    source: str
+    passages_removed: int

@@ -103,6 +103,9 @@ class ApiRoutes:
     def patch(self, path: str, **declared: Any) -> Callable[[Handler], Handler]:
         return self._route("PATCH", path, declared)
 
+    def delete(self, path: str, **declared: Any) -> Callable[[Handler], Handler]:
+        return self._route("DELETE", path, declared)
+
     def _route(
         self, method: Method, path: str, declared: dict[str, Any]
     ) -> Callable[[Handler], Handler]:

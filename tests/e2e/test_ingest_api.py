@@ -69,6 +69,21 @@ async def test_only_administrators_may_ingest(
         assert says in await error(response)
 
 
+async def test_stats_and_removal_are_for_administrators(make_settings: MakeSettings) -> None:
+    async with serving(make_settings(api_keys=KEYS, admins="root")) as client:
+        hidden = await client.get("/api/v1/knowledge?sources=true", headers=READER)
+        stats = await client.get("/api/v1/knowledge?sources=true", headers=ADMIN)
+        refused = await client.delete("/api/v1/knowledge/documents?source=x", headers=READER)
+        unknown = await client.delete("/api/v1/knowledge/documents?source=x", headers=ADMIN)
+
+        assert hidden.status == 403 and refused.status == 403
+        assert stats.status == 200
+        body = await stats.json()
+        assert body["index"].startswith("embedded Qdrant Edge shard")
+        assert (body["documents"], body["passages"], body["sources"]) == (0, 0, [])
+        assert unknown.status == 404 and "no document 'x'" in await error(unknown)
+
+
 @pytest.mark.parametrize(("body", "says"), [
     ({"paths": ["relative/docs"]}, "paths must be absolute relative/docs"),
     ({"paths": ["/no/such/folder"]}, "no such file or directory on the server /no/such/folder"),

@@ -89,6 +89,29 @@ async def test_a_document_ingested_from_a_second_process_is_cited_without_a_rest
     assert "0 added, 0 updated, 1 unchanged" in again.stdout  # incremental, as before
 
 
+async def test_kb_stats_and_delete_reach_the_running_assistant(
+    procs: Processes, tmp_path: Path
+) -> None:
+    server = await serve(procs)
+    assert server.url is not None
+    docs = tmp_path / "docs"
+    write(docs, "zebra.md", "# Zebra crossing\n\nThe zebra crossing code is ZX-4471.\n")
+    write(docs, "lion.md", "# Lion enclosure\n\nThe lion enclosure code is LE-1212.\n")
+    assert switchboard(procs, "ingest", str(docs)).returncode == 0
+    zebra = (docs / "zebra.md").resolve().as_uri()
+
+    stats = switchboard(procs, "kb", "stats", "--sources")
+    deleted = switchboard(procs, "kb", "delete", zebra)
+    missing = switchboard(procs, "kb", "delete", zebra)
+
+    assert stats.returncode == 0, stats.stderr
+    assert "embedded Qdrant Edge shard" in stats.stdout and "2 documents, 2 passages" in stats.stdout
+    assert f"  {zebra}" in stats.stdout
+    assert deleted.returncode == 0 and f"removed {zebra} (1 passages)" in deleted.stdout
+    assert missing.returncode == 1 and "no document" in missing.stdout
+    assert "Zebra crossing" not in titles(await ask(server.url, "zebra crossing code"))
+
+
 async def test_two_ingests_at_once_during_chat_lose_and_duplicate_nothing(
     procs: Processes, tmp_path: Path
 ) -> None:
