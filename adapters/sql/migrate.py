@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql.engine import transaction
 
-HEAD = "0009"
+HEAD = "0010"
 """The newest revision; `test_head_names_the_newest_migration` keeps it honest."""
 
 # Any constant: it only has to be the same in every Switchboard process.

@@ -220,6 +220,29 @@ group_members = Table(
     Index(None, "member"),
 )
 
+# Sources kept in sync (`switchboard source`, SWITCHBOARD_SOURCES): a folder re-ingested
+# every `interval_seconds` by one owning process at a time (the lease), and its last run.
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("origin", String(8), nullable=False),  # "cli", or "env": SWITCHBOARD_SOURCES
+    Column("path", String(1024), nullable=False),
+    Column("interval_seconds", Integer, nullable=False),
+    Column("access", NullableJSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("next_run_at", UtcDateTime, nullable=False),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("last_started_at", UtcDateTime, nullable=True),
+    Column("last_finished_at", UtcDateTime, nullable=True),
+    Column("last_outcome", String(8), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_counts", NullableJSON, nullable=True),
+    UniqueConstraint("origin", "path"),
+    Index(None, "next_run_at"),
+)
+
 # Rate-limit counters (the `limits` library's fixed windows), shared by every process on
 # the database. `expires_at` is epoch seconds, as the library reckons.
 rate_limits = Table(
