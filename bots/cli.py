@@ -13,6 +13,7 @@ from bots.apikeys import add_apikey_commands
 from bots.groups import add_groups_commands
 from bots.logs import configure_logging
 from bots.settings import Settings, load_settings
+from bots.source_commands import add_source_commands
 from core.errors import ConfigurationError
 
 
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="upload to the assistant at URL (an admin's API key in "
                         "SWITCHBOARD_API_KEY); without it, an assistant running on this "
                         "DATA_DIR takes the ingest, or the index is opened here")
+    add_source_commands(sub)
     kb = sub.add_parser("kb", help="inspect and maintain the knowledge base")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True, metavar="COMMAND")
     stats = kb_sub.add_parser("stats", help="what is indexed")
@@ -204,6 +206,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             from bots.knowledge import run_knowledge_command
 
             return asyncio.run(run_knowledge_command(args, settings))
+        case "source":
+            from bots.source_commands import run_source_command
+
+            return asyncio.run(run_source_command(args, settings))
         case "teams":
             from bots.teams_package import build_package
 

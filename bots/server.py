@@ -36,6 +36,7 @@ from adapters.web.routes import WEB_CHANNEL, WebChannel, add_web_routes
 from bots.bootstrap import Switchboard, bootstrap
 from bots.retention import retention_context
 from bots.settings import Settings
+from bots.sources import sources_context
 from bots.tickets import ticket_context, ticket_notifier
 from core.errors import StorageError
 from core.messages import Sender
@@ -104,6 +105,7 @@ def create_app(
         # The answering processes purge (SWITCHBOARD_RETENTION_DAYS): there is always one.
         app.cleanup_ctx.append(retention_context(SWITCHBOARD))
         app.cleanup_ctx.append(_control_socket)
+        app.cleanup_ctx.append(sources_context(SWITCHBOARD))  # SWITCHBOARD_SOURCES, `source add`
         app.cleanup_ctx.append(_worker)
     return app
 

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.sql.engine import DRIVERS
 from core.errors import ConfigurationError
+from core.sources import DeclaredSource, parse_sources
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
     )
     # The documentation about Switchboard itself, indexed at start-up (public).
     bundled_docs: bool = Field(True, validation_alias="SWITCHBOARD_BUNDLED_DOCS")
+    # Folders kept in sync by the process that owns the index: `PATH[=INTERVAL]`, comma
+    # separated (`/srv/handbook=10m,/mnt/wiki=1h`); more with `switchboard source add`.
+    sources: str = Field("", validation_alias="SWITCHBOARD_SOURCES")
 
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "SWITCHBOARD_HOST"))
     port: int = Field(3978, ge=1, le=65535, validation_alias="PORT")
@@ -202,6 +206,12 @@ class Settings(BaseSettings):
             parse_api_keys(value.get_secret_value())
         return value
 
+    @field_validator("sources")
+    @classmethod
+    def _sources_format(cls, value: str) -> str:
+        parse_sources(value)
+        return value
+
     @field_validator("rate_limit_user", "rate_limit_workspace")
     @classmethod
     def _rate_limit(cls, value: str | None) -> str | None:
@@ -291,6 +301,10 @@ class Settings(BaseSettings):
     @property
     def workspace_rate_limit(self) -> RateLimitItem | None:
         return parse_rate_limit(self.rate_limit_workspace) if self.rate_limit_workspace else None
+
+    @property
+    def declared_sources(self) -> tuple[DeclaredSource, ...]:
+        return parse_sources(self.sources)
 
     @property
     def slack_enabled(self) -> bool:
