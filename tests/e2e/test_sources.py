@@ -127,6 +127,24 @@ async def test_a_failing_source_logs_one_line_per_run_and_one_traceback(
     assert [bool(r.exc_info) for r in failures] == [True, False, False]
 
 
+async def test_of_two_owning_processes_one_syncs_a_due_source(
+    scheduled: Scheduled, make_settings: MakeSettings, tmp_path: Path,
+) -> None:
+    write(tmp_path / "docs", "vpn.md", "# VPN\n\nReset the token.\n")
+    await scheduled.store.add(DeclaredSource(path=str(tmp_path / "docs"), interval=60))
+    settings = make_settings()
+    async with open_database(settings) as engine:  # another process's connection
+        other = SourceScheduler(store=SqlSourceStore(engine), ingestor=scheduled.scheduler.ingestor,
+                                settings=settings)
+
+        ran = await asyncio.gather(scheduled.scheduler.run_due(), other.run_due())
+
+    assert sorted(ran) == [0, 1]
+    [record] = await scheduled.store.list()
+    assert record.last is not None and record.last.counts is not None
+    assert record.last.counts.added == 1
+
+
 async def test_sources_are_synced_one_after_the_other_each_with_its_own_access(
     scheduled: Scheduled, tmp_path: Path,
 ) -> None:
