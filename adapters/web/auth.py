@@ -69,7 +69,9 @@ class WebAuth:
         every cross-site POST, and a request whose `Origin` is not this host is refused."""
         sender = await self.sender(request)
         origin = request.headers.get("Origin")
-        if origin is not None and urlsplit(origin).netloc != request.host:
+        # Behind a proxy that rewrites Host, the page's own host is in X-Forwarded-Host.
+        hosts = {request.host, *request.headers.getall("X-Forwarded-Host", ())}
+        if origin is not None and urlsplit(origin).netloc not in hosts:
             raise json_error(403, "requests from another site cannot change the knowledge base")
         keyless = not request.headers.get("Authorization")
         if keyless or sender.id.rsplit(":", 1)[-1] in self._admins:

@@ -45,6 +45,10 @@ class Info(BaseModel):
 
     name: str = Field(description="The assistant's name.")
     api_key_required: bool
+    adds_documents: bool = Field(
+        False, description="This server takes documents (`POST /ingest/upload`) from "
+        "administrators: the page offers to add some.",
+    )
 
 
 class ChatBody(BaseModel):

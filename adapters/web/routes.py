@@ -69,9 +69,11 @@ async def healthz(request: web.Request) -> web.Response:
 async def info(request: web.Request) -> web.Response:
     """What the page shows before the first message (no API key: nothing private)."""
     channel = request.app[WEB_CHANNEL]
-    return respond(
-        Info(name=channel.name, api_key_required=channel.auth.requires_key_from(request))
-    )
+    admin = request.app.get(ingest.KNOWLEDGE_ADMIN)
+    return respond(Info(
+        name=channel.name, api_key_required=channel.auth.requires_key_from(request),
+        adds_documents=admin is not None and admin.ingestor is not None,
+    ))
 
 
 async def readyz(request: web.Request) -> web.Response:

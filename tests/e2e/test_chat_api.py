@@ -244,7 +244,7 @@ async def test_the_page_and_info_are_served(client: Client) -> None:
     page = await client.get("/")
     assert page.status == 200 and "/api/v1/chat/stream" in await page.text()
     assert await (await client.get("/api/v1/info")).json() == {
-        "name": "Switchboard", "api_key_required": False
+        "name": "Switchboard", "api_key_required": False, "adds_documents": True
     }
 
 

@@ -327,3 +327,33 @@ def conversation_turns(chat: Chat, conversation_id: str) -> Callable[[], int]:
         return len(chat.served.call(store.recent_turns(conversation_id, 10)))
 
     return count
+
+
+def test_an_administrator_adds_a_document_from_the_page_and_it_is_cited(
+    browser: Any, server_url: str, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    document = tmp_path / "picked" / "zebra.md"
+    document.parent.mkdir()
+    document.write_text("# Zebra crossing\n\nThe zebra crossing code is ZX-4471.\n")
+    browser.get(server_url)  # localhost, no keys: the machine's own user administers
+
+    button = wait.until(lambda d: d.find_element(By.ID, "add-documents")
+                        if d.find_element(By.ID, "add-documents").is_displayed() else False)
+    assert button.text == "Add documents"
+    browser.find_element(By.ID, "document-files").send_keys(str(document))  # the file picker
+    notice = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '.notice[data-state="done"]'))
+    assert notice.text.startswith("Knowledge base: 1 new, 0 updated, 0 unchanged.")
+    assert (tmp_path / "uploads" / "web" / "zebra.md").exists()  # kept on the server
+
+    box = browser.find_element(By.ID, "input")
+    box.send_keys("What is the zebra crossing code?", Keys.ENTER)
+    answer = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ANSWERED))
+    assert "ZX-4471" in answer.text  # offline: the passage found, cited
+    assert "Zebra crossing" in answer.find_element(By.CLASS_NAME, "sources").text
+    errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not errors, errors
