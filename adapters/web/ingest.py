@@ -114,12 +114,16 @@ async def ingest_upload(request: web.Request) -> web.StreamResponse:
         raise json_error(400, "send the files as multipart/form-data")
     staging = admin.uploads / f".staging-{uuid.uuid4().hex}"
     try:
-        upload = await _receive(request, staging, admin.max_upload_bytes)
+        try:
+            upload = await _receive(request, staging, admin.max_upload_bytes)
+        except ValueError:  # aiohttp's word for a body that is not the multipart it says
+            raise json_error(400, "the multipart body is malformed or cut short") from None
+        options = _options(admin, upload)  # refused before the folder changes
         folder = admin.uploads / upload.folder
         await asyncio.to_thread(_keep, staging / upload.folder, folder, replace=upload.prune)
     finally:
         await asyncio.to_thread(shutil.rmtree, staging, True)
-    return await _stream(request, ingestor, [folder], _options(admin, upload))
+    return await _stream(request, ingestor, [folder], options)
 
 
 @api.get("/knowledge", query=KnowledgeQuery, response=KnowledgeStats, errors=[403, 503])

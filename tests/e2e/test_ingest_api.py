@@ -144,3 +144,40 @@ async def test_the_web_role_sends_ingests_to_the_process_that_holds_the_index(
         response = await client.post("/api/v1/ingest", json={"paths": [str(tmp_path)]})
         assert response.status == 503
         assert "switchboard ingest" in await error(response)
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("multipart/form-data", b"garbage"),
+    ("multipart/form-data; boundary=XX", b"garbage"),
+    ("multipart/form-data; boundary=XX",
+     b'--XX\r\nContent-Disposition: form-data; name="file"; filename="a.md"\r\n\r\ncut'),
+    ("multipart/mixed; boundary=XX",
+     b"--XX\r\nContent-Type: multipart/mixed; boundary=YY\r\n\r\n--YY\r\n\r\nx\r\n--YY--\r\n--XX--\r\n"),
+])
+async def test_a_malformed_multipart_body_is_a_400_not_a_500(
+    client: TestClient[Any, Any], tmp_path: Path, content_type: str, body: bytes
+) -> None:
+    response = await client.post("/api/v1/ingest/upload", data=body,
+                                 headers={"Content-Type": content_type})
+
+    assert response.status == 400
+    assert (await response.json())["error"]
+    uploads = tmp_path / "data" / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())
+
+
+async def test_contradictory_upload_options_leave_the_folder_as_it_was(
+    client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    kept = await client.post("/api/v1/ingest/upload", data=form(
+        ("a.md", b"# A\n\nfirst"), options='{"folder": "kit"}'))
+    assert kept.status == 200
+    await kept.read()
+
+    refused = await client.post("/api/v1/ingest/upload", data=form(
+        ("b.md", b"# B\n\nsecond"),
+        options='{"folder": "kit", "prune": true, "visibility": "public", '
+                '"allow_users": ["ann@example.com"]}'))
+
+    assert refused.status == 400
+    assert sorted(p.name for p in (tmp_path / "data" / "uploads" / "kit").iterdir()) == ["a.md"]
