@@ -20,15 +20,16 @@ from rich.table import Table
 
 from adapters.ingest.document import Skipped
 from adapters.ingest.pipeline import IngestOptions, IngestReport, ingest
+from adapters.ingest.readers.frontmatter import make_access
 from adapters.ingest.service import Ingestor
 from adapters.llm.tokens import EstimatingTokenCounter, token_counter_for
 from adapters.sockets.control import answers as control_answers
 from adapters.sockets.control import control_socket
-from adapters.web.ingest_client import IngestClient, IngestRefused, api_key_from_environment
-from adapters.web.models import IngestReportOut
+from adapters.web.models import IngestBody, IngestReportOut, KnowledgeStats, SkippedFile
 from bots.answering import embedder_for, open_knowledge_index
 from bots.bootstrap import KnowledgeIndex
 from bots.evaluation import Dataset, Scores, load_dataset, score
+from bots.ingest_client import IngestClient, IngestRefused, api_key_from_environment
 from bots.settings import Settings
 from core.knowledge import Audience
 from core.ports import TokenCounter
@@ -203,6 +204,50 @@ def _sum(reports: list[IngestReport]) -> IngestReport:
     counts = {name: sum(getattr(r, name) for r in reports) for name in (
         "files", "added", "updated", "unchanged", "removed", "chunks_added", "chunks_removed")}
     return IngestReport(**counts, skipped=tuple(s for r in reports for s in r.skipped))
+
+
+class IndexAdmin:
+    """The running assistant's knowledge base as the admin routes see it
+    (`adapters/web/ingest.py`'s `KnowledgeBase`): this process's `Ingestor`, with this
+    server's settings applied to what a request chose."""
+
+    def __init__(self, ingestor: Ingestor, settings: Settings, *, where: str) -> None:
+        self._ingestor = ingestor
+        self._settings = settings
+        self._where = where
+
+    def check(self, choices: IngestBody) -> None:
+        make_access(choices.visibility, users=frozenset(choices.allow_users),
+                    groups=frozenset(choices.allow_groups),
+                    channels=frozenset(choices.allow_channels))
+
+    async def ingest(
+        self, paths: list[Path], choices: IngestBody, progress: Callable[[int, int, Path], None]
+    ) -> IngestReportOut:
+        options = request_options(self._settings, choices.model_dump())
+        report = await self._ingestor.run(paths, options=options, progress=progress)
+        return report_out(report, await self._ingestor.count())
+
+    async def stats(self, *, sources: bool) -> KnowledgeStats:
+        found = await self._ingestor.sources()
+        return KnowledgeStats(
+            index=self._where, documents=len(found), passages=await self._ingestor.count(),
+            **({"sources": sorted(found)} if sources else {}),
+        )
+
+    async def delete(self, source: str) -> int:
+        return await self._ingestor.delete(source)
+
+
+def report_out(report: IngestReport, indexed: int) -> IngestReportOut:
+    return IngestReportOut(
+        files=report.files, added=report.added, updated=report.updated,
+        unchanged=report.unchanged, removed=report.removed,
+        passages_written=report.chunks_added, passages_removed=report.chunks_removed,
+        passages_indexed=indexed,
+        skipped=[SkippedFile(path=str(s.path), reason=s.reason, kind=s.category)
+                 for s in report.skipped],
+    )
 
 
 def request_options(settings: Settings, choices: Mapping[str, Any]) -> IngestOptions:

@@ -188,12 +188,13 @@ def _web_auth(sb: Switchboard) -> WebAuth:
 def _knowledge_admin(
     sb: Switchboard, authorize: Callable[[web.Request], Awaitable[Sender]]
 ) -> ingest_routes.KnowledgeAdmin:
-    from bots.knowledge import request_options
+    from bots.knowledge import IndexAdmin
 
+    base = None
+    if sb.ingestor is not None and sb.knowledge is not None:
+        base = IndexAdmin(sb.ingestor, sb.settings, where=sb.knowledge.describe())
     return ingest_routes.KnowledgeAdmin(
-        ingestor=sb.ingestor, where=sb.knowledge.describe() if sb.knowledge else "",
-        options=lambda body: request_options(sb.settings, body.model_dump()),
-        authorize=authorize, uploads=sb.settings.data_dir / "uploads",
+        base=base, authorize=authorize, uploads=sb.settings.data_dir / "uploads",
         max_upload_bytes=sb.settings.max_upload_bytes,
     )
 

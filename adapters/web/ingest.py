@@ -4,7 +4,8 @@ what the index holds, and removing one document.
 
 Served where the index is owned (the `all` and `worker` roles, the latter only on its
 control socket, `bots/control.py`); elsewhere they answer 503 and say where to ingest.
-Every run goes through the process's `Ingestor`, so two ingests at once take turns.
+Every write goes through the index owner's `KnowledgeBase`, so two ingests at once take
+turns.
 """
 
 from __future__ import annotations
@@ -19,15 +20,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 from aiohttp_sse import sse_response
 from pydantic import ValidationError
 
-from adapters.ingest.pipeline import IngestOptions, IngestReport
-from adapters.ingest.service import Ingestor
 from adapters.web.body import read_body, read_query
 from adapters.web.errors import json_error
 from adapters.web.models import (
@@ -40,7 +39,6 @@ from adapters.web.models import (
     IngestUploadOptions,
     KnowledgeQuery,
     KnowledgeStats,
-    SkippedFile,
 )
 from adapters.web.openapi import ApiRoutes, respond
 from adapters.web.replier import SseReplier
@@ -58,15 +56,35 @@ NOT_HERE = (
 api = ApiRoutes(tag="knowledge")
 
 
+Progress = Callable[[int, int, Path], None]
+"""Called after each file with (files done, files in all, the file)."""
+
+
+class KnowledgeBase(Protocol):
+    """The index as its owner runs it (`bots/knowledge.py`): every write one at a time."""
+
+    def check(self, choices: IngestBody) -> None:
+        """ValueError when the choices contradict each other (before anything changes)."""
+        ...
+
+    async def ingest(
+        self, paths: list[Path], choices: IngestBody, progress: Progress
+    ) -> IngestReportOut: ...
+
+    async def stats(self, *, sources: bool) -> KnowledgeStats: ...
+
+    async def delete(self, source: str) -> int:
+        """Passages removed; 0 for no such document."""
+        ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class KnowledgeAdmin:
-    """`ingestor` is None where this process does not own the index (the web role);
-    `options` applies the server's settings to what a request chose; `authorize` lets
-    only administrators through; uploads are kept under `uploads`, one folder each."""
+    """`base` is None where this process does not own the index (the web role);
+    `authorize` lets only administrators through; uploads are kept under `uploads`, one
+    folder each."""
 
-    ingestor: Ingestor | None
-    where: str  # the index, as `kb stats` names it
-    options: Callable[[IngestBody], IngestOptions]
+    base: KnowledgeBase | None
     authorize: Callable[[web.Request], Awaitable[Sender]]
     uploads: Path
     max_upload_bytes: int
@@ -87,15 +105,15 @@ async def ingest_paths(request: web.Request) -> web.StreamResponse:
     admin = request.app[KNOWLEDGE_ADMIN]
     await admin.authorize(request)
     body = await read_body(request, IngestBody)
-    ingestor = _ingestor(admin)
+    base = _base(admin)
     relative = [p for p in body.paths if not Path(p).is_absolute()]
     if relative:
         raise json_error(400, "paths must be absolute", problems=relative)
     missing = [p for p in body.paths if not Path(p).exists()]
     if missing:
         raise json_error(400, "no such file or directory on the server", problems=missing)
-    options = _options(admin, body)
-    return await _stream(request, ingestor, [Path(p) for p in body.paths], options)
+    _check(base, body)
+    return await _stream(request, base, [Path(p) for p in body.paths], body)
 
 
 @api.post("/ingest/upload", form=IngestUploadForm, events=INGEST_EVENTS, errors=[403, 503])
@@ -109,7 +127,7 @@ async def ingest_upload(request: web.Request) -> web.StreamResponse:
     """
     admin = request.app[KNOWLEDGE_ADMIN]
     await admin.authorize(request)
-    ingestor = _ingestor(admin)
+    base = _base(admin)
     if not request.content_type.startswith("multipart/"):
         raise json_error(400, "send the files as multipart/form-data")
     staging = admin.uploads / f".staging-{uuid.uuid4().hex}"
@@ -118,12 +136,12 @@ async def ingest_upload(request: web.Request) -> web.StreamResponse:
             upload = await _receive(request, staging, admin.max_upload_bytes)
         except ValueError:  # aiohttp's word for a body that is not the multipart it says
             raise json_error(400, "the multipart body is malformed or cut short") from None
-        options = _options(admin, upload)  # refused before the folder changes
+        _check(base, upload)  # refused before the folder changes
         folder = admin.uploads / upload.folder
         await asyncio.to_thread(_keep, staging / upload.folder, folder, replace=upload.prune)
     finally:
         await asyncio.to_thread(shutil.rmtree, staging, True)
-    return await _stream(request, ingestor, [folder], options)
+    return await _stream(request, base, [folder], upload)
 
 
 @api.get("/knowledge", query=KnowledgeQuery, response=KnowledgeStats, errors=[403, 503])
@@ -133,12 +151,7 @@ async def knowledge_stats(request: web.Request) -> web.Response:
     admin = request.app[KNOWLEDGE_ADMIN]
     await admin.authorize(request)
     query = read_query(request, KnowledgeQuery)
-    ingestor = _ingestor(admin)
-    sources = await ingestor.sources()
-    return respond(KnowledgeStats(
-        index=admin.where, documents=len(sources), passages=await ingestor.count(),
-        **({"sources": sorted(sources)} if query.sources else {}),
-    ))
+    return respond(await _base(admin).stats(sources=query.sources))
 
 
 @api.delete("/knowledge/documents", query=DocumentQuery, response=DocumentRemoved,
@@ -149,21 +162,21 @@ async def remove_document(request: web.Request) -> web.Response:
     admin = request.app[KNOWLEDGE_ADMIN]
     await admin.authorize(request)
     query = read_query(request, DocumentQuery)
-    removed = await _ingestor(admin).delete(query.source)
+    removed = await _base(admin).delete(query.source)
     if not removed:
         raise json_error(404, f"no document {query.source!r} in the knowledge base")
     return respond(DocumentRemoved(source=query.source, passages_removed=removed))
 
 
-def _ingestor(admin: KnowledgeAdmin) -> Ingestor:
-    if admin.ingestor is None:
+def _base(admin: KnowledgeAdmin) -> KnowledgeBase:
+    if admin.base is None:
         raise json_error(503, NOT_HERE)
-    return admin.ingestor
+    return admin.base
 
 
-def _options(admin: KnowledgeAdmin, body: IngestBody) -> IngestOptions:
+def _check(base: KnowledgeBase, choices: IngestBody) -> None:
     try:
-        return admin.options(body)
+        base.check(choices)
     except ValueError as e:  # contradictory access flags
         raise json_error(400, str(e)) from None
 
@@ -242,7 +255,7 @@ def _keep(received: Path, folder: Path, *, replace: bool) -> None:
 
 
 async def _stream(
-    request: web.Request, ingestor: Ingestor, paths: list[Path], options: IngestOptions
+    request: web.Request, base: KnowledgeBase, paths: list[Path], choices: IngestBody
 ) -> web.StreamResponse:
     """Run the ingest and stream its progress. A client that leaves does not stop it:
     the run finishes and is complete in the index either way."""
@@ -255,7 +268,7 @@ async def _stream(
 
     async with sse_response(request, allow_all_methods=True) as response:
         events = SseReplier(response, extra={})
-        run = asyncio.ensure_future(ingestor.run(paths, options=options, progress=progress))
+        run = asyncio.ensure_future(base.ingest(paths, choices, progress))
         try:
             while not run.done():
                 waiting = asyncio.ensure_future(moved.wait())
@@ -273,8 +286,7 @@ async def _stream(
             await events.emit("error", {"error": "The ingest failed on the server.",
                                         "reference": reference})
         else:
-            summary = report_out(report, await ingestor.count())
-            await events.emit("report", summary.model_dump(mode="json"))
+            await events.emit("report", report.model_dump(mode="json"))
         finally:
             if not run.done():  # the server stops: the run is cut, and safe to run again
                 run.cancel()
@@ -282,14 +294,3 @@ async def _stream(
                     await run
         response.stop_streaming()
     return response
-
-
-def report_out(report: IngestReport, indexed: int) -> IngestReportOut:
-    return IngestReportOut(
-        files=report.files, added=report.added, updated=report.updated,
-        unchanged=report.unchanged, removed=report.removed,
-        passages_written=report.chunks_added, passages_removed=report.chunks_removed,
-        passages_indexed=indexed,
-        skipped=[SkippedFile(path=str(s.path), reason=s.reason, kind=s.category)
-                 for s in report.skipped],
-    )

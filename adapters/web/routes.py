@@ -72,7 +72,7 @@ async def info(request: web.Request) -> web.Response:
     admin = request.app.get(ingest.KNOWLEDGE_ADMIN)
     return respond(Info(
         name=channel.name, api_key_required=channel.auth.requires_key_from(request),
-        adds_documents=admin is not None and admin.ingestor is not None,
+        adds_documents=admin is not None and admin.base is not None,
     ))
 
 

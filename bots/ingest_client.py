@@ -146,13 +146,13 @@ async def _error_text(response: aiohttp.ClientResponse) -> str:
 
 async def _sse(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """Server-sent events as (name, JSON data); comments and keep-alives skipped."""
-    name, data = "message", []
+    name, data = "message", list[str]()
     async for raw in response.content:
         line = raw.decode("utf-8").rstrip("\r\n")
         if not line:
             if data:
                 yield name, json.loads("\n".join(data))
-            name, data = "message", []
+            name, data = "message", list[str]()
         elif line.startswith("event:"):
             name = line[6:].strip()
         elif line.startswith("data:"):
