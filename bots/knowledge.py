@@ -358,10 +358,12 @@ async def _evaluate(args: argparse.Namespace, settings: Settings, console: Conso
             options = ingest_options(settings, source_url_prefix="eval:")
             report = await ingest([root / "corpus"], index, options=options)
             await _optimize(index, settings, report)
-            modes = ["bm25", "dense", "hybrid"] if settings.embedding_model else ["bm25"]
+            dense = getattr(index, "dense_model", None)
+            modes = ["bm25", "dense", "hybrid"] if dense else ["bm25"]
             results = {mode: await _rank(index, data, names, mode) for mode in modes}
     table = Table(title=f"{args.dataset}: {len(data.corpus)} documents "
-                        f"({report.chunks_added} passages), {len(data.queries)} queries")
+                        f"({report.chunks_added} passages), {len(data.queries)} queries; "
+                        f"dense: {dense or 'none'}")
     for column in ("retrieval", "nDCG@10", "recall@10", "MRR@10"):
         table.add_column(column)
     for mode, scores in results.items():

@@ -29,6 +29,7 @@ from adapters.qdrant.payload import (
 )
 from adapters.qdrant.plan import Mode, SearchPlan, candidates, plan_search
 from adapters.qdrant.sparse import DENSE_VECTOR, SPARSE_VECTOR, Bm25Encoder
+from adapters.qdrant.static import STATIC_SIZE, STATIC_VECTOR, static_embedder
 from core.errors import ConfigurationError, StorageError
 from core.knowledge import Audience, Chunk, Passage
 from core.ports import Embedder
@@ -49,12 +50,14 @@ class EdgeKnowledgeIndex:
         *,
         embedder: Embedder | None = None,
         dense_size: int | None = None,
+        dense_vector: str = DENSE_VECTOR,
     ) -> None:
         self._shard = shard
         self._closed = False
         self._encoder = Bm25Encoder()
         self._embedder = embedder
         self._dense_size = dense_size
+        self._dense_vector = dense_vector
         self.path = path
 
     @classmethod
@@ -62,10 +65,17 @@ class EdgeKnowledgeIndex:
         cls, path: Path, *, embedder: Embedder | None = None, dense_size: int | None = None
     ) -> EdgeKnowledgeIndex:
         """Open (or create) the shard at `path`. With an embedder the shard must have been
-        created with a dense vector of `dense_size`; without one it is searched by BM25."""
+        created with a dense vector of `dense_size`. Without one, a new shard gets the
+        bundled static embeddings (static.py) beside BM25; a shard built before them, or
+        for another model, is searched by BM25 alone, and says how to add them."""
         size = dense_vectors.require_size(embedder, dense_size)
         path.mkdir(parents=True, exist_ok=True)
         existing = any(path.iterdir())
+        if embedder is None and (static := static_embedder()) is not None:
+            shard = _open_static(path, existing)
+            if shard is not None:
+                return cls._ready(shard, path, embedder=static, dense_size=STATIC_SIZE,
+                                  dense_vector=STATIC_VECTOR)
         try:
             if existing:
                 # Without a config, load keeps the shard as it is; with one, Edge checks
@@ -83,13 +93,27 @@ class EdgeKnowledgeIndex:
                     "Switchboard process using this DATA_DIR? Several processes need QDRANT_URL)"
                 ]
             ) from e
+        return cls._ready(shard, path, embedder=embedder, dense_size=size)
+
+    @classmethod
+    def _ready(
+        cls, shard: edge.EdgeShard, path: Path, *, embedder: Embedder | None,
+        dense_size: int | None, dense_vector: str = DENSE_VECTOR,
+    ) -> EdgeKnowledgeIndex:
         try:
             _ensure_payload_indexes(shard)
         except Exception as e:
             shard.close()
             problem = f"cannot index the embedded Qdrant shard at {path}: {e}"
             raise ConfigurationError([problem]) from e
-        return cls(shard, path, embedder=embedder, dense_size=size)
+        return cls(shard, path, embedder=embedder, dense_size=dense_size,
+                   dense_vector=dense_vector)
+
+    @property
+    def dense_model(self) -> str | None:
+        """The model behind the dense vector (the bundled static one by default), or None
+        for BM25 alone."""
+        return self._embedder.name if self._embedder is not None else None
 
     # -- KnowledgeStore ------------------------------------------------------------------
 
@@ -106,7 +130,7 @@ class EdgeKnowledgeIndex:
         for i, chunk in enumerate(chunks):
             vector: dict[str, Any] = {SPARSE_VECTOR: self._encoder.document(chunk)}
             if dense is not None:
-                vector[DENSE_VECTOR] = dense[i]
+                vector[self._dense_vector] = dense[i]
             points.append(edge.Point(chunk.id, vector, to_payload(chunk)))
         self._update(edge.UpdateOperation.upsert_points(points))
 
@@ -167,6 +191,7 @@ class EdgeKnowledgeIndex:
         plan = await plan_search(
             query, limit=limit, mode=mode, encoder=self._encoder,
             embedder=self._embedder, dense_size=self._dense_size,
+            dense_vector=self._dense_vector,
         )
         request = _request(plan, _filter(access_conditions(audience)))
         if request is None:
@@ -203,10 +228,29 @@ class EdgeKnowledgeIndex:
             raise StorageError(f"{self.describe()} refused a write: {e}") from e
 
 
-def _config(dense_size: int | None) -> edge.EdgeConfig:
+def _open_static(path: Path, existing: bool) -> edge.EdgeShard | None:
+    """The shard with the static vector, or None if it was built without it (then the
+    caller opens it as it is)."""
+    config = _config(STATIC_SIZE, STATIC_VECTOR)
+    try:
+        if existing:
+            return edge.EdgeShard.load(str(path), config)
+        return edge.EdgeShard.create(str(path), config)
+    except Exception as e:
+        if not existing or "incompatible" not in str(e).lower():
+            return None  # opened again as it is, which reports what is wrong
+        log.warning(
+            "the embedded Qdrant shard at %s was built without the bundled static "
+            "embeddings: search uses BM25 alone until it is rebuilt (stop Switchboard, "
+            "delete that folder, run `switchboard ingest` again)", path,
+        )
+        return None
+
+
+def _config(dense_size: int | None, name: str = DENSE_VECTOR) -> edge.EdgeConfig:
     vectors = {}
     if dense_size:
-        vectors[DENSE_VECTOR] = edge.EdgeVectorParams(dense_size, edge.Distance.Cosine)
+        vectors[name] = edge.EdgeVectorParams(dense_size, edge.Distance.Cosine)
     return edge.EdgeConfig(
         vectors=vectors,
         sparse_vectors={SPARSE_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},
@@ -240,7 +284,7 @@ def _request(plan: SearchPlan, where: edge.Filter) -> edge.QueryRequest | None:
     if plan.sparse is not None and plan.dense is not None:
         n = candidates(plan.limit)
         sparse = edge.Query.Nearest(plan.sparse, using=SPARSE_VECTOR)
-        dense = edge.Query.Nearest(plan.dense, using=DENSE_VECTOR)
+        dense = edge.Query.Nearest(plan.dense, using=plan.dense_vector)
         prefetches = [edge.Prefetch(n, query=q, filter=where) for q in (sparse, dense)]
         return edge.QueryRequest(
             plan.limit, prefetches=prefetches,
@@ -250,7 +294,7 @@ def _request(plan: SearchPlan, where: edge.Filter) -> edge.QueryRequest | None:
     if plan.sparse is not None:
         query = edge.Query.Nearest(plan.sparse, using=SPARSE_VECTOR)
     elif plan.dense is not None:
-        query = edge.Query.Nearest(plan.dense, using=DENSE_VECTOR)
+        query = edge.Query.Nearest(plan.dense, using=plan.dense_vector)
     else:
         return None
     return edge.QueryRequest(plan.limit, query=query, filter=where, with_payload=True)

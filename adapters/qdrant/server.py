@@ -8,6 +8,7 @@ eagerly, so a process can fail at start-up rather than on its first question.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any, assert_never
 
@@ -26,9 +27,12 @@ from adapters.qdrant.payload import (
 )
 from adapters.qdrant.plan import Mode, SearchPlan, candidates, plan_search
 from adapters.qdrant.sparse import DENSE_VECTOR, SPARSE_VECTOR, Bm25Encoder
+from adapters.qdrant.static import STATIC_SIZE, STATIC_VECTOR, WordLlamaEmbedder, static_embedder
 from core.errors import ConfigurationError, StorageError
 from core.knowledge import Audience, Chunk, Passage
 from core.ports import Embedder
+
+log = logging.getLogger(__name__)
 
 DEFAULT_COLLECTION = "switchboard"
 SCROLL_PAGE = 1024
@@ -56,6 +60,10 @@ class ServerKnowledgeIndex:
         self._encoder = Bm25Encoder()
         self._embedder = embedder
         self._dense_size = dense_vectors.require_size(embedder, dense_size)
+        self._dense_vector = DENSE_VECTOR
+        # Without a model: the bundled static embeddings, if the collection has them
+        # (decided in `prepare()`; one created here does).
+        self._static = static_embedder() if embedder is None else None
         self._ready = False
         self._lock = asyncio.Lock()
 
@@ -69,7 +77,9 @@ class ServerKnowledgeIndex:
             try:
                 if await self._client.collection_exists(self._collection):
                     await self._check_dense()
+                    await self._check_static()
                 else:
+                    self._use_static()
                     await self._create()
             except _FAILURES as e:
                 raise StorageError(f"{self.describe()} is unavailable: {e}") from e
@@ -79,7 +89,9 @@ class ServerKnowledgeIndex:
         vectors = {}
         if self._dense_size is not None:
             cosine = models.Distance.COSINE
-            vectors[DENSE_VECTOR] = models.VectorParams(size=self._dense_size, distance=cosine)
+            vectors[self._dense_vector] = models.VectorParams(
+                size=self._dense_size, distance=cosine
+            )
         idf = models.SparseVectorParams(modifier=models.Modifier.IDF)
         await self._client.create_collection(
             self._collection, vectors_config=vectors, sparse_vectors_config={SPARSE_VECTOR: idf}
@@ -99,6 +111,32 @@ class ServerKnowledgeIndex:
             where = f"the Qdrant collection {self._collection!r} at {self._url}"
             raise ConfigurationError([dense_vectors.rebuild_hint(where)])
 
+    @property
+    def dense_model(self) -> str | None:
+        """The model behind the dense vector (the bundled static one by default), or None
+        for BM25 alone."""
+        return self._embedder.name if self._embedder is not None else None
+
+    def _use_static(self, static: WordLlamaEmbedder | None = None) -> None:
+        if (static := static or self._static) is not None:
+            self._embedder, self._dense_size = static, STATIC_SIZE
+            self._dense_vector = STATIC_VECTOR
+
+    async def _check_static(self) -> None:
+        if self._static is None:
+            return
+        info = await self._client.get_collection(self._collection)
+        vectors = info.config.params.vectors
+        params = vectors.get(STATIC_VECTOR) if isinstance(vectors, dict) else None
+        if params is not None and params.size == STATIC_SIZE:
+            self._use_static()
+        else:
+            log.warning(
+                "the Qdrant collection %r was created without the bundled static embeddings: "
+                "search uses BM25 alone until it is rebuilt (delete the collection, run "
+                "`switchboard ingest` again)", self._collection,
+            )
+
     # -- KnowledgeStore ------------------------------------------------------------------
 
     async def upsert(self, chunks: Sequence[Chunk]) -> None:
@@ -115,7 +153,7 @@ class ServerKnowledgeIndex:
                 SPARSE_VECTOR: models.SparseVector(indices=sparse.indices, values=sparse.values)
             }
             if dense is not None:
-                vector[DENSE_VECTOR] = dense[i]
+                vector[self._dense_vector] = dense[i]
             points.append(models.PointStruct(id=chunk.id, vector=vector, payload=to_payload(chunk)))
         await self._call(self._client.upsert(self._collection, points=points, wait=True))
 
@@ -190,6 +228,7 @@ class ServerKnowledgeIndex:
         plan = await plan_search(
             query, limit=limit, mode=mode, encoder=self._encoder,
             embedder=self._embedder, dense_size=self._dense_size,
+            dense_vector=self._dense_vector,
         )
         where = models.Filter(should=[_condition(c) for c in access_conditions(audience)])
         arguments = _query_arguments(plan, where)
@@ -248,12 +287,13 @@ def _query_arguments(plan: SearchPlan, where: models.Filter) -> dict[str, Any] |
         return {
             "prefetch": [
                 models.Prefetch(query=sparse, using=SPARSE_VECTOR, limit=n, filter=where),
-                models.Prefetch(query=plan.dense, using=DENSE_VECTOR, limit=n, filter=where),
+                models.Prefetch(query=plan.dense, using=plan.dense_vector, limit=n,
+                                filter=where),
             ],
             "query": models.FusionQuery(fusion=models.Fusion.DBSF),
         }
     if sparse is not None:
         return {"query": sparse, "using": SPARSE_VECTOR}
     if plan.dense is not None:
-        return {"query": plan.dense, "using": DENSE_VECTOR}
+        return {"query": plan.dense, "using": plan.dense_vector}
     return None

@@ -1,0 +1,80 @@
+"""The default semantic signal: the static embeddings bundled in the `wordllama` package,
+fused with BM25 on both backends, and an index built before them still searched."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+
+import pytest
+from qdrant_client import AsyncQdrantClient
+
+from adapters.qdrant import edge as edge_module
+from adapters.qdrant import server as server_module
+from adapters.qdrant.edge import EdgeKnowledgeIndex
+from adapters.qdrant.server import ServerKnowledgeIndex
+from adapters.qdrant.static import STATIC_SIZE, WordLlamaEmbedder
+from tests.adapters.qdrant.conftest import Backend
+from tests.adapters.qdrant.labelled import QUERIES, chunks
+from tests.adapters.qdrant.test_contract import ALICE, chunk
+
+pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
+
+CAR = chunk("car.md", heading="Workshop", text="Car repairs are done in the garage on Fridays.")
+PASTA = chunk("pasta.md", heading="Kitchen", text="Cooking spaghetti takes ten minutes.")
+
+
+async def test_the_bundled_model_embeds_offline_with_its_size() -> None:
+    [vector, other] = await WordLlamaEmbedder().embed(["automobile", "spaghetti"])
+    assert len(vector) == len(other) == STATIC_SIZE and vector != other
+
+
+async def test_without_a_model_a_question_is_matched_by_meaning_too(backend: Backend) -> None:
+    index = backend.open()
+    await index.upsert([CAR, PASTA])
+
+    assert await index.search("automobile", audience=ALICE, limit=5, mode="bm25") == []
+    [first, *_] = await index.search("automobile", audience=ALICE, limit=5)
+    assert first.source == "car.md"
+    assert index.dense_model == "wordllama:l2_supercat_256"
+
+
+async def test_an_index_built_before_the_static_embeddings_is_searched_by_bm25_and_says_so(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(edge_module, "static_embedder", lambda: None)
+    monkeypatch.setattr(server_module, "static_embedder", lambda: None)
+    old = backend.open()
+    await old.upsert([CAR, PASTA])
+    await backend.close(old)
+    monkeypatch.undo()
+
+    with caplog.at_level(logging.WARNING):
+        index = backend.open()
+        found = await index.search("garage repairs", audience=ALICE, limit=5)
+
+    assert [p.source for p in found] == ["car.md"]
+    assert await index.search("automobile", audience=ALICE, limit=5) == []
+    assert index.dense_model is None
+    assert "without the bundled static embeddings" in caplog.text
+
+
+async def test_both_backends_rank_and_score_alike_with_the_static_embeddings(
+    tmp_path: Path,
+) -> None:
+    shard = EdgeKnowledgeIndex.open(tmp_path / "qdrant")
+    server = ServerKnowledgeIndex(":memory:", client=AsyncQdrantClient(location=":memory:"))
+    try:
+        for index in (shard, server):
+            await index.upsert(chunks())
+        for (query, _), mode in itertools.product(QUERIES, ("bm25", "dense", "auto")):
+            a, b = [
+                await i.search(query, audience=ALICE, limit=50, mode=mode)  # type: ignore[arg-type]
+                for i in (shard, server)
+            ]
+            assert [p.id for p in a] == [p.id for p in b], (query, mode)
+            assert [p.score for p in a] == pytest.approx([p.score for p in b], rel=1e-4)
+    finally:
+        await shard.aclose()
+        await server.aclose()
