@@ -58,7 +58,7 @@ def unpack(package: str, version: str, into: Path) -> Path:
 
 HEADING = re.compile(r"^(?:Chapter )?(\d+(?:\.\d+)*)\. (\S.*)$")
 # "See Section 14.3, “I am making a special Linux distribution …”" quotes a question.
-CROSS_REFERENCE = re.compile(r"(Section [\d.]*\d),?\s*“[^”]*”", re.S)
+CROSS_REFERENCE = re.compile(r"(Section [\d.]*\d),?\s*“[^”]*”", re.DOTALL)
 
 
 def debian_faq_entries(text: str) -> Iterator[Entry]:
@@ -104,14 +104,14 @@ def build_debian_faq(work: Path) -> tuple[list[Entry], list[dict[str, str]], str
 
 # -- Z-Shell FAQ -------------------------------------------------------------------------
 
-SECTION = re.compile(r'<h2 >(\d+\.\d+): (.*?)</h2>(.*?)(?=<h2 |<h1 |<hr>|$)', re.S)
-CHAPTER = re.compile(r"<h1 >Chapter \d+: (.*?)</h1>", re.S)
+SECTION = re.compile(r'<h2 >(\d+\.\d+): (.*?)</h2>(.*?)(?=<h2 |<h1 |<hr>|$)', re.DOTALL)
+CHAPTER = re.compile(r"<h1 >Chapter \d+: (.*?)</h1>", re.DOTALL)
 
 
 def html_text(markup: str) -> str:
     """Block elements become line breaks, <pre> keeps its lines, tags go."""
     markup = re.sub(r"<(p|br|li|dt|dd|h\d|tr|pre|/pre|ul|ol|dl|table)\b[^>]*>", "\n", markup,
-                    flags=re.I)
+                    flags=re.IGNORECASE)
     text = html.unescape(re.sub(r"<[^>]+>", "", markup))
     text = re.sub(r"[ \t]+\n", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
@@ -143,10 +143,10 @@ def build_zsh_faq(work: Path) -> tuple[list[Entry], list[dict[str, str]], str]:
                 page.stem.endswith("-Index"):
             continue  # the FAQ itself, tables of contents and indexes
         markup = page.read_text("utf-8", errors="replace")
-        title = re.search(r"<title>(.*?)</title>", markup, re.S)
+        title = re.search(r"<title>(.*?)</title>", markup, re.DOTALL)
         body = markup[markup.find("<body"):] if "<body" in markup else markup
         text = html_text(re.sub(r"<ul>\s*<li> <a href=\"[^\"]*\">Table of Contents.*?</ul>",
-                                "", body, flags=re.S))
+                                "", body, flags=re.DOTALL))
         if len(text) > 200:
             manual.append({"_id": f"manual-{page.stem}",
                            "title": html_text(title.group(1)) if title else page.stem,

@@ -1,8 +1,9 @@
-"""Retrieval on the embedded default: a Qdrant Edge shard, BM25 only, no dense model.
+"""Retrieval on the embedded default: a Qdrant Edge shard, BM25 and the bundled static
+embeddings (adapters/qdrant/static.py) fused by DBSF, no embedding model configured.
 
 For 1k, 10k and 50k synthetic passages (a fresh shard each): ingestion throughput through
-`EdgeKnowledgeIndex.upsert` in batches of 256, as `switchboard ingest` does (BM25 encoding
-and the write, chunks/s); then query latency of `search()` with the access filter, for a
+`EdgeKnowledgeIndex.upsert` in batches of 256, as `switchboard ingest` does (BM25 and
+static encoding and the write, chunks/s); then query latency of `search()` with the access filter, for a
 person (a user id, an email and two groups) and for a channel, before and after
 `optimize()` (timed too); the shard's size on disk and the process's peak RSS (VmHWM).
 
@@ -10,10 +11,11 @@ Passages are ~200 words drawn with Zipf-like frequencies from a 30,000-word synt
 vocabulary plus English function words (~40% of tokens, as in prose), under a title and
 one or two headings; 10% are restricted to a few users, groups or channels. Queries are 2–4
 words of mid frequency. Last, 10k passages with random 384-d dense vectors (an embedder
-that costs nothing) and hybrid queries, to show what fusion costs. Each scenario runs in
+that costs nothing) and hybrid queries, to show what fusion costs; and 50k with BM25
+alone (`--bm25`, the static embeddings off), to show what they cost. Each scenario runs in
 its own process.
 
-    .venv/bin/python benchmarks/retrieval.py              # 1k, 10k, 50k, then 10k hybrid
+    .venv/bin/python benchmarks/retrieval.py              # 1k, 10k, 50k, 10k hybrid, 50k BM25
     .venv/bin/python benchmarks/retrieval.py --quick      # 1k only, a smoke run
 
 Targets (issue 5): query with the access filter p95 < 5 ms at 50k passages; ingestion
@@ -45,6 +47,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from adapters.qdrant import edge as edge_module
 from adapters.qdrant.edge import EdgeKnowledgeIndex
 from core.knowledge import Access, Audience, Chunk
 from core.ports import Embedder
@@ -185,7 +188,9 @@ async def scenario(n: int, *, embedder: Embedder | None = None) -> list[str]:
             await index.upsert(batch)
             spent += time.perf_counter() - start
         assert await index.count() == n
-        label = f"{n:,}" + (" hybrid (384-d random dense)" if embedder else "")
+        dense = index.dense_model
+        label = f"{n:,}" + (" hybrid (384-d random dense)" if embedder else
+                            " BM25 + static" if dense else " BM25 alone")
         ingest = f"{n / spent:,.0f}"
         queries = [corpus.query() for _ in range(QUERIES)]
         who = audiences(corpus)
@@ -217,7 +222,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1k passages only")
     parser.add_argument("--size", type=int, help="run one scenario in this process")
     parser.add_argument("--dense", action="store_true", help="with --size: random dense vectors")
+    parser.add_argument("--bm25", action="store_true", help="with --size: no static embeddings")
     args = parser.parse_args()
+    if args.bm25:
+        edge_module.static_embedder = lambda: None  # type: ignore[assignment]
     if args.size:
         asyncio.run(scenario(args.size, embedder=RandomEmbedder() if args.dense else None))
         return
@@ -226,7 +234,8 @@ def main() -> None:
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     # One process per scenario, so that each peak RSS is its own.
     runs = [["--size", "1000"]] if args.quick else [
-        ["--size", "1000"], ["--size", "10000"], ["--size", "50000"], ["--size", "10000", "--dense"]
+        ["--size", "1000"], ["--size", "10000"], ["--size", "50000"],
+        ["--size", "10000", "--dense"], ["--size", "50000", "--bm25"],
     ]
     for run in runs:
         subprocess.run([sys.executable, __file__, *run], check=True)

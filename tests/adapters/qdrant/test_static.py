@@ -7,6 +7,7 @@ import itertools
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 from qdrant_client import AsyncQdrantClient
 
@@ -78,3 +79,11 @@ async def test_both_backends_rank_and_score_alike_with_the_static_embeddings(
     finally:
         await shard.aclose()
         await server.aclose()
+
+
+async def test_averaging_each_text_alone_gives_wordllamas_own_vectors() -> None:
+    from adapters.qdrant.static import _model
+
+    texts = ["How do I get a newline in my prompt?", "x", "Car repairs " * 300]
+    ours = np.array(await WordLlamaEmbedder().embed(texts))
+    assert np.abs(ours - _model().embed(texts)).max() < 1e-6
