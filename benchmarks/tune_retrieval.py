@@ -187,8 +187,8 @@ async def run(root: Path, *, grid: bool, tuned: bool) -> None:
         }
         if grid:
             code = edge.TokenizerType.Code
-            for k, b, avg in itertools.product((1.2, 1.6, 2.0), (0.75, 0.9, 1.0),
-                                               (32.0, 48.0, 64.0, 96.0)):
+            for k, b, avg in itertools.product((0.9, 1.2, 1.6, 2.0), (0.3, 0.5, 0.75, 0.9, 1.0),
+                                               (32.0, 48.0, 64.0, 128.0, 256.0)):
                 configs[f"code k={k} b={b} avg={avg:.0f}"] = (
                     {"tokenizer": code, "k": k, "b": b, "avg_len": avg}, 1)
             for r in (2, 3):
