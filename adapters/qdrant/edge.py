@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 
 import qdrant_edge as edge
 
@@ -35,6 +36,7 @@ from core.knowledge import Audience, Chunk, Passage
 from core.ports import Embedder
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCROLL_PAGE = 1024
 
@@ -54,6 +56,10 @@ class EdgeKnowledgeIndex:
     ) -> None:
         self._shard = shard
         self._closed = False
+        # Every blocking shard call, on one thread: a call whose caller was cancelled (a
+        # stop mid-ingest) still runs to its end there, so the next write comes after it
+        # and `aclose()` waits for it instead of closing the shard under it.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qdrant-edge")
         self._encoder = Bm25Encoder()
         self._embedder = embedder
         self._dense_size = dense_size
@@ -123,7 +129,7 @@ class EdgeKnowledgeIndex:
         vectors = None
         if self._embedder is not None and self._dense_size is not None:
             vectors = await dense_vectors.embed_chunks(self._embedder, chunks, self._dense_size)
-        await asyncio.to_thread(self._write, chunks, vectors)
+        await self._blocking(self._write, chunks, vectors)
 
     def _write(self, chunks: Sequence[Chunk], dense: list[list[float]] | None) -> None:
         points = []
@@ -136,7 +142,7 @@ class EdgeKnowledgeIndex:
 
     async def delete_source(self, source: str) -> int:
         where = _filter([source_condition(source)], must=True)
-        return await asyncio.to_thread(self._delete, where)
+        return await self._blocking(self._delete, where)
 
     def _delete(self, where: edge.Filter) -> int:
         found = self._shard.count(edge.CountRequest(exact=True, filter=where))
@@ -145,7 +151,7 @@ class EdgeKnowledgeIndex:
         return found
 
     async def sources(self) -> dict[str, str]:
-        return await asyncio.to_thread(self._sources)
+        return await self._blocking(self._sources)
 
     def _sources(self) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -203,7 +209,7 @@ class EdgeKnowledgeIndex:
     async def optimize(self) -> bool:
         """Build indexes and merge segments (blocking for seconds at 10k+ passages, so in a
         thread); True if anything changed."""
-        return await asyncio.to_thread(self._shard.optimize)
+        return await self._blocking(self._shard.optimize)
 
     async def prepare(self) -> None:
         """Nothing to do: the shard is ready once opened (the server index creates its
@@ -218,8 +224,12 @@ class EdgeKnowledgeIndex:
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
+            await asyncio.to_thread(self._thread.shutdown, wait=True)
             self._shard.flush()
             self._shard.close()
+
+    async def _blocking(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)
 
     def _update(self, operation: edge.UpdateOperation) -> None:
         try:
