@@ -199,8 +199,11 @@ class EdgeKnowledgeIndex:
             embedder=self._embedder, dense_size=self._dense_size,
             dense_vector=self._dense_vector,
         )
-        request = _request(plan, _filter(access_conditions(audience)))
-        if request is None:
+        where = _filter(access_conditions(audience))
+        request = _request(plan, where)
+        if request is None or (plan.needs_word_match and not self._shard.query(
+            _word_match(plan, where)
+        )):
             return []
         return [to_passage(p.id, p.payload, p.score) for p in self._shard.query(request)]
 
@@ -288,6 +291,12 @@ def _condition(condition: Condition) -> edge.FieldCondition:
             return edge.FieldCondition(field, match=edge.MatchAny(list(values)))
         case _:
             assert_never(condition)
+
+
+def _word_match(plan: SearchPlan, where: edge.Filter) -> edge.QueryRequest:
+    """One passage the reader may see that shares a word with the question, if any."""
+    query = edge.Query.Nearest(plan.sparse, using=SPARSE_VECTOR)
+    return edge.QueryRequest(1, query=query, filter=where, with_payload=False)
 
 
 def _request(plan: SearchPlan, where: edge.Filter) -> edge.QueryRequest | None:

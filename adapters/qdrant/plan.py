@@ -15,6 +15,7 @@ import qdrant_edge as edge
 
 from adapters.qdrant.dense import embed_query
 from adapters.qdrant.sparse import DENSE_VECTOR, Bm25Encoder
+from adapters.qdrant.static import STATIC_VECTOR
 from core.errors import ConfigurationError
 from core.ports import Embedder
 
@@ -42,6 +43,12 @@ class SearchPlan:
     dense: list[float] | None
     limit: int
     dense_vector: str = DENSE_VECTOR  # the named vector `dense` searches
+    # Hybrid with the bundled static vectors: nothing is found unless BM25 finds something.
+    # Nearest neighbours always exist, and for a question that shares no word with any
+    # passage its reader may see ("what is the capital of France?" against an IT handbook)
+    # a static model's nearest are noise that an offline answer would quote as if relevant.
+    # A configured model is trusted to match meaning without shared words.
+    needs_word_match: bool = False
 
 
 async def plan_search(
@@ -66,4 +73,7 @@ async def plan_search(
     dense = None
     if mode in ("hybrid", "dense") and embedder is not None and dense_size is not None:
         dense = await embed_query(embedder, query, dense_size)
-    return SearchPlan(sparse=sparse, dense=dense, limit=limit, dense_vector=dense_vector)
+    return SearchPlan(
+        sparse=sparse, dense=dense, limit=limit, dense_vector=dense_vector,
+        needs_word_match=mode == "hybrid" and dense_vector == STATIC_VECTOR,
+    )

@@ -234,13 +234,17 @@ class ServerKnowledgeIndex:
         arguments = _query_arguments(plan, where)
         if arguments is None:
             return []
-        response = await self._call(
-            self._client.query_points(
-                self._collection, limit=plan.limit, query_filter=where, with_payload=True,
-                **arguments,
-            )
+        requests = [models.QueryRequest(limit=plan.limit, filter=where, with_payload=True,
+                                        **arguments)]
+        if plan.needs_word_match:  # in the same round trip: does BM25 find anything?
+            requests.append(models.QueryRequest(query=_sparse(plan), using=SPARSE_VECTOR,
+                                                limit=1, filter=where, with_payload=False))
+        found, *word_match = await self._call(
+            self._client.query_batch_points(self._collection, requests=requests)
         )
-        return [to_passage(p.id, p.payload, p.score) for p in response.points]
+        if word_match and not word_match[0].points:
+            return []
+        return [to_passage(p.id, p.payload, p.score) for p in found.points]
 
     # -- Maintenance ---------------------------------------------------------------------
 

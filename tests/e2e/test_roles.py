@@ -344,7 +344,7 @@ async def test_two_workers_share_the_load_renew_their_leases_and_a_killed_one_lo
         assert is_echo(thread[0].text, f"question {n}"), thread[0].text[:60]
     answering = [r for r in llm.requests if r.path.endswith("/chat/completions")]
     assert all("network desk" in r.json["messages"][0]["content"] for r in answering)
-    assert ("POST", "/collections/switchboard/points/query") in qdrant.requests
+    assert ("POST", "/collections/switchboard/points/query/batch") in qdrant.requests
     assert all(asked(llm, f"question {n}") >= 1 for n in range(20))
 
 

@@ -168,7 +168,7 @@ async def test_sources_are_synced_one_after_the_other_each_with_its_own_access(
     hr = Audience(kind="person", principals=frozenset({"hr"}))
     assert not await scheduled.index.search("salary band", audience=everyone, limit=5)
     found = await scheduled.index.search("salary band", audience=hr, limit=5)
-    assert [p.url for p in found] == ["https://wiki.example.com/hr/bands.md"]
+    assert found[0].url == "https://wiki.example.com/hr/bands.md"
 
 
 # ----- a real `switchboard serve`, and `switchboard source` beside it ----------------------

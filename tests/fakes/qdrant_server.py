@@ -48,6 +48,7 @@ class FakeQdrant:
             ("POST", "/collections/{c}/points/delete", self._delete),
             ("POST", "/collections/{c}/points/scroll", self._scroll),
             ("POST", "/collections/{c}/points/query", self._query),
+            ("POST", "/collections/{c}/points/query/batch", self._query_batch),
         ]
         for method, path, handler in routes:
             app.router.add_route(method, path, self._answer(handler))
@@ -83,6 +84,8 @@ class FakeQdrant:
                 return _error(status, str(e))
             if isinstance(result, BaseModel):
                 result = result.model_dump(mode="json")
+            elif isinstance(result, list):  # a batch: one result per request
+                result = [one.model_dump(mode="json") for one in result]
             return web.json_response({"result": result, "status": "ok",
                                       "time": time.perf_counter() - started})
         return answer
@@ -150,15 +153,21 @@ class FakeQdrant:
 
     async def _query(self, request: web.Request) -> Any:
         body = models.QueryRequest.model_validate(await request.json())
+        return await self._answer_query(request.match_info["c"], body)
+
+    async def _query_batch(self, request: web.Request) -> Any:
+        body = models.QueryRequestBatch.model_validate(await request.json())
+        return [await self._answer_query(request.match_info["c"], one) for one in body.searches]
+
+    async def _answer_query(self, collection: str, body: models.QueryRequest) -> Any:
         return await self.client.query_points(
-            request.match_info["c"], query=body.query, using=body.using,
+            collection, query=body.query, using=body.using,
             prefetch=body.prefetch, query_filter=body.filter, search_params=body.params,
             limit=body.limit or 10, offset=body.offset,
             with_payload=True if body.with_payload is None else body.with_payload,
             with_vectors=False if body.with_vector is None else body.with_vector,
             score_threshold=body.score_threshold,
         )
-
 
 def _completed() -> dict[str, Any]:
     return {"operation_id": 0, "status": "completed"}

@@ -16,6 +16,7 @@ from adapters.qdrant import server as server_module
 from adapters.qdrant.edge import EdgeKnowledgeIndex
 from adapters.qdrant.server import ServerKnowledgeIndex
 from adapters.qdrant.static import STATIC_SIZE, WordLlamaEmbedder
+from core.knowledge import Access
 from tests.adapters.qdrant.conftest import Backend
 from tests.adapters.qdrant.labelled import QUERIES, chunks
 from tests.adapters.qdrant.test_contract import ALICE, chunk
@@ -31,14 +32,38 @@ async def test_the_bundled_model_embeds_offline_with_its_size() -> None:
     assert len(vector) == len(other) == STATIC_SIZE and vector != other
 
 
-async def test_without_a_model_a_question_is_matched_by_meaning_too(backend: Backend) -> None:
-    index = backend.open()
-    await index.upsert([CAR, PASTA])
+ROOF = chunk("roof.md", heading="Building", text="Roof repairs are scheduled by facilities on Tuesdays.")
 
-    assert await index.search("automobile", audience=ALICE, limit=5, mode="bm25") == []
-    [first, *_] = await index.search("automobile", audience=ALICE, limit=5)
+
+async def test_without_a_model_meaning_ranks_the_passages_that_share_words(
+    backend: Backend,
+) -> None:
+    index = backend.open()
+    await index.upsert([CAR, ROOF, PASTA])
+
+    by_words = await index.search("automobile repairs", audience=ALICE, limit=5, mode="bm25")
+    assert {p.source for p in by_words} == {"car.md", "roof.md"}
+    assert by_words[0].score == pytest.approx(by_words[1].score)  # "repairs" in both
+    [first, *_] = await index.search("automobile repairs", audience=ALICE, limit=5)
     assert first.source == "car.md"
     assert index.dense_model == "wordllama:l2_supercat_256"
+
+
+async def test_without_a_model_a_question_sharing_no_word_with_what_its_reader_may_see_finds_nothing(
+    backend: Backend,
+) -> None:
+    # The static model's nearest passages always exist, and for such a question they are
+    # noise an offline answer would quote: "automobile" is nearer the car than the pasta,
+    # but off-topic questions score as near (benchmarks/README.md, "Questions that share
+    # no word").
+    index = backend.open()
+    secret = chunk("fleet.md", heading="Fleet", text="Automobile leases.",
+                   access=Access(public=False, users=frozenset({"U-bob"})))
+    await index.upsert([CAR, PASTA, secret])
+
+    assert await index.search("automobile", audience=ALICE, limit=5) == []
+    assert await index.search("what is the capital of France", audience=ALICE, limit=5) == []
+    assert await index.search("automobile", audience=ALICE, limit=5, mode="dense")
 
 
 async def test_an_index_built_before_the_static_embeddings_is_searched_by_bm25_and_says_so(
