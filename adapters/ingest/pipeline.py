@@ -10,8 +10,14 @@ After a crash, running the same ingest again completes the work."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import multiprocessing
+import pickle
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +88,13 @@ class _Unchanged:
     pass
 
 
+_Prepared = Skipped | _Unchanged | list[Chunk]
+READ_AHEAD = 4  # files read and chunked ahead of the one being written
+# A run of at least this many bytes is read in a process of its own: about 2,000 passages,
+# a couple of seconds of work, against ~0.5 s to start the process.
+PROCESS_BYTES = 2_000_000
+
+
 @dataclass(kw_only=True)
 class _Tally:
     files: int = 0
@@ -111,25 +124,17 @@ async def ingest(
     access = options.default_access()
     tally = _Tally(skipped=list(found.missing))
     files = _unique(found.files, tally)
-    for done, file in enumerate(files, 1):
-        tally.files += 1
-        outcome = await asyncio.to_thread(_prepare, file, known.get(file.source), options, access)
-        match outcome:
-            case Skipped():
-                tally.skipped.append(outcome)
-            case _Unchanged():
-                tally.unchanged += 1
-            case list():
-                if file.source in known:
-                    tally.chunks_removed += await store.delete_source(file.source)
-                    tally.updated += 1
-                else:
-                    tally.added += 1
-                # The first passage goes last: its hash marks the document complete.
-                tally.pending.extend([*outcome[1:], *outcome[:1]])
-                await _write(store, tally, options.batch_size, final=False)
-        if progress is not None:
-            progress(done, len(files), file.path)
+    # Reading and chunking the next files overlaps with encoding and writing this one's
+    # passages; in a large run they are read in a process of their own (`_reader`).
+    prepared: asyncio.Queue[_Prepared | BaseException] = asyncio.Queue(maxsize=READ_AHEAD)
+    async with _reader(files, options) as executor:
+        reader = asyncio.create_task(
+            _read_ahead(files, known, options, access, prepared, executor)
+        )
+        try:
+            await _take(files, known, prepared, store, tally, options, progress)
+        finally:
+            reader.cancel()
     await _write(store, tally, options.batch_size, final=True)
     if options.prune:
         present = {file.source for file in found.files}
@@ -147,6 +152,97 @@ async def ingest(
         chunks_removed=tally.chunks_removed,
         skipped=tuple(tally.skipped),
     )
+
+
+async def _take(
+    files: Sequence[SourceFile], known: dict[str, str],
+    prepared: asyncio.Queue[_Prepared | BaseException], store: KnowledgeStore, tally: _Tally,
+    options: IngestOptions, progress: Progress | None,
+) -> None:
+    """Each file's outcome, in order: its old passages deleted, its new ones written."""
+    for done, file in enumerate(files, 1):
+        outcome = await prepared.get()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        tally.files += 1
+        match outcome:
+            case Skipped():
+                tally.skipped.append(outcome)
+            case _Unchanged():
+                tally.unchanged += 1
+            case list():
+                if file.source in known:
+                    tally.chunks_removed += await store.delete_source(file.source)
+                    tally.updated += 1
+                else:
+                    tally.added += 1
+                # The first passage goes last: its hash marks the document complete.
+                tally.pending.extend([*outcome[1:], *outcome[:1]])
+                await _write(store, tally, options.batch_size, final=False)
+        if progress is not None:
+            progress(done, len(files), file.path)
+
+
+async def _read_ahead(
+    files: Sequence[SourceFile], known: dict[str, str], options: IngestOptions,
+    access: Access, into: asyncio.Queue[_Prepared | BaseException], executor: Executor | None,
+) -> None:
+    """Each file's outcome in order, at most `READ_AHEAD` files ahead of the writer; an
+    unexpected error is handed over in its turn, so the run raises it as before."""
+    loop = asyncio.get_running_loop()
+    for file in files:
+        arguments = (file, known.get(file.source), options, access)
+        try:
+            try:
+                outcome = await loop.run_in_executor(executor, _prepare, *arguments)
+            except BrokenProcessPool:  # the reader died on this file (out of memory, a crash)
+                log.warning("reading %s stopped the ingest's reader process; the rest is "
+                            "read in this one", file.path)
+                outcome = Skipped(path=file.path, reason="stopped the reader process")
+                executor = None
+        except Exception as e:  # noqa: BLE001 — re-raised by the writer
+            await into.put(e)
+            return
+        await into.put(outcome)
+
+
+@contextlib.asynccontextmanager
+async def _reader(
+    files: Sequence[SourceFile], options: IngestOptions
+) -> AsyncIterator[Executor | None]:
+    """A process of its own to read and chunk a large run in, or None (a worker thread of
+    this one). Reading and chunking are Python, tokenizer-bound work: in a thread they
+    hold the GIL against the encoding and writing they should overlap, and against a
+    serving process's answers (benchmarks/README.md, "Ingest rate")."""
+    size = await asyncio.to_thread(_total_bytes, files)
+    try:
+        pickle.dumps(options)
+    except Exception:  # noqa: BLE001 — a counter that cannot travel: read here
+        size = 0
+    if size < PROCESS_BYTES:
+        yield None
+        return
+    spawn = multiprocessing.get_context("spawn")  # never fork a process that has threads
+    pool = ProcessPoolExecutor(1, mp_context=spawn, initializer=_ignore_interrupts)
+    try:
+        yield pool
+    finally:
+        # The file in hand is finished by the process, which then exits by itself.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _total_bytes(files: Sequence[SourceFile]) -> int:
+    total = 0
+    for file in files:
+        with contextlib.suppress(OSError):
+            total += file.path.stat().st_size
+    return total
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C reaches the whole process group: the run that started the reader stops it,
+    instead of the reader printing its own traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _unique(files: Sequence[SourceFile], tally: _Tally) -> list[SourceFile]:
@@ -167,7 +263,7 @@ def _unique(files: Sequence[SourceFile], tally: _Tally) -> list[SourceFile]:
 
 def _prepare(
     file: SourceFile, known_hash: str | None, options: IngestOptions, access: Access
-) -> Skipped | _Unchanged | list[Chunk]:
+) -> _Prepared:
     """Runs in a worker thread: reading and chunking are CPU work."""
     document = read_document(
         file.path,

