@@ -40,8 +40,10 @@ def pieces(text: str, *, max_tokens: int, count: Counter) -> list[Piece]:
             out.extend(_split_fence(block, max_tokens=max_tokens, count=count))
         else:
             out.extend(
-                Piece(text=part, tokens=count(part))
-                for part in _split_prose(block, _LEVELS, max_tokens=max_tokens, count=count)
+                Piece(text=part, tokens=part_tokens)
+                for part, part_tokens in _split_prose(
+                    block, _LEVELS, max_tokens=max_tokens, count=count, tokens=tokens
+                )
             )
     return out
 
@@ -99,15 +101,19 @@ def split_at(text: str, pattern: re.Pattern[str]) -> list[str]:
 
 
 def _split_prose(
-    text: str, levels: tuple[re.Pattern[str], ...], *, max_tokens: int, count: Counter
-) -> list[str]:
-    if count(text) <= max_tokens:
-        return [text]
+    text: str, levels: tuple[re.Pattern[str], ...], *, max_tokens: int, count: Counter,
+    tokens: int | None = None,
+) -> list[tuple[str, int]]:
+    """(part, its token count) pairs: each part is counted once, and `tokens` is `text`'s
+    count when the caller has it (counting is most of what chunking costs)."""
+    tokens = count(text) if tokens is None else tokens
+    if tokens <= max_tokens:
+        return [(text, tokens)]
     if not levels:
         return _split_chars(text, max_tokens=max_tokens, count=count)
     parts = split_at(text, levels[0])
     if len(parts) == 1:
-        return _split_prose(text, levels[1:], max_tokens=max_tokens, count=count)
+        return _split_prose(text, levels[1:], max_tokens=max_tokens, count=count, tokens=tokens)
     return [
         piece
         for part in parts
@@ -115,13 +121,15 @@ def _split_prose(
     ]
 
 
-def _split_chars(text: str, *, max_tokens: int, count: Counter) -> list[str]:
-    out: list[str] = []
+def _split_chars(text: str, *, max_tokens: int, count: Counter) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
     while text:
         size = len(text)
-        while size > 1 and count(text[:size]) > max_tokens:
+        while size > 1 and (tokens := count(text[:size])) > max_tokens:
             size = max(1, size * 3 // 4)
-        out.append(text[:size])
+        if size == 1:
+            tokens = count(text[:1])
+        out.append((text[:size], tokens))
         text = text[size:]
     return out
 
@@ -141,11 +149,11 @@ def _split_fence(block: str, *, max_tokens: int, count: Counter) -> list[Piece]:
     budget = max_tokens - count(opening) - count(closing)
     if budget <= 0:  # a window too small to fence anything: plain text is the best left
         parts = _split_prose(block, _LEVELS, max_tokens=max_tokens, count=count)
-        return [Piece(text=part, tokens=count(part), code=True) for part in parts]
+        return [Piece(text=part, tokens=tokens, code=True) for part, tokens in parts]
     lines_left = deque(
         part if part.endswith("\n") else part + "\n"
         for line in inner
-        for part in _split_prose(line + "\n", (WORD,), max_tokens=budget, count=count)
+        for part, _ in _split_prose(line + "\n", (WORD,), max_tokens=budget, count=count)
     )
     out: list[Piece] = []
     while lines_left:
