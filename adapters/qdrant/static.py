@@ -44,15 +44,14 @@ class WordLlamaEmbedder:
         """WordLlama's own `embed()` averages each text's token vectors too, but pads every
         batch to its longest text first (a 64 × 512 × 256 array per batch): averaging
         each text's tokens alone gives the same vectors three times faster."""
-        model = _model()
-        table = model.embedding
+        table = _model().embedding
+        tokenizer = _unpadded_tokenizer()
         vectors = np.zeros((len(texts), STATIC_SIZE), dtype=np.float32)
         for start in range(0, len(texts), _BATCH):
-            encoded = model.tokenize(list(texts[start : start + _BATCH]))
-            for row, encoding in enumerate(encoded, start):
-                ids = np.asarray(encoding.ids)[np.asarray(encoding.attention_mask, dtype=bool)]
-                if ids.size:
-                    vectors[row] = table[ids].mean(axis=0)
+            batch = list(texts[start : start + _BATCH])
+            for row, encoding in enumerate(tokenizer.encode_batch(batch, add_special_tokens=False), start):
+                if encoding.ids:
+                    vectors[row] = table[encoding.ids].mean(axis=0)
         result: list[list[float]] = vectors.tolist()
         return result
 
@@ -74,6 +73,18 @@ def _model() -> Any:
     return WordLlama.load(
         config="l2_supercat", dim=STATIC_SIZE, cache_dir=folder, disable_download=True
     )
+
+
+@functools.cache
+def _unpadded_tokenizer() -> Any:
+    """The model's tokenizer without the padding WordLlama turns on: each text is
+    averaged alone, so padding was only cut off again (a fifth of the embedding time)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(_model().tokenizer.to_str())
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
 
 
 def static_embedder() -> WordLlamaEmbedder | None:
