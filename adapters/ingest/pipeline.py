@@ -227,8 +227,8 @@ async def _reader(
     try:
         yield pool
     finally:
-        # The file in hand is finished by the process, which then exits by itself.
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Idle at the end of a run; when the run is cut short, the file in hand is finished.
+        await asyncio.shield(asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True))
 
 
 def _total_bytes(files: Sequence[SourceFile]) -> int:
