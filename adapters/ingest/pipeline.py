@@ -264,7 +264,8 @@ def _unique(files: Sequence[SourceFile], tally: _Tally) -> list[SourceFile]:
 def _prepare(
     file: SourceFile, known_hash: str | None, options: IngestOptions, access: Access
 ) -> _Prepared:
-    """Runs in a worker thread: reading and chunking are CPU work."""
+    """Runs in a worker thread, or in the reader process of a large run: reading and
+    chunking are CPU work."""
     document = read_document(
         file.path,
         source=file.source,

@@ -48,8 +48,9 @@ class WordLlamaEmbedder:
         tokenizer = _unpadded_tokenizer()
         vectors = np.zeros((len(texts), STATIC_SIZE), dtype=np.float32)
         for start in range(0, len(texts), _BATCH):
-            batch = list(texts[start : start + _BATCH])
-            for row, encoding in enumerate(tokenizer.encode_batch(batch, add_special_tokens=False), start):
+            batch = tokenizer.encode_batch(list(texts[start : start + _BATCH]),
+                                           add_special_tokens=False)
+            for row, encoding in enumerate(batch, start):
                 if encoding.ids:
                     vectors[row] = table[encoding.ids].mean(axis=0)
         result: list[list[float]] = vectors.tolist()
