@@ -214,12 +214,7 @@ async def _reader(
     this one). Reading and chunking are Python, tokenizer-bound work: in a thread they
     hold the GIL against the encoding and writing they should overlap, and against a
     serving process's answers (benchmarks/README.md, "Ingest rate")."""
-    size = await asyncio.to_thread(_total_bytes, files)
-    try:
-        pickle.dumps(options)
-    except Exception:  # noqa: BLE001 — a counter that cannot travel: read here
-        size = 0
-    if size < PROCESS_BYTES:
+    if await asyncio.to_thread(_total_bytes, files) < PROCESS_BYTES or not _travels(options):
         yield None
         return
     spawn = multiprocessing.get_context("spawn")  # never fork a process that has threads
@@ -229,6 +224,15 @@ async def _reader(
     finally:
         # Idle at the end of a run; when the run is cut short, the file in hand is finished.
         await asyncio.shield(asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True))
+
+
+def _travels(options: IngestOptions) -> bool:
+    """Whether the options (their token counter above all) can be sent to the reader."""
+    try:
+        pickle.dumps(options)
+    except Exception:  # noqa: BLE001 — any failure to pickle means: read here
+        return False
+    return True
 
 
 def _total_bytes(files: Sequence[SourceFile]) -> int:
