@@ -81,3 +81,9 @@ class ToolError(SwitchboardError):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
+
+
+class AnswerStopped(Exception):
+    """The person stopped the answer on the platform itself (Teams' Stop on a streaming
+    answer): a `Replier` raises it from `send`, and the answer ends there, kept as far as
+    it was shown and marked stopped. Not a failure: nothing is apologised for or retried."""

@@ -53,6 +53,7 @@ class InboxItem:
     # opened one: the channel finishes it rather than sending a second.
     reply_id: str | None = None
     lease_owner: str | None = None  # the worker answering it (or last answering it)
+    stopped_by: str | None = None  # who stopped its answer (a sender id), if anyone did
 
     def taken_from(self, owner: str | None) -> bool:
         """Another worker than `owner` holds it now (it took it over)."""

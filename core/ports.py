@@ -57,6 +57,10 @@ class ConversationStore(Protocol):
         """Append turns atomically: all of them or none."""
         ...
 
+    async def set_title(self, conversation_id: str, title: str) -> bool:
+        """Name the conversation, unless it has a name already: whether this named it."""
+        ...
+
 
 class Inbox(Protocol):
     """The answer path's units of work (`core/inbox.py`), each one transaction."""
@@ -119,6 +123,17 @@ class Inbox(Protocol):
 
     async def answer_of(self, item_id: int) -> Turn | None:
         """The answer stored for an item, if it has one."""
+        ...
+
+    async def request_stop(self, item_id: int, *, by: str) -> InboxItem | None:
+        """Mark an item stopped by `by` (a sender id), if it is still waiting or being
+        answered: the item as it was then (a waiting one is done at once, nobody having
+        started on it), or None when there was nothing to stop. Processes sharing a
+        PostgreSQL database hear of it at COMMIT."""
+        ...
+
+    async def unfinished_in(self, conversation_id: str) -> InboxItem | None:
+        """The newest item of the conversation that is waiting or being answered."""
         ...
 
 
@@ -278,11 +293,11 @@ class InboxBacklog(Protocol):
     async def read(self) -> Backlog: ...
 
 
-# How a message ended, as counted: answered; apologised (an error or too many attempts);
+# How a message ended, as counted: answered; stopped (by the person, or an admin); apologised (an error or too many attempts);
 # withdrawn (another worker took it over and answers it); released (shutdown: another
 # process answers it); and the deliveries refused before any answer.
 MessageOutcome = Literal[
-    "answered", "apologised", "withdrawn", "released",
+    "answered", "stopped", "apologised", "withdrawn", "released",
     "duplicate", "not_followed", "not_yours", "limited",
 ]
 

@@ -1,7 +1,7 @@
 """What the orchestrator tells a `Replier` while it answers; each channel renders these.
 
-Text is CommonMark. A turn sends any number of `Status`, `TextDelta` and `ToolProgress`
-events, then exactly one `ReplyDone` or `ReplyFailed` — or `ReplyWithdrawn`, when another
+Text is CommonMark. A turn sends any number of `Status`, `TextDelta`, `ToolProgress` and
+(once, for a new conversation) `Titled` events, then exactly one `ReplyDone` or `ReplyFailed` — or `ReplyWithdrawn`, when another
 worker took the message over and answers it instead.
 """
 
@@ -13,6 +13,9 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from core.messages import Citation
+
+# How a stopped answer ends, in the message and in the thread's history.
+STOPPED_MARK = "_Stopped._"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -41,13 +44,25 @@ class ToolProgress:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ReplyDone:
     """The complete answer. `text` is everything the deltas carried, so a channel that
-    could not stream (or lost its stream) can still deliver the whole answer once."""
+    could not stream (or lost its stream) can still deliver the whole answer once.
+    `stopped`: the person (or an admin) stopped it; `text` is what was written until then,
+    ending with `STOPPED_MARK`, and it is stored so in the thread."""
 
     text: str
     citations: tuple[Citation, ...] = ()
     turn_id: int | None = None
     feedback: bool = True
+    stopped: bool = False
     kind: Literal["done"] = "done"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Titled:
+    """The conversation got its title (from its first question), for channels that show
+    one: a Slack assistant thread or agent session, the web page's conversation list."""
+
+    title: str
+    kind: Literal["title"] = "title"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -69,7 +84,7 @@ class ReplyWithdrawn:
     kind: Literal["withdrawn"] = "withdrawn"
 
 
-ReplyEvent = Status | TextDelta | ToolProgress | ReplyDone | ReplyFailed | ReplyWithdrawn
+ReplyEvent = Status | TextDelta | ToolProgress | Titled | ReplyDone | ReplyFailed | ReplyWithdrawn
 
 
 _events: TypeAdapter[ReplyEvent] = TypeAdapter(

@@ -140,6 +140,12 @@ class ObservedInbox:
     async def answer_of(self, item_id: int) -> Turn | None:
         return await self._inbox.answer_of(item_id)
 
+    async def request_stop(self, item_id: int, *, by: str) -> InboxItem | None:
+        return await self._inbox.request_stop(item_id, by=by)
+
+    async def unfinished_in(self, conversation_id: str) -> InboxItem | None:
+        return await self._inbox.unfinished_in(conversation_id)
+
 
 class ObservedModel:
     """Times each streamed response (whole, and to its first text) and counts its tokens."""

@@ -20,12 +20,13 @@ class Conversation:
     owner: str | None
     created_at: datetime
     updated_at: datetime
+    title: str | None = None  # named after its first question (`core/titles.py`)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ConversationSummary:
-    """One line of a person's conversation list: `title` is the start of the first
-    message in it ("" before one is stored)."""
+    """One line of a person's conversation list: `title` is the conversation's title, or
+    the start of the first message in it before it has one ("" before one is stored)."""
 
     id: str
     title: str
