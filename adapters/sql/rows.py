@@ -69,7 +69,8 @@ def to_conversation(row: Row[Any]) -> Conversation:
         thread=row.thread_id or None,
     )
     return Conversation(
-        id=row.id, ref=ref, owner=row.owner, created_at=row.created_at, updated_at=row.updated_at
+        id=row.id, ref=ref, owner=row.owner, created_at=row.created_at,
+        updated_at=row.updated_at, title=row.title,
     )
 
 
@@ -98,6 +99,7 @@ def to_item(row: Row[Any]) -> InboxItem:
         last_error=row.last_error,
         reply_id=row.reply_id,
         lease_owner=row.lease_owner,
+        stopped_by=row.stopped_by,
     )
 
 

@@ -43,6 +43,8 @@ conversations = Table(
     Column("owner", String(256), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # Named after its first question (a model's summary, or the trimmed first line).
+    Column("title", String(200), nullable=True),
     UniqueConstraint("channel", "tenant", "external_id", "thread_id"),
     Index(None, "channel", "owner", "updated_at"),
 )
@@ -89,6 +91,8 @@ inbox = Table(
     # The platform's id of the message showing the answer (a Slack stream's ts), noted as
     # soon as it exists: a retry after a crash finishes that message.
     Column("reply_id", String(256), nullable=True),
+    # Who stopped the answer (a sender id): the worker ends it as stopped, never retried.
+    Column("stopped_by", String(256), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("channel", "tenant", "message_key"),
