@@ -170,6 +170,7 @@ async def _web_channel(app: web.Application) -> AsyncIterator[None]:
         documents=sb.knowledge or reader,
         limiter=sb.limiter,
         groups=sb.stores.groups,
+        stopper=sb.stopper,
     )
     app[METRICS_ENDPOINT] = _metrics_endpoint(app, app[WEB_CHANNEL].auth)
     app[ingest_routes.KNOWLEDGE_ADMIN] = _knowledge_admin(sb, app[WEB_CHANNEL].auth.admin)

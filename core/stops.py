@@ -114,6 +114,9 @@ class Stopper:
         self._admins = frozenset(a.lower() if "@" in a else a for a in admins)
         self._signal = signal
 
+    def is_admin(self, sender: Sender) -> bool:
+        return is_admin(sender, self._admins)
+
     async def stop_item(self, item_id: int, by: Sender) -> StopOutcome:
         """Stop the answer to one inbox item (the Stop button carries its id)."""
         return await self._stop(await self._inbox.get(item_id), by)

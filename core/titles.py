@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 TITLE_CHARS = 60  # what a conversation list or a Slack thread title shows without cutting
 MODEL_SECONDS = 10.0  # the model's title, at most this long after the answer is stored
-_MARKUP = re.compile(r"^(?:[#>*\-+]+|\d+[.)])\s+|[*_`]+")
+_MARKUP = re.compile(r"^(?:(?:[#>*\-+]+|\d+[.)])\s+)+|[*`]+")
 
 TITLE_PROMPT = (
     "Write a title of at most six words for a conversation that starts with the message "

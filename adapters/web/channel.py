@@ -21,6 +21,7 @@ from core.ports import (
     RateLimiter,
 )
 from core.relay import ReplyRelay
+from core.stops import Stopper
 from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class WebChannel:
     documents: DocumentReader | None = None
     limiter: RateLimiter | None = None
     groups: GroupStore | None = None
+    stopper: Stopper | None = None
 
     async def within_limits(self, sender: Sender) -> None:
         """429 with Retry-After for a write (a message, a ticket) over the person's or the

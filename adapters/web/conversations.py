@@ -22,6 +22,7 @@ from adapters.web.openapi import ApiRoutes, respond
 from adapters.web.render import to_html
 from core.feedback import Feedback, Rating
 from core.messages import Sender
+from core.stops import Stopping
 from core.threads import Conversation, ConversationSummary, ListPosition, Turn
 
 TITLE_CHARS = 80
@@ -58,9 +59,18 @@ class Summary(BaseModel):
     model_config = OUT
 
     id: str
-    title: str = Field(description="From the first message.")
+    title: str = Field(description="From the first question (its first line, or the "
+                       "model's summary of it).")
     created_at: str = Field(json_schema_extra={"format": "date-time"})
     updated_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class StopOut(BaseModel):
+    model_config = OUT
+
+    stopping: bool = Field(description="An answer was being written and is being stopped "
+                           "(it ends within moments, kept as far as it got); false when "
+                           "none was being written.")
 
 
 class ConversationList(BaseModel):
@@ -105,10 +115,32 @@ async def conversation(request: web.Request) -> web.Response:
     )
     return respond(ConversationOut(
         id=conv.id,
+        title=_title(conv.title or next((t.content for t in turns if t.role == "user"), "")),
         created_at=conv.created_at.isoformat(),
         updated_at=conv.updated_at.isoformat(),
         turns=[_turn(t, rated.get(t.id)) for t in turns],
     ))
+
+
+@api.post("/conversations/{id}/stop", response=StopOut, errors=[404, 503])
+async def stop_answer(request: web.Request) -> web.Response:
+    """Stop the answer being written in one of the caller's conversations (an admin may
+    stop anyone's). What was written is kept in the conversation, marked stopped, and the
+    message is not answered again. Answers at once; the answer's stream ends with a
+    `done` event whose `stopped` is true."""
+    channel = request.app[WEB_CHANNEL]
+    sender = await channel.auth.sender(request)
+    if channel.stopper is None:
+        raise json_error(503, "answers cannot be stopped here")
+    known = _ID.fullmatch(request.match_info["id"]) is not None
+    conv = await channel.conversations.get(request.match_info["id"]) if known else None
+    mine = conv is not None and conv.owner == sender.id
+    if conv is None or conv.ref.channel != "web" or not (
+        mine or channel.stopper.is_admin(sender)
+    ):
+        raise json_error(404, "unknown conversation")
+    outcome = await channel.stopper.stop_in(conv.id, sender)
+    return respond(StopOut(stopping=isinstance(outcome, Stopping)))
 
 
 @api.post("/conversations/{id}/turns/{turn_id}/feedback", body=FeedbackBody,
@@ -137,13 +169,17 @@ async def own_conversation(
     return conv
 
 
-def _summary(summary: ConversationSummary) -> Summary:
-    title = summary.title
+def _title(title: str) -> str:
+    title = " ".join(title.split())
     if len(title) > TITLE_CHARS:
         title = title[: TITLE_CHARS - 1].rstrip() + "…"
+    return title or "New conversation"
+
+
+def _summary(summary: ConversationSummary) -> Summary:
     return Summary(
         id=summary.id,
-        title=title or "New conversation",
+        title=_title(summary.title),
         created_at=summary.created_at.isoformat(),
         updated_at=summary.updated_at.isoformat(),
     )

@@ -86,6 +86,8 @@ class Answer(BaseModel):
     html: str = Field(description="The answer rendered to HTML.")
     citations: list[Citation]
     turn_id: int | None
+    stopped: bool = Field(False, description="The answer was stopped while it was written: "
+                          "`reply` is what was written until then, marked so.")
 
 
 class ChatAnswer(Answer):
@@ -111,6 +113,8 @@ class ConversationOut(BaseModel):
     model_config = OUT
 
     id: str
+    title: str = Field(description="From the first question (its first line, or the "
+                       "model's summary of it).")
     created_at: str = Field(json_schema_extra={"format": "date-time"})
     updated_at: str = Field(json_schema_extra={"format": "date-time"})
     turns: list[TurnOut]
@@ -149,9 +153,13 @@ class StreamRestart(BaseModel):
     """Another worker took the message over and answers from the start: drop what was shown."""
 
 
+class StreamTitle(BaseModel):
+    title: str = Field(description="The conversation's new title, from its first question.")
+
+
 STREAM_EVENTS: dict[str, type[BaseModel]] = {
     "start": StreamStart, "status": StreamStatus, "delta": StreamDelta, "tool": StreamTool,
-    "done": ChatAnswer, "error": StreamError, "restart": StreamRestart,
+    "title": StreamTitle, "done": ChatAnswer, "error": StreamError, "restart": StreamRestart,
 }
 
 

@@ -18,6 +18,7 @@ from core.replies import (
     ReplyWithdrawn,
     Status,
     TextDelta,
+    Titled,
     ToolProgress,
 )
 
@@ -33,6 +34,8 @@ def event_payload(event: ReplyEvent) -> tuple[str, dict[str, Any]]:
             return "delta", {"text": text}
         case ToolProgress():
             return "tool", {k: v for k, v in asdict(event).items() if k != "kind"}
+        case Titled(title=title):
+            return "title", {"title": title}
         case ReplyDone():
             return "done", done_body(event)
         case ReplyFailed(text=text, reference=reference):
@@ -49,6 +52,7 @@ def done_body(done: ReplyDone) -> dict[str, Any]:
         "html": to_html(done.text),
         "citations": [asdict(c) for c in done.citations],
         "turn_id": done.turn_id,
+        "stopped": done.stopped,
     }
 
 

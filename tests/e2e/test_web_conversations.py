@@ -56,9 +56,9 @@ async def test_the_list_is_the_callers_own_newest_first_titled_and_paged(
         [top, below] = listed["conversations"]
         assert "next" not in listed
         assert [top["id"], below["id"]] == [first["conversation_id"], second["conversation_id"]]
-        assert top["title"].startswith("How do I reset my VPN password? xxx")
-        assert len(top["title"]) <= 80 and top["title"].endswith("…")
-        assert below["title"] == "Where is the printer?"
+        # Named by the model from each first question (the fake's titles quote three words).
+        assert top["title"] == "Title: How do I"
+        assert below["title"] == "Title: Where is the"
         assert top["updated_at"] > below["updated_at"]
 
         page = await (await client.get("/api/v1/conversations?limit=1", headers=ALICE)).json()
@@ -70,7 +70,7 @@ async def test_the_list_is_the_callers_own_newest_first_titled_and_paged(
         assert [c["id"] for c in body["conversations"]] == [below["id"]] and "next" not in body
 
         bobs = await (await client.get("/api/v1/conversations", headers=BOB)).json()
-        assert [c["title"] for c in bobs["conversations"]] == ["bob's own question"]
+        assert [c["title"] for c in bobs["conversations"]] == ["Title: bob's own question"]
         other = await client.get(f"/api/v1/conversations/{top['id']}", headers=BOB)
         assert await error(other, 404) == "unknown conversation"
 

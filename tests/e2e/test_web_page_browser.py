@@ -207,7 +207,9 @@ def test_a_day_of_web_chat_markdown_sources_feedback_and_two_conversations(
     ]
     [first_cid] = [browser.execute_script(
         "return localStorage.getItem('switchboard.conversation')")]
-    wait.until(lambda d: sidebar() == ["How do I connect Slack?"])
+    # Each conversation is named after its first question (the fake model's titles quote
+    # its first three words).
+    wait.until(lambda d: sidebar() == ["Title: How do I"])
 
     # Open a source: the [1] in the text links to Switchboard's view of the local file.
     cites = answer.find_elements(By.CSS_SELECTOR, ".answer a.cite")
@@ -236,7 +238,7 @@ def test_a_day_of_web_chat_markdown_sources_feedback_and_two_conversations(
     chat.script(Reply("Printers are on floor *two*."))
     wait.until(input_ready).send_keys("Where are the printers?", Keys.ENTER)
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".msg[data-state=done] em").text == "two")
-    wait.until(lambda d: sidebar() == ["Where are the printers?", "How do I connect Slack?"])
+    wait.until(lambda d: sidebar() == ["Title: Where are the", "Title: How do I"])
 
     # Switch back to the first and continue it: the model sees its history.
     first = browser.find_element(By.CSS_SELECTOR, f'.conv[data-id="{first_cid}"]')
@@ -254,7 +256,7 @@ def test_a_day_of_web_chat_markdown_sources_feedback_and_two_conversations(
     assert [m["content"] for m in sent if m["role"] == "user"] == [
         "How do I connect Slack?", "And then?"
     ]
-    wait.until(lambda d: sidebar() == ["How do I connect Slack?", "Where are the printers?"])
+    wait.until(lambda d: sidebar() == ["Title: How do I", "Title: Where are the"])
     assert browser.execute_script(
         "return localStorage.getItem('switchboard.conversation')") == first_cid
     browser.save_screenshot(str(CHAT_SCREENSHOT))  # docs/web-chat.png is one of these
@@ -263,7 +265,7 @@ def test_a_day_of_web_chat_markdown_sources_feedback_and_two_conversations(
     assert not errors, errors
 
 
-def test_stop_keeps_what_was_shown_and_the_stored_answer_comes_back_whole(
+def test_stop_ends_the_answer_where_it_was_and_it_is_kept_marked_stopped(
     browser: Any, chat: Chat
 ) -> None:
     from selenium.webdriver.common.by import By
@@ -284,25 +286,26 @@ def test_stop_keeps_what_was_shown_and_the_stored_answer_comes_back_whole(
     assert browser.switch_to.active_element == browser.find_element(By.ID, "stop")
 
     browser.switch_to.active_element.send_keys(Keys.ESCAPE)  # Esc stops, as Stop does
+    # The server stops the model and ends the answer where it was, marked stopped.
     stopped = wait.until(lambda d: d.find_element(
-        By.CSS_SELECTOR, '.msg.assistant[data-state="stopped"]'))
+        By.CSS_SELECTOR, '.msg.assistant[data-state="done"]'))
     answer = stopped.find_element(By.CLASS_NAME, "answer")
     assert '<img src=x onerror="document.title=' in answer.text  # raw HTML shown as text
     assert not answer.find_elements(By.TAG_NAME, "img")
-    assert "the rest" not in answer.text
-    assert "server still finishes" in stopped.text
+    assert "the rest" not in answer.text and answer.text.endswith("Stopped.")
     box = wait.until(lambda d: d.find_element(By.ID, "input"))
     wait.until(lambda d: box.is_enabled() and d.switch_to.active_element == box)
 
-    chat.open_gate(gate)  # the server goes on and stores the whole answer
     conversation = browser.execute_script("return localStorage.getItem('switchboard.conversation')")
     item = f'.conv[data-id="{conversation}"]'
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, item))
     stored = conversation_turns(chat, conversation)
     wait.until(lambda d: stored() == 2)
+    chat.open_gate(gate)  # the model's abandoned stream ends; nothing more is stored
     browser.refresh()
     restored = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".msg[data-state=done]"))
-    assert "the rest after the stop" in restored.text
+    assert "the rest after the stop" not in restored.text
+    assert restored.find_element(By.CLASS_NAME, "answer").text.endswith("Stopped.")
     links = restored.find_elements(By.CSS_SELECTOR, ".answer a")
     assert all(not (a.get_attribute("href") or "").startswith("javascript:") for a in links)
     assert browser.title != "owned"

@@ -39,7 +39,7 @@ class Reply:
 
     text: str
     chunk_size: int = 4
-    gate: asyncio.Event | None = None
+    gate: asyncio.Event | None = None  # a client that leaves meanwhile counts in `abandoned`
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,7 @@ class FakeOpenAI:
         self.default = default  # the answer when nothing is scripted (None: an instant echo)
         self.requests: list[RecordedRequest] = []
         self.title_requests: list[RecordedRequest] = []
+        self.abandoned = 0  # gated streams whose client left before the gate opened
         self._steps: deque[Step] = deque()
         self._seen = asyncio.Condition()
         self._closing = asyncio.Event()
@@ -161,8 +162,9 @@ class FakeOpenAI:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _record(self, request: web.Request) -> Any:
-        body = await request.json() if request.can_read_body else None
+    async def _record(self, request: web.Request, *, body: Any = None) -> Any:
+        if body is None and request.can_read_body:
+            body = await request.json()
         async with self._seen:
             self.requests.append(
                 RecordedRequest(request.method, request.path, CIMultiDict(request.headers), body)
@@ -196,7 +198,7 @@ class FakeOpenAI:
             if body.get("stream"):
                 return await self._sse(request, self._chunks(body, title))
             return web.json_response(self._completion(body, title))
-        body = await self._record(request)
+        await self._record(request, body=body)
         step = self._steps.popleft() if self._steps else self.default
         if isinstance(step, Paced):
             return await self._paced_answer(request, body, step)
@@ -296,7 +298,8 @@ class FakeOpenAI:
         loop = asyncio.get_running_loop()
         for n, event in enumerate(events):
             if n == 2 and gate is not None:  # after the role chunk and the first text
-                await gate.wait()
+                if not await self._gate_or_gone(request, gate):
+                    return response
             if at is not None and n < len(at) and (deadline := at[n]) is not None:
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
             await response.write(f"data: {event}\n\n".encode())
@@ -306,6 +309,25 @@ class FakeOpenAI:
             return response
         await response.write_eof()
         return response
+
+
+    async def _gate_or_gone(self, request: web.Request, gate: asyncio.Event) -> bool:
+        """Wait for the gate; False if the client left first (its stream was abandoned:
+        counted in `abandoned`)."""
+        while not gate.is_set():
+            if request.transport is None or request.transport.is_closing():
+                async with self._seen:
+                    self.abandoned += 1
+                    self._seen.notify_all()
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gate.wait(), 0.02)
+        return True
+
+    async def wait_for_abandoned(self, n: int, timeout: float = 5.0) -> None:
+        """Until `n` gated streams were left by their client (the model call cancelled)."""
+        async with self._seen:
+            await asyncio.wait_for(self._seen.wait_for(lambda: self.abandoned >= n), timeout)
 
 
 def _finish_reason(answer: Reply | CallTools) -> str:
