@@ -8,9 +8,10 @@ from typing import TextIO
 
 from adapters.sockets.control import answers as control_answers
 from adapters.sockets.control import control_socket
-from adapters.terminal.chat import chat_loop, relayed
-from bots.bootstrap import bootstrap
+from adapters.terminal.chat import Stop, chat_loop, relayed
+from bots.bootstrap import Switchboard, bootstrap
 from bots.settings import Settings
+from core.messages import InboundMessage
 from core.ports import ChatModel
 
 
@@ -40,9 +41,19 @@ async def run_chat(
             answer = relayed(inbox=sb.inbox, relay=sb.relay, work_added=sb.work_added)
             notes = ("Answered by the assistant running on this data directory.", *notes)
             await chat_loop(name=sb.profile.name, answer=answer, conversations=sb.conversations,
-                            lines=lines, out=out, notes=notes)
+                            lines=lines, out=out, notes=notes, stop=_stopper(sb))
         return
     async with bootstrap(settings, model=model) as sb:
         assert sb.worker is not None
         await chat_loop(name=sb.profile.name, answer=sb.worker.answer_now,
-                        conversations=sb.conversations, lines=lines, out=out, notes=notes)
+                        conversations=sb.conversations, lines=lines, out=out, notes=notes,
+                        stop=_stopper(sb))
+
+
+def _stopper(sb: Switchboard) -> Stop:
+    """Ctrl-C stops the answer to the message it interrupts, as the person who sent it."""
+
+    async def stop(message: InboundMessage) -> object:
+        return await sb.stopper.stop_message(message.conversation, message.id, message.sender)
+
+    return stop

@@ -121,6 +121,13 @@ class Stopper:
         """Stop the answer to one inbox item (the Stop button carries its id)."""
         return await self._stop(await self._inbox.get(item_id), by)
 
+    async def stop_message(self, where: ConversationRef, message_id: str, by: Sender) -> StopOutcome:
+        """Stop the answer to one message of `where`'s channel (the terminal knows the
+        message it sent, waiting or being answered)."""
+        item = await self._inbox.find(channel=where.channel, tenant=where.tenant,
+                                      message_id=message_id)
+        return await self._stop(item, by)
+
     async def stop_in(self, conversation_id: str, by: Sender) -> StopOutcome:
         """Stop the answer being written in one of our conversations."""
         return await self._stop(await self._inbox.unfinished_in(conversation_id), by)

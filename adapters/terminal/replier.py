@@ -28,6 +28,8 @@ from core.replies import (
     ToolProgress,
 )
 
+STOPPED = "Stopped."
+
 
 def screen_for(out: TextIO) -> Screen:
     return RichScreen(out) if out.isatty() else PlainScreen(out)
@@ -59,8 +61,9 @@ class PlainScreen:
             case ToolProgress(title=title, state="done" | "failed" as state):
                 self._end_text()
                 self._write(f"  {'✓' if state == 'done' else '✗'} {title}\n")
-            case ReplyDone(citations=citations):
+            case ReplyDone(citations=citations, stopped=stopped):
                 self._end_text()
+                self._write(f"{STOPPED}\n" if stopped else "")
                 self._write("".join(f"  {source_line(c)}\n" for c in citations) + "\n")
             case ReplyFailed(text=text, reference=reference):
                 self._end_text()
@@ -116,8 +119,10 @@ class RichScreen:
                 if self._answer is None:
                     self._answer = MarkdownStream(self._started())
                 self._answer.add(text)
-            case ReplyDone(citations=citations):
+            case ReplyDone(citations=citations, stopped=stopped):
                 self._stop()
+                if stopped:
+                    self._console.print(Text(STOPPED, style="dim italic"))
                 for c in citations:
                     self._console.print(Text(f"  {source_line(c)}", style="dim"))
                 self._console.print()

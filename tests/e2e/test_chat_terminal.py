@@ -141,7 +141,7 @@ async def test_an_answer_taller_than_the_window_streams_without_repeating_itself
     assert shown == [p.replace("**", "") for p in paragraphs]
 
 
-async def test_ctrl_c_mid_answer_leaves_the_terminal_as_it_found_it(
+async def test_ctrl_c_stops_the_answer_then_at_the_prompt_leaves_the_terminal_as_it_found_it(
     tmp_path: Path, llm: FakeOpenAI
 ) -> None:
     gate = asyncio.Event()  # the answer stops after its first piece until this is set
@@ -153,7 +153,11 @@ async def test_ctrl_c_mid_answer_leaves_the_terminal_as_it_found_it(
             child.sendline("How do I connect Slack?")
             await expect(child, "Connecting Slack")
             assert terminal.screen.cursor.hidden  # the live region is drawing
-            child.sendintr()
+            child.sendintr()  # mid-answer: stops the answer
+            await expect(child, "Stopped.")
+            await expect(child, "you> ")
+            assert not terminal.screen.cursor.hidden
+            child.sendintr()  # at the prompt: leaves
             await asyncio.to_thread(child.expect, pexpect.EOF, timeout=30)
     finally:
         gate.set()
@@ -202,3 +206,44 @@ def _no_stray_terminal_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     # rich would honour these over the pseudo-terminal's own size and colours.
     for name in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TERM_PROGRAM"):
         monkeypatch.delenv(name, raising=False)
+
+
+async def test_ctrl_c_stops_the_answer_not_the_program(tmp_path: Path, llm: FakeOpenAI) -> None:
+    """SIGINT (Ctrl-C) while an answer is written: the model call is cancelled, what was
+    written is kept marked stopped, and the chat goes on; /threads lists the thread by
+    its title."""
+    gate = asyncio.Event()  # the model writes its first words, then waits
+    llm.script(Reply("The first words and then a great deal more", chunk_size=16, gate=gate),
+               Reply("Still here."))
+    terminal = Terminal()
+    env = chat_env(tmp_path, llm)
+    with chat_in_terminal(env, terminal) as child:
+        await expect(child, "you> ")
+        child.sendline("Explain everything")
+        await expect(child, "The first words")
+        child.sendintr()  # Ctrl-C, through the terminal, as a person presses it
+        await expect(child, "Stopped.")
+        await llm.wait_for_abandoned(1)  # the model call was cancelled
+        gate.set()
+        await ask(child, "Are you still there?", until="Still here.")
+        child.sendline("/threads")  # (`ask` waited for this prompt already)
+        await expect(child, "Title: Explain everything")
+        await expect(child, "you> ")
+        await leave(child)
+    screen = "\n".join(terminal.lines())
+    assert "a great deal more" not in screen
+    assert child.exitstatus == 0
+
+    from adapters.sql.engine import create_engine
+    from adapters.sql.tables import turns
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'switchboard.db'}")
+    try:
+        async with engine.connect() as conn:
+            from sqlalchemy import select
+
+            stored = [row.content for row in await conn.execute(
+                select(turns.c.content).where(turns.c.role == "assistant").order_by(turns.c.id))]
+    finally:
+        await engine.dispose()
+    assert stored == ["The first words \n\n_Stopped._", "Still here."]
