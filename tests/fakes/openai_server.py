@@ -117,6 +117,7 @@ class FakeOpenAI:
         self.model = model
         self.default = default  # the answer when nothing is scripted (None: an instant echo)
         self.requests: list[RecordedRequest] = []
+        self.abandoned = 0  # streamed answers whose client went away before the end
         self._steps: deque[Step] = deque()
         self._seen = asyncio.Condition()
         self._closing = asyncio.Event()
@@ -134,6 +135,12 @@ class FakeOpenAI:
         async with self._seen:
             await asyncio.wait_for(self._seen.wait_for(lambda: len(self.requests) >= n), timeout)
         return self.requests[:n]
+
+    async def wait_for_abandoned(self, n: int = 1, timeout: float = 5.0) -> None:
+        """Until `n` streamed answers were abandoned by their client (it closed the
+        connection mid-answer: the request was cancelled)."""
+        async with self._seen:
+            await asyncio.wait_for(self._seen.wait_for(lambda: self.abandoned >= n), timeout)
 
     async def __aenter__(self) -> FakeOpenAI:
         app = web.Application()
@@ -283,7 +290,13 @@ class FakeOpenAI:
                 await gate.wait()
             if at is not None and n < len(at) and (deadline := at[n]) is not None:
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
-            await response.write(f"data: {event}\n\n".encode())
+            try:
+                await response.write(f"data: {event}\n\n".encode())
+            except ConnectionResetError:  # the client hung up: what a cancelled call does
+                async with self._seen:
+                    self.abandoned += 1
+                    self._seen.notify_all()
+                return response
         if cut:
             assert request.transport is not None
             request.transport.abort()
