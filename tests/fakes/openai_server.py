@@ -169,7 +169,7 @@ class FakeOpenAI:
             await self._runner.cleanup()
 
     async def _record(self, request: web.Request) -> Any:
-        body = await request.json() if request.can_read_body else None
+        body = await request.json() if request.body_exists else None
         async with self._seen:
             self.requests.append(
                 RecordedRequest(request.method, request.path, CIMultiDict(request.headers), body)
@@ -193,7 +193,7 @@ class FakeOpenAI:
         )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json() if request.can_read_body else None
+        body = await request.json() if request.body_exists else None
         if _asks_for_title(body):
             self.title_requests.append(
                 RecordedRequest(request.method, request.path, CIMultiDict(request.headers), body)
