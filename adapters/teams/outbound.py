@@ -41,11 +41,19 @@ _UPDATED = frozenset({200, 201, 202})
 class ConnectorError(Exception):
     """A call to the connector failed. `status` is the HTTP status it answered, None when
     no answer came (network error, timeout): the replier tells a refused stream (4xx) from
-    a message that may have arrived (5xx, None) by it."""
+    a message that may have arrived (5xx, None) by it. `code` and `detail`: the error body's
+    `error.code` and `error.message`, when it had them — Teams answers every refused stream
+    update 403 `ContentStreamNotAllowed` and says why only in the message (the person
+    pressed Stop, the two minutes ran out, …)."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, code: str | None = None,
+        detail: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
+        self.detail = detail
 
 
 class ServiceUrlNotAllowed(ConnectorError):
@@ -172,9 +180,11 @@ class BotConnector:
                     else:
                         body = await response.read()
                         if response.status not in ok:
+                            code, detail = _error_fields(body)
                             raise ConnectorError(
                                 f"the connector answered {response.status} to {method}: "
-                                f"{_error_code(body)}", status=response.status,
+                                f"{code or 'no error code'}", status=response.status,
+                                code=code, detail=detail,
                             )
                         return _json(body)
             except (aiohttp.ClientError, TimeoutError) as e:
@@ -199,9 +209,10 @@ def _json(body: bytes) -> Any:
         return None
 
 
-def _error_code(body: bytes) -> str:
-    """The connector's error code (`{"error": {"code": …}}`), for the log."""
+def _error_fields(body: bytes) -> tuple[str | None, str | None]:
+    """The connector's error code and message (`{"error": {"code": …, "message": …}}`)."""
     error = _json(body)
-    if isinstance(error, dict) and isinstance(error.get("error"), dict):
-        return str(error["error"].get("code") or "no error code")
-    return "no error code"
+    if not (isinstance(error, dict) and isinstance(error.get("error"), dict)):
+        return None, None
+    code, message = error["error"].get("code"), error["error"].get("message")
+    return (str(code) if code else None), (str(message) if message else None)

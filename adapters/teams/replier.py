@@ -6,6 +6,10 @@ In a chat with the bot the answer streams (Teams' streaming protocol: informativ
 updates, then the text so far at most once a second, then a final message that carries
 the citations, the AI label and the feedback buttons). Elsewhere Teams cannot stream:
 a typing indicator runs until the answer arrives in one message.
+
+The person can press Stop on a streaming answer: Teams refuses the next update (see
+`stream_errors`), keeps what it showed, and the answer ends there (`AnswerStopped`), never
+sent again as a message. Any other refusal still falls back to one message.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from adapters.teams.render import (
     to_teams_markdown,
     utf16_len,
 )
+from adapters.teams.stream_errors import stopped_by_user
+from core.errors import AnswerStopped
 from core.inbox import InboxItem
 from core.messages import ConversationRef
 from core.notes import NoteStore, ReplyNote
@@ -60,6 +66,12 @@ Deleter = Callable[[str], Awaitable[None]]
 
 def status_code(error: BaseException) -> int | None:
     return error.status if isinstance(error, ConnectorError) else None
+
+
+def stopped_on_teams(error: BaseException) -> bool:
+    """The refusal says the person pressed Stop on the streaming answer."""
+    return isinstance(error, ConnectorError) and stopped_by_user(
+        error.status, error.code, error.detail)
 
 
 class StreamSlots:
@@ -109,6 +121,7 @@ class _Turn:
     text: list[str] = field(default_factory=list)
     stream: _Stream = field(default_factory=_Stream)
     finishing: bool = False  # the whole answer went out (or was being sent)
+    stopped: bool = False  # the person pressed Stop on the stream (Teams refused an update)
 
 
 class TeamsReplier:
@@ -155,6 +168,8 @@ class TeamsReplier:
             self._turn.stream.usable = False
 
     async def send(self, event: ReplyEvent) -> None:
+        if self._turn.stopped and isinstance(event, Status | ToolProgress | TextDelta):
+            raise AnswerStopped("the person stopped this answer in Teams")
         match event:
             case Status(text=text):
                 await self._working(text)
@@ -230,6 +245,9 @@ class TeamsReplier:
         try:
             response_id = await self._send({"type": "typing", "text": text, "entities": [info]})
         except SendError as e:
+            if stopped_on_teams(e):
+                await self._stopped_on_teams()
+                raise AnswerStopped("the person stopped this answer in Teams") from e
             code = status_code(e)
             if code is not None and 400 <= code < 500:
                 # 403: this chat cannot stream (or the stream ended); one message it is.
@@ -252,11 +270,23 @@ class TeamsReplier:
         if kind == "streaming":
             stream.sent_text = text
 
+    async def _stopped_on_teams(self) -> None:
+        """Teams keeps what the stream showed, as the message: nothing more goes out."""
+        log.info("the person stopped the answer in %s", self._where.conversation)
+        self._turn.stopped = True
+        self._turn.stream.usable = False
+        await self._stop_typing()
+        await self._release()
+
     # ----- the end -----
 
     async def _done(self, done: ReplyDone) -> None:
         try:
             await self._noted_by_now()
+            if self._turn.stopped:
+                # Stopped on Teams: the stream, as far as it showed, is the answer's message.
+                await self._stop_typing()
+                return
             await self._finish(done)
         finally:
             await self._release()
@@ -267,16 +297,18 @@ class TeamsReplier:
         parts = split_message(to_teams_markdown(done.text)) or [""]
         last = len(parts) - 1
         message_id = None
+        # Stopped elsewhere (an admin): the text ends with the stopped mark; no feedback.
+        feedback = done.feedback and not done.stopped
         for index, part in enumerate(parts):
-            fields = ai_message_fields(
-                part, done.citations, feedback=done.feedback and index == last
-            )
+            fields = ai_message_fields(part, done.citations, feedback=feedback and index == last)
             message_id = await self._deliver(fields, final_of_stream=index == 0)
+            if self._turn.stopped:
+                return  # Stop pressed as the answer ended: the rest is not sent either
             if index == 0 and message_id:
                 # Noted before the rest goes out: a retry after a crash replaces it.
                 self._remember(f"message:{message_id}")
                 await self._noted_by_now()
-        if message_id and done.turn_id is not None and done.feedback:
+        if message_id and done.turn_id is not None and feedback:
             await self._sent.remember(self._where, message_id, done.turn_id)
 
     async def _failed(self, failed: ReplyFailed) -> None:
@@ -288,12 +320,17 @@ class TeamsReplier:
             # incomplete"): a stream's final message replaces what the stream showed, and
             # outside 1:1 chats nothing was shown yet. Not when the whole answer was
             # being sent: it may have arrived.
-            said = "" if self._turn.finishing else to_teams_markdown("".join(self._turn.text))
+            # Nor after a Stop: the stopped stream shows it already.
+            said = "" if self._turn.finishing or self._turn.stopped else \
+                to_teams_markdown("".join(self._turn.text))
             said = said.strip()
             parts = split_message(f"{said}\n\n{apology}") if said else [apology]
+            stopped_before = self._turn.stopped
             for index, part in enumerate(parts):
                 shown = await self._deliver({"type": "message", "text": part},
                                             final_of_stream=index == 0)
+                if self._turn.stopped and not stopped_before:
+                    return  # Stop pressed as the apology would have finished the stream
                 if index == 0 and shown:  # the retry replaces it with the answer
                     self._remember(f"message:{shown}")
                     await self._noted_by_now()
@@ -345,6 +382,10 @@ class TeamsReplier:
                 # The finished stream is the message (Teams answers the final with 202 {}).
                 return await self._send(_activity(fields, extra_entities=[final])) or stream.id
             except SendError as e:
+                if stopped_on_teams(e):
+                    # Stop pressed before the final landed: what the stream showed stays.
+                    await self._stopped_on_teams()
+                    return stream.id
                 code = status_code(e)
                 if code is None or not 400 <= code < 500:
                     raise  # it may have arrived: do not send it twice

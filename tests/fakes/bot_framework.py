@@ -804,10 +804,12 @@ class Stream:
     conversation_id: str
     chunks: list[StreamChunk] = field(default_factory=list)
     final: Json | None = None
+    stopped: bool = False  # the person pressed Stop (`FakeConnector.press_stop`)
+    refused_after_stop: int = 0  # updates (final included) refused since
 
     @property
     def finished(self) -> bool:
-        return self.final is not None
+        return self.final is not None or self.stopped
 
     @property
     def last_sequence(self) -> int:
@@ -845,6 +847,12 @@ def _error(code: str, message: str) -> Json:
     return {"error": {"code": code, "message": message}}
 
 
+# What Teams answers an update to a stream the person stopped: the "Stop streaming bot
+# response" section of msteams-platform/bots/streaming-ux.md, and the body of a real Stop
+# quoted in microsoft/teams.ts issue 101.
+STOPPED_BY_USER = _error("ContentStreamNotAllowed", "Content stream was cancelled by user.")
+
+
 _STATUS_CODES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
                  405: "MethodNotAllowed", 412: "PreconditionFailed", 413: "RequestEntityTooLarge",
                  429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway",
@@ -867,7 +875,8 @@ class FakeConnector:
     entity and no streamId starts a stream (201 {"id": streamId}), chunks with the streamId get
     202 {}, the final `message` (streamType "final", no streamSequence) gets `final_status`
     (202 {} as the docs show, or 201 {"id": streamId}). Protocol mistakes are answered as Teams
-    does where the docs say how, and always appended to `violations`. Pacing is not enforced
+    does where the docs say how, and always appended to `violations`. `press_stop()` is the
+    person pressing Stop: the stream's next update gets Teams' 403. Pacing is not enforced
     (tests must not depend on the clock); each chunk's arrival time is kept in `streams`.
 
     `streaming_outside_personal`: the status for streaming in a group chat or channel. Reports
@@ -956,6 +965,22 @@ class FakeConnector:
         hold = Hold(when, delivered)
         self._holds.append(hold)
         return hold
+
+    def press_stop(self, conversation_id: str | None = None) -> list[str]:
+        """The person presses Stop on every unfinished stream (in `conversation_id`, if
+        given); returns their ids. Teams keeps what the stream showed as a message, and
+        answers the next update or final of that stream 403 `STOPPED_BY_USER`; a bot that
+        sends another one after that is recorded in `violations`."""
+        stopped = []
+        for stream in self.streams.values():
+            if stream.finished or conversation_id not in (None, stream.conversation_id):
+                continue
+            stream.stopped = True
+            self._store(Message(stream.id, stream.conversation_id, stream.streamed_text,
+                                {"type": "message", "text": stream.streamed_text},
+                                stream_id=stream.id))
+            stopped.append(stream.id)
+        return stopped
 
     def disable_streaming(self) -> None:
         """Every streaminfo activity gets 403 ContentStreamNotAllowed (streaming off for the
@@ -1215,6 +1240,8 @@ class FakeConnector:
         stream = self.streams.get(stream_id)
         if stream is None:
             return self._reject(400, "BadRequest", f"Unknown streamId {stream_id!r}")
+        if stream.stopped:
+            return self._refuse_stopped(stream)
         if stream.finished:
             return self._reject(403, "ContentStreamNotAllowed", "Content stream is not allowed "
                                 "on an already completed streamed message")
@@ -1244,6 +1271,8 @@ class FakeConnector:
         if stream is None:
             return self._reject(400, "BadRequest", f"Final streaming activity names unknown "
                                 f"streamId {stream_id!r}")
+        if stream.stopped:
+            return self._refuse_stopped(stream)
         if stream.finished:
             return self._reject(403, "ContentStreamNotAllowed", "Content stream is not allowed "
                                 "on an already completed streamed message")
@@ -1258,6 +1287,14 @@ class FakeConnector:
         if self.final_status == 201:
             return _Reply(201, {"id": stream.id})
         return _Reply(self.final_status, {})
+
+    def _refuse_stopped(self, stream: Stream) -> _Reply:
+        """The first update after a Stop is how the bot learns of it; more are mistakes."""
+        stream.refused_after_stop += 1
+        if stream.refused_after_stop > 1:
+            self.violations.append(f"stream {stream.id}: update {stream.refused_after_stop} "
+                                   "after Teams said the person stopped it")
+        return _Reply(403, STOPPED_BY_USER)
 
     def _check_chunk_type(self, activity: Json) -> None:
         if activity.get("type") != "typing":

@@ -123,7 +123,8 @@ class FakeOpenAI:
         self.default = default  # the answer when nothing is scripted (None: an instant echo)
         self.requests: list[RecordedRequest] = []
         self.title_requests: list[RecordedRequest] = []
-        self.abandoned = 0  # gated streams whose client left before the gate opened
+        # Streamed answers whose client went away before the end (a cancelled call).
+        self.abandoned = 0
         self._steps: deque[Step] = deque()
         self._seen = asyncio.Condition()
         self._closing = asyncio.Event()
@@ -141,6 +142,12 @@ class FakeOpenAI:
         async with self._seen:
             await asyncio.wait_for(self._seen.wait_for(lambda: len(self.requests) >= n), timeout)
         return self.requests[:n]
+
+    async def wait_for_abandoned(self, n: int = 1, timeout: float = 5.0) -> None:
+        """Until `n` streamed answers were abandoned by their client (it closed the
+        connection mid-answer: the request was cancelled)."""
+        async with self._seen:
+            await asyncio.wait_for(self._seen.wait_for(lambda: self.abandoned >= n), timeout)
 
     async def __aenter__(self) -> FakeOpenAI:
         app = web.Application()
@@ -188,7 +195,7 @@ class FakeOpenAI:
         )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json() if request.can_read_body else None
+        body = await request.json() if request.body_exists else None
         if _asks_for_title(body):
             self.title_requests.append(
                 RecordedRequest(request.method, request.path, CIMultiDict(request.headers), body)
@@ -302,7 +309,13 @@ class FakeOpenAI:
                     return response
             if at is not None and n < len(at) and (deadline := at[n]) is not None:
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
-            await response.write(f"data: {event}\n\n".encode())
+            try:
+                await response.write(f"data: {event}\n\n".encode())
+            except ConnectionResetError:  # the client hung up: what a cancelled call does
+                async with self._seen:
+                    self.abandoned += 1
+                    self._seen.notify_all()
+                return response
         if cut:
             assert request.transport is not None
             request.transport.abort()
@@ -323,11 +336,6 @@ class FakeOpenAI:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(gate.wait(), 0.02)
         return True
-
-    async def wait_for_abandoned(self, n: int, timeout: float = 5.0) -> None:
-        """Until `n` gated streams were left by their client (the model call cancelled)."""
-        async with self._seen:
-            await asyncio.wait_for(self._seen.wait_for(lambda: self.abandoned >= n), timeout)
 
 
 def _finish_reason(answer: Reply | CallTools) -> str:

@@ -415,6 +415,27 @@ async def test_streaming_protocol_mistakes_are_answered_and_recorded(
     assert "already completed" in connector.violations[4]
 
 
+async def test_stop_refuses_the_stream_s_next_update_and_keeps_what_it_showed(
+    connector: FakeConnector, http: aiohttp.ClientSession
+) -> None:
+    url = _activities_url(connector, PERSONAL)
+    stream_id = (await _post(http, url, _stream_activity("A brown", "streaming", 1)))[1]["id"]
+
+    assert connector.press_stop() == [stream_id]
+    refused = await _post(http, url, _stream_activity("A brown fox", "streaming", 2, stream_id))
+    final = await _post(http, url, _stream_activity("A brown fox.", "final",
+                                                    stream_id=stream_id))
+    second = (await _post(http, url, _stream_activity("Next", "streaming", 1)))[0]
+
+    assert refused[:2] == (403, {"error": {"code": "ContentStreamNotAllowed",
+                                           "message": "Content stream was cancelled by user."}})
+    assert final[:2] == refused[:2]
+    assert [m.text for m in connector.messages()] == ["A brown"]
+    assert connector.streams[stream_id].finished and second == 201  # a new stream may start
+    assert connector.violations == [
+        f"stream {stream_id}: update 2 after Teams said the person stopped it"]
+
+
 async def test_disabled_streaming_is_403_and_plain_messages_still_work(
     connector: FakeConnector, http: aiohttp.ClientSession
 ) -> None:

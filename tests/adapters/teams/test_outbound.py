@@ -290,6 +290,26 @@ async def test_other_failures_are_not_retried_and_keep_their_status(
     assert len(connector.calls) == 1
 
 
+async def test_an_error_keeps_the_connector_s_code_and_message(
+    connector: FakeConnector, session: aiohttp.ClientSession,
+) -> None:
+    # Teams says why it refused a stream update only in the message (same code for all).
+    client = bot_connector(session, CountingTokens())
+    body = {"error": {"code": "ContentStreamNotAllowed",
+                      "message": "Content stream finished due to exceeded streaming time."}}
+    connector.script(403, body=body)
+    connector.script(403, body={"unexpected": True})
+
+    with pytest.raises(ConnectorError) as caught:
+        await client.send(at(connector), {"type": "typing", "text": "so far"})
+    with pytest.raises(ConnectorError) as bare:
+        await client.send(at(connector), {"type": "typing", "text": "so far"})
+
+    assert caught.value.code == "ContentStreamNotAllowed"
+    assert caught.value.detail == "Content stream finished due to exceeded streaming time."
+    assert (bare.value.status, bare.value.code, bare.value.detail) == (403, None, None)
+
+
 async def test_no_answer_is_an_error_without_a_status(session: aiohttp.ClientSession) -> None:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
