@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql import migrate
 from adapters.sql.api_keys import SqlApiKeys
-from adapters.sql.groups import SqlGroupStore
 from adapters.sql.backlog import SqlInboxBacklog
 from adapters.sql.conversations import SqlConversationStore
 from adapters.sql.deliveries import SqlDeliveryLog
 from adapters.sql.engine import Executor, create_engine, create_executor, drain
 from adapters.sql.feedback import SqlFeedbackStore
+from adapters.sql.groups import SqlGroupStore
 from adapters.sql.inbox import SqlInbox
 from adapters.sql.profiles import SqlProfileStore
 from adapters.sql.rate_limits import SqlLimitStorage
@@ -56,6 +56,7 @@ from core.ports import (
 )
 from core.relay import RelayTransport, ReplyRelay
 from core.replies import ReplyEvent
+from core.stops import Stopper
 from core.telemetry import (
     NO_TELEMETRY,
     ObservedInbox,
@@ -66,6 +67,7 @@ from core.telemetry import (
 from core.tickets.model import TicketStore
 from core.tickets.service import TicketService
 from core.tickets.tools import TICKET_TOOLS
+from core.titles import Titles
 from core.tools.knowledge import search_knowledge
 from core.tools.registry import ToolRegistry, ToolServices
 from core.tools.user_info import get_user_info
@@ -141,6 +143,7 @@ class Switchboard:
     ingestor: Ingestor | None  # every write to `knowledge`, one run at a time
     orchestrator: Orchestrator | None
     worker: Worker | None
+    stopper: Stopper  # stops an answer being written, in whichever process writes it
 
     def work_added(self) -> None:
         """A message was recorded: wake this process's worker and the other processes'."""
@@ -236,6 +239,7 @@ async def bootstrap(
         relay = ReplyRelay(signals)
         repliers = ChannelRepliers({"web": relay, "cli": relay})
         knowledge = ingestor = orchestrator = worker = None
+        built_model = model is None  # not a test's: titles may ask it too
         if answers:
             assert counter is not None
             if model is None:
@@ -257,6 +261,10 @@ async def bootstrap(
                 retriever = knowledge
             if retriever is not None:
                 retriever = ObservedRetriever(retriever, telemetry)
+            titles = Titles(
+                stores.conversations,
+                model=model if built_model and settings.model_configured else None,
+            )
             model = ObservedModel(model, telemetry)
             orchestrator = Orchestrator(
                 inbox=inbox,
@@ -277,6 +285,7 @@ async def bootstrap(
                 max_tool_rounds=settings.max_tool_rounds,
                 deadline=settings.answer_deadline,
                 telemetry=telemetry,
+                titles=titles,
             )
             worker = Worker(
                 inbox=inbox, orchestrator=orchestrator, repliers=repliers,
@@ -288,8 +297,18 @@ async def bootstrap(
             await signals.start(
                 on_work=worker.notify if worker is not None else None,
                 deliver=relay.deliver if receives else None,
+                on_stop=worker.stop if worker is not None else None,
             )
             stack.push_async_callback(signals.aclose)
+
+        def stop_requested(item_id: int) -> None:
+            """This process's worker, if it writes that answer; else the others'."""
+            here = worker is not None and worker.stop(item_id)
+            if not here and signals is not None:
+                signals.stop_requested(item_id)
+
+        stopper = Stopper(inbox=inbox, conversations=stores.conversations,
+                          admins=settings.admin_names, signal=stop_requested)
         yield Switchboard(
             settings=settings,
             profile=profile,
@@ -313,6 +332,7 @@ async def bootstrap(
             ingestor=ingestor,
             orchestrator=orchestrator,
             worker=worker,
+            stopper=stopper,
         )
 
 
@@ -338,9 +358,14 @@ class Signals(RelayTransport, Protocol):
     async def start(
         self, *, on_work: Callable[[], None] | None = None,
         deliver: Callable[[str, ReplyEvent], None] | None = None,
+        on_stop: Callable[[int], object] | None = None,
     ) -> None: ...
 
     def work_added(self) -> None: ...
+
+    def stop_requested(self, item_id: int) -> None:
+        """Tell the other processes' workers (PostgreSQL hears it from the unit itself)."""
+        ...
 
     async def aclose(self) -> None: ...
 

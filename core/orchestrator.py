@@ -16,16 +16,33 @@ import logging
 from dataclasses import dataclass, field
 
 from core.context import ContextAssembler, TurnInput, audience_of
-from core.errors import ModelError, ModelInterrupted, ModelTimeout, NoAnswer, StorageError
+from core.errors import (
+    AnswerStopped,
+    ModelError,
+    ModelInterrupted,
+    ModelTimeout,
+    NoAnswer,
+    StorageError,
+)
 from core.inbox import Answered, Started, TurnEnd, patiently
 from core.knowledge import PassageBook, cited
 from core.messages import Citation
 from core.model import ChatMessage, ChatRequest, ModelText, ModelToolCalls, ModelUsage, ToolCall
 from core.ports import ChatModel, Inbox, Replier, Telemetry
-from core.replies import ReplyDone, ReplyEvent, Status, TextDelta, ToolProgress
+from core.replies import (
+    STOPPED_MARK,
+    ReplyDone,
+    ReplyEvent,
+    Status,
+    TextDelta,
+    Titled,
+    ToolProgress,
+)
+from core.stops import StopSignal
 from core.telemetry import NO_TELEMETRY
 from core.threads import NewTurn, Turn
 from core.tickets.commands import is_ticket_command, run_ticket_command
+from core.titles import Titles
 from core.tools.registry import ToolContext, ToolRegistry, ToolServices
 
 log = logging.getLogger(__name__)
@@ -43,6 +60,8 @@ class _Turn:
     """What one answer has done so far, kept when it fails: the apology depends on it."""
 
     shown: list[str] = field(default_factory=list)  # each round's text, as shown
+    recorded: int = 0  # of `shown`, the rounds stored with their tool calls
+    writing: str = ""  # the text of the round being streamed, so far
     partial: bool = False  # some text reached the person
     last_text: str = ""
     failed_tools: list[str] = field(default_factory=list)  # titles
@@ -75,8 +94,11 @@ class Orchestrator:
         max_tool_rounds: int = 5,
         deadline: float = 60.0,
         telemetry: Telemetry = NO_TELEMETRY,
+        titles: Titles | None = None,
     ) -> None:
+        """`titles`: names each new conversation after its first question."""
         self._inbox = inbox
+        self._titles = titles
         self._telemetry = telemetry
         self._assembler = assembler
         self._model = model
@@ -85,22 +107,49 @@ class Orchestrator:
         self._max_tool_rounds = max_tool_rounds
         self._deadline = deadline
 
-    async def answer(self, start: Started, replier: Replier, *, owner: str) -> ReplyDone:
+    async def answer(
+        self, start: Started, replier: Replier, *, owner: str, stop: StopSignal | None = None
+    ) -> ReplyDone:
         """Answer one started item through `replier`, as its lease holder `owner`. Raises
         on failure with nothing stored but the person's turn; the caller apologises and
         marks the item. Raises `AnswerUndelivered` when only the delivery failed.
 
         Everything before the answer is stored (context, every model round and attempt,
-        the tools) shares one deadline: a model that never answers costs at most that."""
-        item, message = start.item, start.item.message
-        if is_ticket_command(message.text):
+        the tools) shares one deadline: a model that never answers costs at most that.
+        A `stop` while it is written (or the platform's own, `AnswerStopped`) ends it
+        there: what was written is stored and delivered, marked stopped."""
+        if is_ticket_command(start.item.message.text):
             return await self._ticket_command(start, replier, owner=owner)
-        await replier.send(Status(text="Thinking…"))
+        titling = self._title_for(start)
+        try:
+            return await self._answer(start, replier, owner=owner, stop=stop or StopSignal(),
+                                      titling=titling)
+        finally:
+            if titling is not None and not titling.done():
+                titling.cancel()
+
+    async def _answer(
+        self, start: Started, replier: Replier, *, owner: str, stop: StopSignal,
+        titling: asyncio.Task[str] | None,
+    ) -> ReplyDone:
+        item, message = start.item, start.item.message
         turn = _Turn()
+        if item.stopped_by is not None:  # stopped while a process that died was writing it
+            return await self._stopped(start, replier, turn, owner=owner, titling=titling)
+        await replier.send(Status(text="Thinking…"))
         deadline = asyncio.timeout(self._deadline)
         try:
-            async with deadline:
-                await self._think(start, replier, turn, owner=owner)
+            with stop.cancels():
+                async with deadline:
+                    await self._think(start, replier, turn, owner=owner)
+        except asyncio.CancelledError:
+            if not stop.caught():
+                raise
+            return await self._stopped(start, replier, turn, owner=owner, titling=titling)
+        except AnswerStopped:
+            log.info("message %s: the person stopped the answer in %s", message.id,
+                     message.conversation.channel)
+            return await self._stopped(start, replier, turn, owner=owner, titling=titling)
         except TimeoutError as e:
             if not deadline.expired():
                 raise
@@ -128,10 +177,61 @@ class Orchestrator:
         end = TurnEnd(item_id=item.id, owner=owner, conversation_id=start.conversation.id,
                       turns=(self._new_turn(final, item_id=item.id, citations=citations),))
         stored = await self._store(end)
+        await self._titled(start, replier, titling)
         done = ReplyDone(text=text, citations=citations, turn_id=stored[-1].id)
         await self._deliver(done, replier)
         await self._delivered(item.id, owner)
         return done
+
+    async def _stopped(
+        self, start: Started, replier: Replier, turn: _Turn, *, owner: str,
+        titling: asyncio.Task[str] | None,
+    ) -> ReplyDone:
+        """The answer as far as it was written, marked stopped: stored (the rounds not yet
+        stored with their tools, and the one being streamed), delivered, and the item
+        done — never retried."""
+        item = start.item
+        rounds = [*turn.shown, turn.writing]
+        unstored = "\n\n".join(t for t in rounds[turn.recorded:] if t.strip())
+        said = "\n\n".join(t for t in rounds if t.strip())
+        content = f"{unstored}\n\n{STOPPED_MARK}" if unstored else STOPPED_MARK
+        text = f"{said}\n\n{STOPPED_MARK}" if said else STOPPED_MARK
+        citations = cited(text, turn.sources.passages)
+        answer = NewTurn(role="assistant", content=content, citations=citations,
+                         inbox_item_id=item.id)
+        stored = await self._store(TurnEnd(item_id=item.id, owner=owner,
+                                           conversation_id=start.conversation.id,
+                                           turns=(answer,)))
+        log.info("message %s: the answer was stopped by %s", item.message.id,
+                 item.stopped_by or "the person, in the channel")
+        await self._titled(start, replier, titling)
+        done = ReplyDone(text=text, citations=citations, turn_id=stored[-1].id,
+                         feedback=False, stopped=True)
+        await self._deliver(done, replier)
+        await self._delivered(item.id, owner)
+        return done
+
+    def _title_for(self, start: Started) -> asyncio.Task[str] | None:
+        """A new conversation's title, made beside its first answer."""
+        if (self._titles is None or start.conversation.title is not None
+                or start.history or start.rounds):
+            return None
+        return asyncio.create_task(self._titles.make(start.item.message.text), name="title")
+
+    async def _titled(
+        self, start: Started, replier: Replier, titling: asyncio.Task[str] | None
+    ) -> None:
+        """Store the title made beside the answer, and show it where the channel shows
+        titles. A title is a nicety: a failure costs the answer nothing."""
+        if titling is None or self._titles is None:
+            return
+        try:
+            title = await titling
+            if title and await self._titles.keep(start.conversation.id, title):
+                await replier.send(Titled(title=title))
+        except Exception as e:
+            log.info("could not title conversation %s (%s)", start.conversation.id,
+                     type(e).__name__)
 
     async def redeliver(self, start: Answered, replier: Replier, *, owner: str) -> ReplyDone:
         """The stored answer of an item whose process died while delivering it: sent as a
@@ -197,7 +297,7 @@ class Orchestrator:
                     "model %s used %d prompt and %d completion tokens for message %s",
                     self._model.name, usage.prompt_tokens, usage.completion_tokens, message.id,
                 )
-            turn.last_text = result.text
+            turn.last_text, turn.writing = result.text, ""
             if result.text:
                 turn.shown.append(result.text)
             if not result.calls:
@@ -213,6 +313,7 @@ class Orchestrator:
                 item_id=item.id, owner=owner, conversation_id=start.conversation.id,
                 turns=tuple(self._new_turn(m, item_id=item.id) for m in (assistant, *results)),
             ))
+            turn.recorded = len(turn.shown)
 
     async def _ticket_command(self, start: Started, replier: Replier, *, owner: str) -> ReplyDone:
         """Typed `/ticket …`: answered by the ticket service, not the model, and kept in
@@ -254,6 +355,7 @@ class Orchestrator:
                     if separate and not result.text:
                         await replier.send(TextDelta(text="\n\n"))
                     result.text += text
+                    turn.writing = result.text
                     turn.partial = True
                     await replier.send(TextDelta(text=text))
                 case ModelText():

@@ -14,8 +14,10 @@ update) does not come through here: the channel's replier raises `AnswerStopped`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,6 +54,40 @@ class NotAllowed:
 
 
 StopOutcome = Stopping | NothingToStop | NotAllowed
+
+
+class StopSignal:
+    """One answer's stop, as its worker learns of it. While the answer is being written
+    (`cancels`), a stop cancels the task writing it: the model call and the tools that
+    can be cancelled end at once. Outside that (storing or delivering the finished
+    answer), a stop changes nothing: the answer is complete anyway."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._task: asyncio.Task[object] | None = None
+
+    def request(self) -> None:
+        if self.requested:
+            return
+        self.requested = True
+        if self._task is not None:
+            self._task.cancel()
+
+    @contextlib.contextmanager
+    def cancels(self) -> Iterator[None]:
+        self._task = asyncio.current_task()
+        if self.requested and self._task is not None:
+            self._task.cancel()  # stopped before the writing began: it ends at once
+        try:
+            yield
+        finally:
+            self._task = None
+
+    def caught(self) -> bool:
+        """In an `except CancelledError` around `cancels`: whether the stop (alone) cancelled
+        the task — then it is no longer cancelling. A shutdown's cancellation goes on."""
+        task = asyncio.current_task()
+        return self.requested and task is not None and task.uncancel() == 0
 
 
 def is_admin(sender: Sender, admins: frozenset[str]) -> bool:

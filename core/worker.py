@@ -46,6 +46,7 @@ from core.orchestrator import AnswerUndelivered, Orchestrator
 from core.ports import Inbox, MessageOutcome, Replier, ReplierFactory, Telemetry
 from core.replies import ReplyEvent, ReplyFailed, ReplyWithdrawn
 from core.signs import DelayedFirstStatus
+from core.stops import StopSignal
 from core.telemetry import NO_TELEMETRY, FirstSigns
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class Worker:
         self._poll_interval = poll_interval
         self._held: set[int] = set()  # items this worker is answering
         self._turns: dict[int, asyncio.Task[Any]] = {}  # the task answering each item
+        self._stops: dict[int, StopSignal] = {}  # how to stop each answer being written
         self._taken: set[int] = set()  # items another worker took over, their turns stopped
         self._keeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -119,6 +121,15 @@ class Worker:
     @property
     def busy(self) -> int:
         return len(self._held)
+
+    def stop(self, item_id: int) -> bool:
+        """Someone stopped the answer to `item_id` (the stop is recorded in the inbox): if
+        this worker is writing it, it ends it now. Whether it was here."""
+        signal = self._stops.get(item_id)
+        if signal is None:
+            return False
+        signal.request()
+        return True
 
     def notify(self) -> None:
         """There may be new work (recorded in this process, or signalled by another):
@@ -230,6 +241,7 @@ class Worker:
         shown = DelayedFirstStatus(replier)
         if (task := asyncio.current_task()) is not None:
             self._turns[item.id] = task
+        stop = self._stops[item.id] = StopSignal()
         outcome: MessageOutcome = "answered"
         detail = ""
         try:
@@ -240,7 +252,10 @@ class Worker:
                 case Answered():
                     await self._orchestrator.redeliver(start, shown, owner=self.owner)
                 case Started():
-                    await self._orchestrator.answer(start, shown, owner=self.owner)
+                    done = await self._orchestrator.answer(start, shown, owner=self.owner,
+                                                           stop=stop)
+                    if done.stopped:
+                        outcome = "stopped"
         except asyncio.CancelledError:
             if self._stopped_as_taken(item.id):
                 outcome = "withdrawn"
@@ -267,6 +282,7 @@ class Worker:
             await self._tell(item, shown, e, settle=True)
         finally:
             self._turns.pop(item.id, None)
+            self._stops.pop(item.id, None)
             self._taken.discard(item.id)
             await shown.settle()
             self._telemetry.message(item.message.conversation.channel, outcome, detail=detail)

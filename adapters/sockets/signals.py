@@ -2,7 +2,9 @@
 
 Every process has sockets in one run directory (next to the database):
 - a worker binds `worker-<id>` (datagrams): any process that records a message sends each
-  worker one byte, so an idle worker claims at once instead of at its next poll;
+  worker one byte, so an idle worker claims at once instead of at its next poll; a process
+  where someone stopped an answer sends each worker `stop:<item id>`, and the one writing
+  that answer ends it;
 - a process where requests wait binds `web-<id>` (a stream server): the worker answering
   such a request connects and writes the answer's events, one JSON line each, after a
   first line naming the message.
@@ -30,6 +32,7 @@ from core.replies import ReplyEvent, event_from_json, event_to_json
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[str, ReplyEvent], None]
+_STOP = b"stop:"
 _SUN_PATH_MAX = 100  # sockaddr_un.sun_path is 108 bytes on Linux, 104 on macOS
 _LIST_SECONDS = 1.0  # how long the list of worker sockets is reused
 _MAX_LINE = 16 * 1024 * 1024  # one event: a whole long answer
@@ -61,7 +64,8 @@ class UnixSignals:
         return f"unix:{self._dir / f'web-{self._id}'}"
 
     async def start(
-        self, *, on_work: Callable[[], None] | None = None, deliver: Deliver | None = None
+        self, *, on_work: Callable[[], None] | None = None, deliver: Deliver | None = None,
+        on_stop: Callable[[int], object] | None = None,
     ) -> None:
         self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if on_work is not None:
@@ -69,7 +73,8 @@ class UnixSignals:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.setblocking(False)
             sock.bind(str(path))
-            asyncio.get_running_loop().add_reader(sock.fileno(), _drain, sock, on_work)
+            asyncio.get_running_loop().add_reader(
+                sock.fileno(), _drain, sock, on_work, on_stop or (lambda _item_id: None))
             self._inbox = sock
         if deliver is not None:
             self._server = await asyncio.start_unix_server(
@@ -93,9 +98,18 @@ class UnixSignals:
 
     def work_added(self) -> None:
         """Wake every other worker on this database (best effort, never blocks)."""
+        self._to_workers(b"!")
+
+    def stop_requested(self, item_id: int) -> None:
+        """Tell every other worker that the answer to `item_id` was stopped: the one
+        writing it ends it. (Were this lost, the stop is recorded: a worker that claims
+        the item again ends it as stopped.)"""
+        self._to_workers(_STOP + str(item_id).encode())
+
+    def _to_workers(self, datagram: bytes) -> None:
         for name in self._worker_sockets():
             try:
-                self._sender.sendto(b"!", str(self._dir / name))
+                self._sender.sendto(datagram, str(self._dir / name))
             except BlockingIOError:
                 pass  # its queue is full: it has plenty to wake it already
             except OSError as e:
@@ -169,12 +183,20 @@ async def _receive(
         writer.close()
 
 
-def _drain(sock: socket.socket, on_work: Callable[[], None]) -> None:
-    """Read every pending wake-up (one is as good as many), then wake the worker."""
+def _drain(
+    sock: socket.socket, on_work: Callable[[], None], on_stop: Callable[[int], object]
+) -> None:
+    """Read every pending datagram: each stop is passed on; any wake-up (one is as good as
+    many) wakes the worker."""
+    woken = False
     with contextlib.suppress(BlockingIOError, OSError):
-        while sock.recv(64):
-            pass
-    on_work()
+        while datagram := sock.recv(64):
+            if datagram.startswith(_STOP) and datagram[len(_STOP):].isdigit():
+                on_stop(int(datagram[len(_STOP):]))
+            else:
+                woken = True
+    if woken:
+        on_work()
 
 
 def _unlink(path: Path) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql import units
@@ -78,7 +78,7 @@ class SqlConversationStore:
         )
         query = (
             select(conversations.c.id, conversations.c.created_at, conversations.c.updated_at,
-                   first_message.label("title"))
+                   func.coalesce(conversations.c.title, first_message).label("title"))
             .where(conversations.c.channel == channel, conversations.c.owner == owner)
             .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
             .limit(limit)
@@ -96,6 +96,16 @@ class SqlConversationStore:
                                 created_at=row.created_at, updated_at=row.updated_at)
             for row in rows
         ]
+
+    @uninterrupted
+    async def set_title(self, conversation_id: str, title: str) -> bool:
+        query = (
+            update(conversations)
+            .where(conversations.c.id == conversation_id, conversations.c.title.is_(None))
+            .values(title=title[:TITLE_CHARS])
+        )
+        async with transaction(self._engine, f"naming conversation {conversation_id}") as conn:
+            return (await conn.execute(query)).rowcount == 1
 
     @uninterrupted
     async def recent_turns(self, conversation_id: str, limit: int) -> list[Turn]:

@@ -117,6 +117,14 @@ class SqlInbox:
         )
         return await self._run(unit, f"finding message {message_id}")
 
+    async def request_stop(self, item_id: int, *, by: str) -> InboxItem | None:
+        unit = functools.partial(units.request_stop, item_id=item_id, by=by, now=self._now())
+        return await self._run(unit, f"stopping item {item_id}")
+
+    async def unfinished_in(self, conversation_id: str) -> InboxItem | None:
+        unit = functools.partial(units.unfinished_in, conversation_id=conversation_id)
+        return await self._run(unit, f"finding the unfinished item of {conversation_id}")
+
     async def answer_of(self, item_id: int) -> Turn | None:
         unit = functools.partial(units.answer_of, item_id=item_id)
         return await self._run(unit, f"reading the answer to item {item_id}")

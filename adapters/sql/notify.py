@@ -3,6 +3,8 @@ other with LISTEN/NOTIFY.
 
 - Work: `accept` NOTIFYs `switchboard_inbox` in the transaction that records a message,
   so it is heard exactly at COMMIT; workers LISTEN and claim at once.
+- Stops: `request_stop` NOTIFYs `switchboard_stop` with the item's id in the transaction
+  that records the stop; the worker writing that answer ends it.
 - Answers: a process where requests wait LISTENs on a channel of its own; the worker
   answering such a request NOTIFYs the events there (consecutive text deltas merged,
   long events in parts under PostgreSQL's 8,000-byte payload limit), from one connection
@@ -29,7 +31,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sql.units import WORK_CHANNEL
+from adapters.sql.units import STOP_CHANNEL, WORK_CHANNEL
 from core.replies import ReplyEvent, TextDelta, event_from_json, event_to_json
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class PgSignals:
         self._held: list[tuple[AsyncConnection, Any]] = []  # (connection, its asyncpg one)
         self._listener: Any = None  # asyncpg connection that LISTENs
         self._on_work: Callable[[], None] | None = None
+        self._on_stop: Callable[[int], object] | None = None
         self._deliver: Deliver | None = None
         self._relisten: asyncio.Task[None] | None = None
         self._closing = False
@@ -62,18 +65,22 @@ class PgSignals:
         return f"pg:{self._channel}"
 
     async def start(
-        self, *, on_work: Callable[[], None] | None = None, deliver: Deliver | None = None
+        self, *, on_work: Callable[[], None] | None = None, deliver: Deliver | None = None,
+        on_stop: Callable[[int], object] | None = None,
     ) -> None:
         if on_work is None and deliver is None:
             return
-        self._on_work, self._deliver = on_work, deliver
+        self._on_work, self._deliver, self._on_stop = on_work, deliver, on_stop
         await self._listen()
 
     async def _listen(self) -> None:
         listener = await self._connection()
-        on_work, deliver = self._on_work, self._deliver
+        on_work, deliver, on_stop = self._on_work, self._deliver, self._on_stop
         if on_work is not None:
             await listener.add_listener(WORK_CHANNEL, lambda *_: on_work())
+        if on_stop is not None:
+            await listener.add_listener(
+                STOP_CHANNEL, lambda _c, _p, _ch, payload: _stop(payload, on_stop))
         if deliver is not None:
             await listener.add_listener(
                 self._channel, lambda _c, _p, _ch, payload: self._received(payload, deliver)
@@ -125,6 +132,9 @@ class PgSignals:
 
     def work_added(self) -> None:
         """Nothing to do: `accept` NOTIFYs in its own transaction."""
+
+    def stop_requested(self, item_id: int) -> None:
+        """Nothing to do: `request_stop` NOTIFYs in its own transaction."""
 
     def replier(self, address: str, key: str) -> _NotifyReplier:
         if self._sender is None:
@@ -200,6 +210,13 @@ class _NotifyReplier:
 
     async def send(self, event: ReplyEvent) -> None:
         self._queue.put_nowait((self._channel, (self._key, event)))
+
+
+def _stop(payload: str, on_stop: Callable[[int], object]) -> None:
+    if payload.isdigit():
+        on_stop(int(payload))
+    else:
+        log.warning("dropped a malformed stop notification")
 
 
 def _merged(batch: list[_Queued]) -> list[_Queued]:

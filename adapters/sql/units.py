@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Row,
+    String,
     Table,
     and_,
     bindparam,
@@ -68,6 +69,8 @@ from core.threads import Conversation, NewTurn, Turn
 
 # PostgreSQL: workers LISTEN here and learn of new work without polling.
 WORK_CHANNEL = "switchboard_inbox"
+# ... and here of an answer to stop (the payload is the inbox item's id).
+STOP_CHANNEL = "switchboard_stop"
 _ERROR_LENGTH = inbox.c.last_error.type.length or 256
 
 
@@ -183,6 +186,24 @@ _RELEASE = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
 _FAIL = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
     status="failed", last_error=bindparam("b_error"), lease_owner=None, lease_until=None,
     updated_at=_NOW)
+# Stopped before anyone started on it: done, nothing to answer. Being answered: marked,
+# and its worker ends the answer (one that claims it after a crash too).
+_STOP_WAITING = update(inbox).where(inbox.c.id == _ITEM, inbox.c.status == "pending").values(
+    status="done", stopped_by=bindparam("b_by"), lease_owner=None, lease_until=None,
+    updated_at=_NOW)
+_STOP_ANSWERING = update(inbox).where(
+    inbox.c.id == _ITEM, inbox.c.status == "processing"
+).values(stopped_by=func.coalesce(inbox.c.stopped_by, bindparam("b_by")), updated_at=_NOW)
+_STOP_NOTIFY = select(func.pg_notify(STOP_CHANNEL, type_coerce(_ITEM, String)))
+# The item a conversation is waiting on: its person's turn is stored when it is started.
+_UNFINISHED_IN = (
+    select(inbox)
+    .join(turns, turns.c.inbox_item_id == inbox.c.id)
+    .where(turns.c.conversation_id == bindparam("b_conversation"), turns.c.role == "user",
+           or_(inbox.c.status == "pending", inbox.c.status == "processing"))
+    .order_by(turns.c.id.desc())
+    .limit(1)
+)
 _ANSWER = (
     select(turns)
     .where(turns.c.inbox_item_id == _ITEM, turns.c.role == "assistant",
@@ -563,6 +584,31 @@ def fail(conn: Connection, item_id: int, owner: str, error: str, now: datetime) 
     params = {"b_item": item_id, "b_owner": owner, "b_error": error[:_ERROR_LENGTH],
               "b_now": now}
     return conn.execute(_FAIL, params).rowcount == 1
+
+
+# ----- stopping -----
+
+
+def request_stop(conn: Connection, item_id: int, by: str, now: datetime) -> InboxItem | None:
+    """Mark the item stopped by `by` if it is waiting (then it is done) or being answered
+    (then its worker is told: at COMMIT, on PostgreSQL); the item as it was, or None."""
+    row = conn.execute(_ITEM_BY_ID, {"b_item": item_id}).one_or_none()
+    if row is None:
+        return None
+    params = {"b_item": item_id, "b_by": by, "b_now": now}
+    item = to_item(row)
+    if item.status == "pending" and conn.execute(_STOP_WAITING, params).rowcount == 1:
+        return item
+    if conn.execute(_STOP_ANSWERING, params).rowcount == 1:
+        if conn.dialect.name == "postgresql":
+            conn.execute(_STOP_NOTIFY, {"b_item": item_id})
+        return replace(item, status="processing")
+    return None
+
+
+def unfinished_in(conn: Connection, conversation_id: str) -> InboxItem | None:
+    row = conn.execute(_UNFINISHED_IN, {"b_conversation": conversation_id}).first()
+    return None if row is None else to_item(row)
 
 
 # ----- reads -----

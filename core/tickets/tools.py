@@ -19,7 +19,7 @@ def _service(ctx: ToolContext) -> TicketService:
     return ctx.services.tickets
 
 
-@tool(title="Opening a ticket")
+@tool(title="Opening a ticket", cancellable=False)
 async def create_ticket(
     ctx: ToolContext, title: str, description: str,
     priority: Literal["low", "medium", "high", "urgent"] = "medium",
@@ -64,7 +64,7 @@ async def show_ticket(ctx: ToolContext, number: str) -> str:
         raise ToolError(str(e)) from e
 
 
-@tool(title="Commenting on a ticket")
+@tool(title="Commenting on a ticket", cancellable=False)
 async def comment_on_ticket(ctx: ToolContext, number: str, text: str) -> str:
     """Add the person's comment to one of their tickets.
 
@@ -80,7 +80,7 @@ async def comment_on_ticket(ctx: ToolContext, number: str, text: str) -> str:
     return f"Added the comment to {ticket.number}."
 
 
-@tool(title="Closing a ticket")
+@tool(title="Closing a ticket", cancellable=False)
 async def close_ticket(ctx: ToolContext, number: str) -> str:
     """Close one of the person's tickets, when they say it is solved or no longer needed.
 

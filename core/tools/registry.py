@@ -8,6 +8,7 @@ verified sender in that context, never as anyone named in the model's arguments.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import uuid
@@ -62,6 +63,9 @@ class Tool:
     arguments: type[BaseModel]
     function: ToolFunction
     timeout: float
+    # False for a tool that changes something (opens a ticket): a stopped answer lets it
+    # finish rather than cut it off half-way.
+    cancellable: bool = True
 
     @property
     def spec(self) -> ToolSpec:
@@ -85,7 +89,8 @@ def tool(function: ToolFunction, /) -> Tool: ...
 
 @overload
 def tool(
-    *, name: str | None = None, title: str | None = None, timeout: float = 30.0
+    *, name: str | None = None, title: str | None = None, timeout: float = 30.0,
+    cancellable: bool = True,
 ) -> Callable[[ToolFunction], Tool]: ...
 
 
@@ -96,10 +101,12 @@ def tool(
     name: str | None = None,
     title: str | None = None,
     timeout: float = 30.0,
+    cancellable: bool = True,
 ) -> Tool | Callable[[ToolFunction], Tool]:
     """Make a `Tool` of an async function. Its docstring is the model-facing description
     (the `Args:` section describes each parameter); `title` is what the person sees while
-    it runs ("Looking up your profile")."""
+    it runs ("Looking up your profile"). `cancellable=False`: when the answer is stopped,
+    the call runs to its end first (it writes something)."""
 
     def make(fn: ToolFunction) -> Tool:
         if not inspect.iscoroutinefunction(fn):
@@ -117,9 +124,22 @@ def tool(
             arguments=_arguments_model(fn, {p.arg_name: p.description for p in doc.params}),
             function=fn,
             timeout=timeout,
+            cancellable=cancellable,
         )
 
     return make(function) if function is not None else make
+
+
+async def _to_its_end(call: Awaitable[Any]) -> Any:
+    """Await `call`; if the caller is cancelled meanwhile (the answer was stopped), the
+    call still runs to its end before the cancellation goes on."""
+    task = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
 
 
 def _arguments_model(fn: ToolFunction, param_docs: dict[str, str | None]) -> type[BaseModel]:
@@ -225,7 +245,8 @@ class ToolRegistry:
         kwargs = {name: getattr(arguments, name) for name in type(arguments).model_fields}
         try:
             async with asyncio.timeout(found.timeout):
-                result = await found.function(ctx, **kwargs)
+                call_once = found.function(ctx, **kwargs)
+                result = await (call_once if found.cancellable else _to_its_end(call_once))
         except ToolError as e:
             return ToolOutcome(call=call, ok=False, content=f"Error: {e.message}")
         except TimeoutError:

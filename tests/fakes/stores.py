@@ -86,6 +86,7 @@ class _ItemRow:
     last_error: str | None = None
     delivery_key: str | None = None
     reply_id: str | None = None
+    stopped_by: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -93,7 +94,7 @@ class _ItemRow:
         return InboxItem(
             id=self.id, message=message_from_json(self.payload), status=self.status,
             attempts=self.attempts, lease_until=self.lease_until, last_error=self.last_error,
-            reply_id=self.reply_id, lease_owner=self.lease_owner,
+            reply_id=self.reply_id, lease_owner=self.lease_owner, stopped_by=self.stopped_by,
         )
 
     def claimable(self, now: datetime) -> bool:
@@ -440,6 +441,26 @@ class InMemoryInbox:
         await _operation()
         return self._answer(item_id)
 
+    async def request_stop(self, item_id: int, *, by: str) -> InboxItem | None:
+        await _operation()
+        row = self.db.items.get(item_id)
+        if row is None or row.status not in ("pending", "processing"):
+            return None
+        before = row.item()
+        row.stopped_by = row.stopped_by or by
+        row.updated_at = self._now()
+        if row.status == "pending":
+            row.unhold("done")
+        return before
+
+    async def unfinished_in(self, conversation_id: str) -> InboxItem | None:
+        await _operation()
+        for turn in reversed(self.db.turns.get(conversation_id, [])):
+            row = self.db.items.get(turn.inbox_item_id) if turn.inbox_item_id else None
+            if turn.role == "user" and row is not None and row.status in ("pending", "processing"):
+                return row.item()
+        return None
+
     def _answer(self, item_id: int) -> Turn | None:
         answers = [
             t for thread in self.db.turns.values() for t in thread
@@ -491,8 +512,9 @@ class InMemoryConversationStore:
         return [
             ConversationSummary(
                 id=c.id, created_at=c.created_at, updated_at=c.updated_at,
-                title=next((" ".join(t.content[:TITLE_CHARS].split()) for t in self.db.turns.get(c.id, [])
-                            if t.role == "user"), ""),
+                title=c.title or next(
+                    (" ".join(t.content[:TITLE_CHARS].split())
+                     for t in self.db.turns.get(c.id, []) if t.role == "user"), ""),
             )
             for c in mine[:limit]
         ]
@@ -505,6 +527,14 @@ class InMemoryConversationStore:
     async def add_turns(self, conversation_id: str, turns: Sequence[NewTurn]) -> list[Turn]:
         await _operation()
         return self.db.add_turns(conversation_id, turns, self._now())
+
+    async def set_title(self, conversation_id: str, title: str) -> bool:
+        await _operation()
+        conversation = self.db.conversations.get(conversation_id)
+        if conversation is None or conversation.title is not None:
+            return False
+        self.db.conversations[conversation_id] = replace(conversation, title=title[:TITLE_CHARS])
+        return True
 
 
 class InMemoryProfileStore:

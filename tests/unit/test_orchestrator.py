@@ -119,7 +119,8 @@ async def test_plain_answer_streams_then_persists_and_completes(
     model.steps = [says("Hello ", "Ada.")]
     replier = await answer(sb, message("hi"))
     # (An answer that starts at once shows no status: tests/unit/test_first_sign.py.)
-    assert [k for k in replier.kinds() if k != "status"] == ["delta", "delta", "done"]
+    # A new conversation is named after its first question, just before the answer ends.
+    assert [k for k in replier.kinds() if k != "status"] == ["delta", "delta", "title", "done"]
     done = replier.events[-1]
     assert isinstance(done, ReplyDone) and done.text == "Hello Ada."
     conv = await sb.conversations.latest(channel="test", owner=ADA.id)
