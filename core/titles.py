@@ -20,7 +20,7 @@ TITLE_CHARS = 60  # what a conversation list or a Slack thread title shows witho
 MODEL_SECONDS = 10.0  # the model's title, at most this long after the answer is stored
 _MARKUP = re.compile(r"^(?:[#>*\-+]+|\d+[.)])\s+|[*_`]+")
 
-_ASK = (
+TITLE_PROMPT = (
     "Write a title of at most six words for a conversation that starts with the message "
     "below. Answer with the title alone: no quotes, no full stop, in the message's language."
 )
@@ -60,7 +60,7 @@ class Titles:
     async def _ask(self, question: str) -> str:
         assert self._model is not None
         request = ChatRequest(messages=(
-            ChatMessage(role="system", content=_ASK),
+            ChatMessage(role="system", content=TITLE_PROMPT),
             ChatMessage(role="user", content=question[:2000]),
         ))
         said = ""

@@ -194,7 +194,7 @@ _STOP_WAITING = update(inbox).where(inbox.c.id == _ITEM, inbox.c.status == "pend
 _STOP_ANSWERING = update(inbox).where(
     inbox.c.id == _ITEM, inbox.c.status == "processing"
 ).values(stopped_by=func.coalesce(inbox.c.stopped_by, bindparam("b_by")), updated_at=_NOW)
-_STOP_NOTIFY = select(func.pg_notify(STOP_CHANNEL, type_coerce(_ITEM, String)))
+_STOP_NOTIFY = select(func.pg_notify(STOP_CHANNEL, bindparam("b_payload", type_=String)))
 # The item a conversation is waiting on: its person's turn is stored when it is started.
 _UNFINISHED_IN = (
     select(inbox)
@@ -601,7 +601,7 @@ def request_stop(conn: Connection, item_id: int, by: str, now: datetime) -> Inbo
         return item
     if conn.execute(_STOP_ANSWERING, params).rowcount == 1:
         if conn.dialect.name == "postgresql":
-            conn.execute(_STOP_NOTIFY, {"b_item": item_id})
+            conn.execute(_STOP_NOTIFY, {"b_payload": str(item_id)})
         return replace(item, status="processing")
     return None
 

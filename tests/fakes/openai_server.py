@@ -5,6 +5,9 @@
         client = AsyncOpenAI(api_key="k", base_url=fake.base_url)
 
 With nothing scripted it answers "echo: <last user message>", so it doubles as an instant model.
+A request for a conversation's title (`core.titles.TITLE_PROMPT`) is answered beside the
+script, never from it, with "Title: <the message's first three words>", and recorded in
+`title_requests`, not `requests`: tests script answers as if titles were not asked for.
 `FakeOpenAI(default=step)` answers with that step instead when nothing is scripted, e.g.
 `default=Paced(first_token=0.5, tokens=100, rate=50)`: a model that thinks, then types.
 """
@@ -25,6 +28,8 @@ from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+from core.titles import TITLE_PROMPT
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,7 @@ class FakeOpenAI:
         self.model = model
         self.default = default  # the answer when nothing is scripted (None: an instant echo)
         self.requests: list[RecordedRequest] = []
+        self.title_requests: list[RecordedRequest] = []
         self._steps: deque[Step] = deque()
         self._seen = asyncio.Condition()
         self._closing = asyncio.Event()
@@ -180,6 +186,16 @@ class FakeOpenAI:
         )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json() if request.can_read_body else None
+        if _asks_for_title(body):
+            self.title_requests.append(
+                RecordedRequest(request.method, request.path, CIMultiDict(request.headers), body)
+            )
+            words = " ".join(_last_user_text(body["messages"]).split()[:3])
+            title = Reply(f"Title: {words}")
+            if body.get("stream"):
+                return await self._sse(request, self._chunks(body, title))
+            return web.json_response(self._completion(body, title))
         body = await self._record(request)
         step = self._steps.popleft() if self._steps else self.default
         if isinstance(step, Paced):
@@ -333,6 +349,11 @@ def _tool_call_deltas(step: CallTools) -> Iterator[dict[str, Any]]:
         per_call.append([first, *rest])
     for row in itertools.zip_longest(*per_call):
         yield from (delta for delta in row if delta is not None)
+
+
+def _asks_for_title(body: Any) -> bool:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    return bool(messages) and messages[0].get("content") == TITLE_PROMPT
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:

@@ -74,3 +74,22 @@ async def test_a_killed_workers_socket_is_removed(tmp_path: Path) -> None:
         web.work_added()
         assert not stale.exists()
         assert await woken(wake)  # the live one still hears
+
+
+async def test_a_worker_hears_of_a_stopped_answer_without_being_woken_for_work(
+    tmp_path: Path,
+) -> None:
+    """A stop names its item; it is not new work (the worker claims nothing for it)."""
+    wake = asyncio.Event()
+    stopped: asyncio.Queue[int] = asyncio.Queue()
+    worker = UnixSignals(tmp_path)
+    await worker.start(on_work=wake.set, on_stop=stopped.put_nowait)
+    try:
+        async with started(tmp_path) as web:
+            web.stop_requested(7)
+            assert await asyncio.wait_for(stopped.get(), 5) == 7
+            assert not wake.is_set()
+            web.work_added()
+            assert await woken(wake)
+    finally:
+        await worker.aclose()

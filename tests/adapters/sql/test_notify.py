@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql.notify import PgSignals
+from adapters.sql.units import STOP_CHANNEL
 from core.replies import ReplyEvent, ReplyWithdrawn, TextDelta
 
 
@@ -48,3 +49,21 @@ async def test_events_still_arrive_after_the_server_dropped_the_senders_connecti
     finally:
         await worker.aclose()
         await web.aclose()
+
+
+async def test_a_worker_hears_of_a_stopped_answer_from_another_process(
+    pg_engines: list[AsyncEngine],
+) -> None:
+    """`request_stop` NOTIFYs the stop channel with the item's id (in its transaction);
+    every worker hears it, and a malformed payload is dropped."""
+    worker = PgSignals(pg_engines[0])
+    stopped: asyncio.Queue[int] = asyncio.Queue()
+    await worker.start(on_work=lambda: None, on_stop=stopped.put_nowait)
+    try:
+        async with pg_engines[1].begin() as web:
+            await web.execute(text("SELECT pg_notify(:c, 'not an id')"), {"c": STOP_CHANNEL})
+            await web.execute(text("SELECT pg_notify(:c, '42')"), {"c": STOP_CHANNEL})
+        assert await asyncio.wait_for(stopped.get(), 10) == 42
+        assert stopped.empty()
+    finally:
+        await worker.aclose()
