@@ -162,7 +162,7 @@ class FakeOpenAI:
             await self._runner.cleanup()
 
     async def _record(self, request: web.Request) -> Any:
-        body = await request.json() if request.can_read_body else None
+        body = await request.json() if request.body_exists else None
         async with self._seen:
             self.requests.append(
                 RecordedRequest(request.method, request.path, CIMultiDict(request.headers), body)

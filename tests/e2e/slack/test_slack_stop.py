@@ -5,17 +5,14 @@ stored so, and is never answered again. And the thread's title."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import urllib.parse
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 
 from adapters.slack.blocks import STOP_ACTION
 from adapters.slack.translate import message_id
-from bots.bootstrap import Switchboard
 from core.replies import STOPPED_MARK
 from core.stops import NOT_YOURS
 from tests.e2e.conftest import services
@@ -25,10 +22,6 @@ from tests.fakes.slack_api import FakeSlack, Message
 
 ROOT = "1700000001.000100"
 SLOW = Paced(first_token=0.1, tokens=400, rate=40)  # ten seconds of answer, if not stopped
-needs_stopper = pytest.mark.skipif(
-    "stopper" not in {f.name for f in dataclasses.fields(Switchboard)},
-    reason="the Stopper is wired into Switchboard on main (merge pending)",
-)
 
 
 def is_button(m: Message) -> bool:
@@ -75,7 +68,6 @@ async def test_the_session_is_processing_while_answering_then_active(
     assert [m.text for m in slack.thread("C111", ROOT)] == ["echo: hi"]  # no Stop button
 
 
-@needs_stopper
 async def test_the_thread_is_named_after_the_first_question(
     app: TestClient[Any, Any], slack: FakeSlack
 ) -> None:
@@ -85,7 +77,6 @@ async def test_the_thread_is_named_after_the_first_question(
     assert slack.titles[("C111", ROOT)]
 
 
-@needs_stopper
 async def test_the_asker_stops_the_answer_with_the_stop_button(
     app: TestClient[Any, Any], slack: FakeSlack, llm: FakeOpenAI
 ) -> None:
@@ -116,7 +107,6 @@ async def test_the_asker_stops_the_answer_with_the_stop_button(
     assert len(slack.calls_to("chat.startStream")) == 1
 
 
-@needs_stopper
 async def test_someone_else_cannot_stop_it(
     app: TestClient[Any, Any], slack: FakeSlack, llm: FakeOpenAI
 ) -> None:
@@ -135,7 +125,6 @@ async def test_someone_else_cannot_stop_it(
     assert not reply.text.endswith(STOPPED_MARK)
 
 
-@needs_stopper
 async def test_the_session_stop_control_stops_the_answer(
     app: TestClient[Any, Any], slack: FakeSlack, llm: FakeOpenAI
 ) -> None:
