@@ -303,6 +303,7 @@ def _slack_channel(*, receive: bool) -> CleanupContext:
             slack_config(sb.settings), receive=receive, inbox=sb.inbox,
             deliveries=sb.deliveries, feedback=sb.feedback, tickets=sb.tickets,
             work_added=sb.work_added, engine=sb.stores.engine, limiter=sb.limiter,
+            stopper=sb.stopper,
         ) as wired:
             if wired.channel is not None:
                 app[SLACK_CHANNEL] = wired.channel

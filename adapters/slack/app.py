@@ -27,6 +27,7 @@ from adapters.slack import blocks
 from adapters.slack.clients import SlackClients, Workspace
 from adapters.slack.config import BOT_SCOPES, SlackConfig
 from adapters.slack.markup import mentioned_users
+from adapters.slack.sessions import StoppedStreams
 from adapters.slack.tickets import SlackTickets
 from adapters.slack.translate import (
     ANSWERED_SUBTYPES,
@@ -42,6 +43,7 @@ from core.inbox import Acceptance, Recorded, Requeued
 from core.limits import SLOW_DOWN, Limited, workspace_of
 from core.messages import Sender
 from core.ports import DeliveryLog, FeedbackStore, Inbox, RateLimiter
+from core.stops import NOT_YOURS, NotAllowed, NothingToStop, Stopper
 from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
@@ -102,7 +104,12 @@ class SlackChannel:
         oauth: AsyncOAuthSettings | None = None,
         tickets: TicketService | None = None,
         limiter: RateLimiter | None = None,
+        stopper: Stopper | None = None,
+        stopped_streams: StoppedStreams | None = None,
     ) -> None:
+        """`stopper`: stops answers (the Stop button, an agent session's stop control);
+        None: clicks are acknowledged and ignored. `stopped_streams`: where the streams
+        Slack stopped are told to this process's repliers."""
         self.config = config
         self._limiter = limiter
         self._clients = clients
@@ -131,6 +138,7 @@ class SlackChannel:
         self._has_tickets = tickets is not None
         if tickets is not None:
             SlackTickets(service=tickets, users=users, config=config).register(self.app)
+        self._register_stops(stopper, stopped_streams or StoppedStreams())
 
     async def _on_error(self, error: Exception) -> None:
         """Bolt's own handler logs every listener failure with its traceback. A database
@@ -359,3 +367,64 @@ class SlackChannel:
 
     async def _on_command(self, ack: Any) -> None:
         await ack(text=blocks.help_text(self.config.bot_name), response_type="ephemeral")
+
+
+    # ----- stopping an answer: the Stop button, an agent session's stop control -----
+    # (kept together, apart from the other listeners)
+
+    def _register_stops(self, stopper: Stopper | None, stopped: StoppedStreams) -> None:
+        self._stopper = stopper
+        self._stopped_streams = stopped
+        self.app.event("agent_session_stopped")(self._on_session_stopped)
+        self.app.action(blocks.STOP_ACTION)(self._on_stop_click)
+
+    async def _clicker(self, client: AsyncWebClient, tenant: str, user: str) -> Sender:
+        """Who clicked (Slack signed the request), with the email an admin may be named by."""
+        found = await self._users.get(client, tenant, user)
+        return Sender(id=sender_id(tenant, user), name=found.name if found else None,
+                      email=found.email if found else None)
+
+    async def _on_session_stopped(
+        self, event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        """The person used the session's stop control. Slack stopped the streams it lists
+        (appends to them now fail) but not the session: the answer's end moves it out of
+        processing. https://docs.slack.dev/reference/events/agent_session_stopped/"""
+        channel, thread_ts, user = event.get("channel"), event.get("thread_ts"), event.get("user")
+        for ts in event.get("streaming_message_ts") or ():
+            if channel:
+                self._stopped_streams.add(channel, str(ts))
+        if self._stopper is None or not (channel and thread_ts and user):
+            return
+        tenant = tenant_of(context.team_id, context.enterprise_id)
+        by = await self._clicker(client, tenant, user)
+        outcome = await self._stopper.stop_thread(thread_ref(tenant, channel, thread_ts), by=by)
+        if isinstance(outcome, NotAllowed):
+            await self._post_ephemeral(client, {"channel": channel, "user": user,
+                                                "thread_ts": thread_ts}, NOT_YOURS, what="refusal")
+
+    async def _on_stop_click(
+        self, ack: Any, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext,
+        client: AsyncWebClient,
+    ) -> None:
+        await ack()
+        item_id = blocks.parse_stop(str(action.get("value", "")))
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+        user = (body.get("user") or {}).get("id")
+        if item_id is None or not channel or not user or self._stopper is None:
+            log.warning("ignored a Stop click without a usable value, channel or user")
+            return
+        tenant = tenant_of(context.team_id, context.enterprise_id)
+        by = await self._clicker(client, tenant, user)
+        outcome = await self._stopper.stop_item(item_id, by=by)
+        message = body.get("message") or {}
+        if isinstance(outcome, NotAllowed):
+            where = {"channel": channel, "user": user, "thread_ts": message.get("thread_ts")}
+            await self._post_ephemeral(client, where, NOT_YOURS, what="refusal")
+        elif isinstance(outcome, NothingToStop) and container.get("message_ts"):
+            # The answer ended meanwhile: the button has nothing left to do.
+            try:
+                await client.chat_delete(channel=channel, ts=container["message_ts"])
+            except SlackApiError as e:
+                log.info("could not remove a spent Stop button: %s", e.response.get("error"))

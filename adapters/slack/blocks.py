@@ -9,6 +9,8 @@ from adapters.slack.mrkdwn import to_mrkdwn
 from core.messages import Citation
 
 FEEDBACK_ACTION = "feedback"
+STOP_ACTION = "switchboard_stop"
+STOP_TEXT = "Writing an answer…"
 TICKET_NEW_ACTION = "ticket_new"
 TICKET_LIST_ACTION = "ticket_list"
 Block = dict[str, Any]
@@ -63,6 +65,25 @@ def feedback_block(turn_id: int) -> Block:
             }
         ],
     }
+
+
+def stop_blocks(item_id: int) -> list[Block]:
+    """A Stop button for one answer, in a thread message of its own: streamed messages
+    take blocks only when they stop. Its value names the inbox item; the clicker is
+    checked against the item's sender, never trusted from the value."""
+    return [
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": STOP_TEXT}]},
+        {"type": "actions", "block_id": "switchboard_stop", "elements": [{
+            "type": "button", "action_id": STOP_ACTION, "style": "danger",
+            "text": {"type": "plain_text", "text": "Stop"},
+            "accessibility_label": "Stop writing this answer",
+            "value": str(item_id),
+        }]},
+    ]
+
+
+def parse_stop(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
 
 
 def parse_feedback(value: str) -> tuple[str, int] | None:

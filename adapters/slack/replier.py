@@ -1,6 +1,11 @@
 """`SlackReplier`: status while working, the answer streamed into the thread, sources and
 👍/👎 when it stops — and the whole answer delivered by `chat.postMessage`/`chat.update`
 when streaming is unavailable or the stream expires (`message_not_in_streaming_state`).
+
+While it writes, the person can stop it: the thread's agent session is `processing`
+(Slack shows its stop control), or, where the workspace refuses sessions, a Stop button
+waits in a thread message of its own until the answer ends. A stopped answer ends with
+what was written and `_Stopped._`, without 👍/👎.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.blocks import answer_footer
+from adapters.slack.blocks import answer_footer, stop_blocks
 from adapters.slack.clients import ChannelPacer, SlackClients
 from adapters.slack.mrkdwn import split_message, to_mrkdwn
+from adapters.slack.sessions import AgentSessions, StoppedStreams
 from adapters.slack.status import set_status
-from adapters.slack.translate import SlackTarget, target_of
+from adapters.slack.translate import SlackTarget, target_of, tenant_of
 from core.inbox import InboxItem
 from core.notes import NoteStore, ReplyNote
 from core.replies import (
@@ -28,6 +34,7 @@ from core.replies import (
     ReplyWithdrawn,
     Status,
     TextDelta,
+    Titled,
     ToolProgress,
 )
 
@@ -40,22 +47,31 @@ FLUSH_CHARS = 200
 FLUSH_SECONDS = 0.25
 UPDATE_SECONDS = 1.0  # chat.update at most this often while falling back
 NO_ANSWER = "Sorry, I have no answer to that."
+# Slack's task_update statuses are pending, in_progress, complete and error (not
+# "completed"); only task cards go into a stream, never plan cards beside them.
 _TASK_STATE = {"running": "in_progress", "done": "complete", "failed": "error"}
 
 
 class SlackRepliers:
     def __init__(
-        self, clients: SlackClients, pacer: ChannelPacer, *, notes: NoteStore | None = None
+        self, clients: SlackClients, pacer: ChannelPacer, *, notes: NoteStore | None = None,
+        sessions: AgentSessions | None = None, stopped: StoppedStreams | None = None,
     ) -> None:
-        """`notes`: where the message showing each answer is noted (the inbox)."""
+        """`notes`: where the message showing each answer is noted (the inbox).
+        `sessions`: agent sessions, and which workspaces refuse them (None: neither
+        sessions nor Stop buttons). `stopped`: the streams Slack stopped, as the
+        channel heard (in this process)."""
         self._clients = clients
         self._pacer = pacer
         self._notes = notes
+        self._sessions = sessions
+        self._stopped = stopped
 
     def replier_for(self, item: InboxItem) -> SlackReplier:
         note = ReplyNote(self._notes, item) if self._notes is not None else None
         return SlackReplier(target_of(item.message), self._clients, self._pacer,
-                            resume=item.reply_id, note=note)
+                            resume=item.reply_id, note=note, item_id=item.id,
+                            sessions=self._sessions, stopped=self._stopped)
 
 
 class SlackReplier:
@@ -67,11 +83,15 @@ class SlackReplier:
         *,
         resume: str | None = None,
         note: ReplyNote | None = None,
+        item_id: int | None = None,
+        sessions: AgentSessions | None = None,
+        stopped: StoppedStreams | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`resume`: the ts of a message an earlier attempt left showing part of this
         answer (its process died): the answer goes into that message, never beside it.
-        `note`: keeps the ts of the message showing the answer, durably, once it exists."""
+        `note`: keeps the ts of the message showing the answer, durably, once it exists.
+        `item_id`: the inbox item answered (what a Stop button stops)."""
         self._target = target
         self._clients = clients
         self._pacer = pacer
@@ -91,13 +111,25 @@ class SlackReplier:
         self._resumed = resume  # to stop (if still streaming) before it is first updated
         self._replied = False  # a new message went out (it clears the status)
         self._ousted = False  # another worker took the answer over (and finishes its message)
+        self._item_id = item_id
+        self._sessions = sessions
+        self._stopped = stopped or StoppedStreams()
+        self._begun = False
+        self._session = False  # the thread's agent session is ours and processing
+        self._button_ts: str | None = None  # the message holding our Stop button
+        self._halted = False  # Slack stopped our stream: only the end goes out now
         if resume is not None:
             self._streaming, self._shown_ts = False, resume
 
     async def send(self, event: ReplyEvent) -> None:
         if self._ousted:
             return
+        if not self._begun:
+            self._begun = True
+            await self._begin()
         match event:
+            case Titled(title=title):
+                await self._title(title)
             case Status(text=text):
                 await self._set_status(text)
             case TextDelta(text=text):
@@ -117,6 +149,64 @@ class SlackReplier:
             self._client = await self._clients.for_workspace(self._target.workspace)
         return self._client
 
+    # ----- stopping: the session's stop control, or our Stop button -----
+
+    def _workspace(self) -> str:
+        w = self._target.workspace
+        return tenant_of(w.team_id, w.enterprise_id)
+
+    async def _begin(self) -> None:
+        """Before anything else shows (a message posted after the status would clear it)."""
+        if self._sessions is None:
+            return
+        t = self._target
+        try:
+            client = await self._api()
+            self._session = await self._sessions.processing(
+                client, self._workspace(), t.channel, t.thread_ts, user=t.user
+            )
+            if not self._session and self._item_id is not None:
+                await self._pacer.wait(t.channel)
+                response = await client.chat_postMessage(
+                    channel=t.channel, thread_ts=t.thread_ts, text="Stop",
+                    blocks=stop_blocks(self._item_id),
+                )
+                self._button_ts = str(response["ts"])
+        except SlackApiError as e:
+            log.info("no stop control for the answer in %s (%s)", t.channel, _error(e))
+
+    async def _end(self, *, released: bool = False) -> None:
+        """The answer ended: the Stop button goes, the session leaves processing (unless
+        chat.stopStream released it)."""
+        client, t = await self._api(), self._target
+        if self._button_ts is not None:
+            ts, self._button_ts = self._button_ts, None
+            try:
+                await client.chat_delete(channel=t.channel, ts=ts)
+            except SlackApiError as e:
+                log.info("could not take the Stop button away in %s (%s)", t.channel, _error(e))
+        if self._session and not released and self._sessions is not None:
+            self._session = False
+            await self._sessions.active(client, t.channel, t.thread_ts)
+
+    async def _title(self, title: str) -> None:
+        if self._sessions is None:
+            return
+        t = self._target
+        await self._sessions.title(await self._api(), self._workspace(), t.channel,
+                                   t.thread_ts, title, session=self._session)
+
+    def _slack_stopped(self) -> bool:
+        """Whether Slack stopped our stream (the session's stop control): from then on it
+        is an ordinary message, finished by chat.update."""
+        ts = self._stream_ts
+        if ts is None or not self._streaming or (self._target.channel, ts) not in self._stopped:
+            return False
+        log.info("Slack stopped the stream in %s; the answer ends by chat.update",
+                 self._target.channel)
+        self._streaming, self._shown_ts, self._halted = False, ts, True
+        return True
+
     # ----- status and tasks -----
 
     async def _set_status(self, text: str) -> None:
@@ -134,7 +224,7 @@ class SlackReplier:
             self._unsent_tasks.append(event.call_id)
         # Tools usually run before any text: their states go with the stream's first
         # chunk rather than opening the stream early (it would expire during long tools).
-        if self._stream_ts is not None and self._streaming:
+        if self._stream_ts is not None and self._streaming and not self._slack_stopped():
             await self._append("")
 
     def _task_chunks(self) -> list[dict[str, str]]:
@@ -145,6 +235,8 @@ class SlackReplier:
     # ----- streaming -----
 
     async def _progress(self) -> None:
+        if self._halted or self._slack_stopped():
+            return
         if not self._streaming:
             await self._update_shown()
             return
@@ -207,7 +299,7 @@ class SlackReplier:
                     channel=self._target.channel, ts=self._stream_ts, chunks=chunks
                 )
         except SlackApiError as e:
-            if await self._taken_over(e):
+            if self._slack_stopped() or await self._taken_over(e):
                 return
             self._stop_streaming(e)
             await self._update_shown()
@@ -283,11 +375,18 @@ class SlackReplier:
         await self._noted_by_now()
         self._finishing = True
         self._text = done.text if done.text.strip() else NO_ANSWER
-        footer = answer_footer(done.citations, done.turn_id, feedback=done.feedback)
+        # A stopped answer is not rated: it was cut short on purpose.
+        footer = answer_footer(done.citations, done.turn_id,
+                               feedback=done.feedback and not done.stopped)
+        await self._end_button()
+        released = False
+        self._slack_stopped()
         if self._streaming:
-            await self._finish_stream(footer)
+            released = await self._finish_stream(footer)
         if not self._streaming:
             await self._deliver_all(footer)
+        if not self._ousted:
+            await self._end(released=released)
         await self._status_cleared()
         await self._noted_by_now()  # a message posted last is noted before the item is done
 
@@ -297,7 +396,14 @@ class SlackReplier:
         if self._status and not self._replied:
             await self._set_status("")
 
-    async def _finish_stream(self, footer: list[dict[str, Any]]) -> None:
+    async def _end_button(self) -> None:
+        """The Stop button goes before the end of the answer: it can no longer stop it."""
+        if self._button_ts is not None:
+            await self._end(released=True)
+
+    async def _finish_stream(self, footer: list[dict[str, Any]]) -> bool:
+        """Whether the stream stopped (releasing the session: chat.stopStream sets it
+        active)."""
         piece = self._next_piece()
         rest = self._text[self._streamed + len(piece) :]
         chunks = self._chunks(piece)
@@ -309,17 +415,19 @@ class SlackReplier:
             await client.chat_stopStream(
                 channel=self._target.channel, ts=ts, chunks=chunks,
                 blocks=None if rest.strip() else footer or None,
+                session_status="active" if self._session else None,
             )
         except SlackApiError as e:
-            if await self._taken_over(e):
-                return
+            if self._slack_stopped() or await self._taken_over(e):
+                return False
             self._stop_streaming(e)
-            return
+            return False
         self._streamed += len(piece)
         # Past one message's cap, the rest follows as ordinary thread messages.
         parts = split_message(rest, MESSAGE_LIMIT)
         for n, part in enumerate(parts, start=1):
             await self._post(part, blocks=_with_body(part, footer) if n == len(parts) else None)
+        return True
 
     async def _deliver_all(self, footer: list[dict[str, Any]]) -> None:
         """The whole answer as thread messages split on paragraphs, the first one being
@@ -335,6 +443,13 @@ class SlackReplier:
 
     async def _fail(self, failed: ReplyFailed) -> None:
         await self._noted_by_now()
+        await self._end_button()
+        self._slack_stopped()
+        released = await self._apologise(failed)
+        await self._end(released=released)
+
+    async def _apologise(self, failed: ReplyFailed) -> bool:
+        """Whether it went out by chat.stopStream (which releases the session)."""
         apology = f"{failed.text} (reference {failed.reference})"
         if self._stream_ts is not None and self._streaming:
             # What the model said that was not flushed yet goes first: the apology may
@@ -344,8 +459,9 @@ class SlackReplier:
                 await (await self._api()).chat_stopStream(
                     channel=self._target.channel, ts=self._stream_ts,
                     chunks=[{"type": "markdown_text", "text": f"{unsent}\n\n_{apology}_"}],
+                    session_status="active" if self._session else None,
                 )
-                return
+                return True
             except SlackApiError as e:
                 log.info("could not end the stream with the apology: %s", _error(e))
         if self._shown_ts is not None:
@@ -356,14 +472,16 @@ class SlackReplier:
                 await self._show(f"{said}\n\n_{apology}_" if said.strip() else apology,
                                  blocks=None)
                 await self._status_cleared()
-                return
+                return False
             except SlackApiError as e:
                 log.info("could not put the apology into the answer's message: %s", _error(e))
         await self._post(apology, blocks=None)
+        return False
 
     async def _withdraw(self, kept: str | None) -> None:
         """Another worker answers instead: this attempt's message goes, unless it is the
-        one the new owner finishes."""
+        one the new owner finishes (it shows its own stop control)."""
+        await self._end_button()
         ts = self._shown_ts or self._stream_ts
         if ts is None or ts == kept:
             return

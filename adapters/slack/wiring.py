@@ -16,10 +16,12 @@ from adapters.slack.clients import ChannelPacer, SlackClients
 from adapters.slack.config import SlackConfig
 from adapters.slack.notices import SlackNotices
 from adapters.slack.replier import SlackRepliers
+from adapters.slack.sessions import AgentSessions, StoppedStreams
 from adapters.slack.socket import SlackSocket
 from adapters.slack.usergroups import SlackUserGroups
 from adapters.slack.users import SlackUsers
 from core.ports import DeliveryLog, FeedbackStore, Inbox, RateLimiter
+from core.stops import Stopper
 from core.tickets.service import TicketService
 
 
@@ -42,8 +44,10 @@ async def slack_wiring(
     work_added: Callable[[], None],
     engine: Any = None,
     limiter: RateLimiter | None = None,
+    stopper: Stopper | None = None,
 ) -> AsyncIterator[SlackWiring]:
-    """`engine`: the AsyncEngine slack_sdk's installation store needs with OAuth."""
+    """`engine`: the AsyncEngine slack_sdk's installation store needs with OAuth.
+    `stopper`: what the Stop button and the agent session's stop control call."""
     timeout = aiohttp.ClientTimeout(total=30, connect=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         oauth = oauth_settings(config, engine) if config.oauth else None
@@ -53,10 +57,11 @@ async def slack_wiring(
             bot_token=config.bot_token,
             installations=oauth.installation_store if oauth else None,
         )
+        stopped = StoppedStreams()  # heard by the channel, minded by this process's repliers
         channel = SlackChannel(
             config=config, clients=clients, users=SlackUsers(groups=SlackUserGroups()),
             inbox=inbox, deliveries=deliveries, feedback=feedback, work_added=work_added, oauth=oauth,
-            tickets=tickets, limiter=limiter,
+            tickets=tickets, limiter=limiter, stopper=stopper, stopped_streams=stopped,
         ) if receive else None
         socket = (
             SlackSocket(channel, config.app_token)
@@ -67,7 +72,8 @@ async def slack_wiring(
         try:
             yield SlackWiring(
                 channel=channel,
-                repliers=SlackRepliers(clients, ChannelPacer(), notes=inbox),
+                repliers=SlackRepliers(clients, ChannelPacer(), notes=inbox,
+                                       sessions=AgentSessions(), stopped=stopped),
                 notices=SlackNotices(clients),
             )
         finally:

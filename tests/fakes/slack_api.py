@@ -8,6 +8,12 @@
         await slack.wait_for("chat.postMessage", count=3)
         assert [m.text for m in slack.thread("C1", "1700000000.000001")] == ["hi"]
 
+Agent sessions: `agents.sessions.setStatus` creates or updates a thread's session
+(`slack.sessions`), `agents.sessions.rename` and `assistant.threads.setTitle` name threads
+(`slack.titles`); `refuse_agent_sessions` makes the workspace refuse them, or accept them
+with the warning Slack gives an app not subscribed to `agent_session_stopped`;
+`press_session_stop` is the person clicking the session's stop control.
+
 Every call is recorded in `slack.calls` (scripted failures too). Scripted steps for a method are
 used up in order; after that each method behaves like Slack. Socket Mode clients connect to the
 URL `apps.connections.open` hands out (needs an `xapp-` token); push events to them with
@@ -105,6 +111,8 @@ class Message:
 
 
 _APP_TOKEN_METHODS = {"apps.connections.open", "auth.test"}
+SESSION_STATUSES = frozenset({"active", "processing", "suspended", "closed"})
+TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})
 _TEXT_FIELDS = {"text", "markdown_text"}  # never JSON-decoded, even if they look like JSON
 
 
@@ -131,6 +139,8 @@ class FakeSlack:
         self.views: dict[str, Args] = {}  # last view published per user id
         self.modals: dict[str, Args] = {}  # modals opened (views.open) or updated, by view id
         self.socket_frames: list[Args] = []  # every frame Socket Mode clients sent (acks)
+        self.sessions: dict[Key, str] = {}  # agent session status per (channel, thread_ts)
+        self.titles: dict[Key, str] = {}  # thread names (agent sessions, assistant threads)
         self.socket_connected = asyncio.Event()  # set while a Socket Mode client is connected
         self.base_url = ""  # http://127.0.0.1:PORT/api/
         self.socket_url = ""  # ws://127.0.0.1:PORT/link/
@@ -141,6 +151,8 @@ class FakeSlack:
         self._expire_after: int | None = None
         self._stream_budgets: dict[Key, int] = {}  # successful appends left before expiry
         self._streaming_error: str | None = None
+        self._sessions_error: str | None = None
+        self._sessions_warning: str | None = None
         self._sockets: list[web.WebSocketResponse] = []
         self._runner: web.AppRunner | None = None
         self._handlers: dict[str, Callable[[Args, str | None], Args]] = {
@@ -156,7 +168,9 @@ class FakeSlack:
             "chat.stopStream": self._stop_stream,
             "assistant.threads.setStatus": _ok,
             "assistant.threads.setSuggestedPrompts": _ok,
-            "assistant.threads.setTitle": _ok,
+            "assistant.threads.setTitle": self._set_title,
+            "agents.sessions.setStatus": self._session_set_status,
+            "agents.sessions.rename": self._session_rename,
             "reactions.add": _ok,
             "views.publish": self._views_publish,
             "views.open": self._views_open,
@@ -218,6 +232,19 @@ class FakeSlack:
     def disable_streaming(self, error: str = "feature_not_enabled") -> None:
         self._streaming_error = error
 
+    def refuse_agent_sessions(
+        self, error: str | None = "not_allowed", *, warning: str | None = None
+    ) -> None:
+        """agents.sessions.* fail with `error`; or (error None) succeed with `warning`."""
+        self._sessions_error, self._sessions_warning = error, warning
+
+    def press_session_stop(self, channel: str, thread_ts: str) -> list[str]:
+        """The person clicks the session's stop control: Slack stops the app's streams in
+        the thread (their ts, for the event) and leaves the session's status alone."""
+        stopped = [m.ts for m in self.thread(channel, thread_ts) if m.streaming]
+        for ts in stopped:
+            self._store(replace(self.messages[(channel, ts)], state="stopped"))
+        return stopped
     # --- observing ---------------------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[Call]:
@@ -388,6 +415,39 @@ class FakeSlack:
                                 "thread_ts": body.get("thread_ts"), "ts": ts})
         return {"ok": True, "message_ts": ts}
 
+    def _session_set_status(self, body: Args, token: str | None) -> Args:
+        if self._sessions_error is not None:
+            return _error(self._sessions_error)
+        status, channel = body.get("status"), body.get("channel_id")
+        if status not in SESSION_STATUSES:
+            return _error("invalid_arguments")
+        if not channel:
+            return _error("channel_not_found")
+        self.sessions[(channel, str(body.get("thread_ts", "")))] = status
+        answer: Args = {"ok": True, "status": status}
+        if self._sessions_warning is not None:
+            answer["warning"] = self._sessions_warning
+        return answer
+
+    def _session_rename(self, body: Args, token: str | None) -> Args:
+        if self._sessions_error is not None:
+            return _error(self._sessions_error)
+        key = (body.get("channel_id", ""), str(body.get("thread_ts", "")))
+        title = str(body.get("title", ""))
+        if key not in self.sessions:
+            return _error("session_not_found")
+        if not 1 <= len(title) <= 200:
+            return _error("invalid_arguments")
+        self.titles[key] = title
+        return {"ok": True, "title": title}
+
+    def _set_title(self, body: Args, token: str | None) -> Args:
+        channel, thread_ts = body.get("channel_id", ""), str(body.get("thread_ts", ""))
+        if not channel or not thread_ts or not body.get("title"):
+            return _error("invalid_arguments")
+        self.titles[(channel, thread_ts)] = str(body["title"])
+        return {"ok": True}
+
     def _start_stream(self, body: Args, token: str | None) -> Args:
         if self._streaming_error is not None:
             return _error(self._streaming_error)
@@ -399,6 +459,8 @@ class FakeSlack:
         recipients = body.get("recipient_user_id") and body.get("recipient_team_id")
         if channel[0] in "CG" and not recipients:
             return _error("invalid_arguments")
+        if _bad_chunks(body, ()):
+            return _error("invalid_chunks")
         message = self._new_message(body, text="", state="streaming")
         self._store(_appended(message, body))
         if self._expire_after is not None:
@@ -409,6 +471,8 @@ class FakeSlack:
         message = self._streaming_message(body)
         if message is None:
             return _error("message_not_in_streaming_state")
+        if _bad_chunks(body, message.chunks):
+            return _error("invalid_chunks")
         message = _appended(message, body)
         key = (message.channel, message.ts)
         if key in self._stream_budgets:
@@ -422,6 +486,12 @@ class FakeSlack:
         message = self._streaming_message(body)
         if message is None:
             return _error("message_not_in_streaming_state")
+        if _bad_chunks(body, message.chunks) or body.get(
+                "session_status", "active") not in SESSION_STATUSES:
+            return _error("invalid_chunks")
+        session = (message.channel, message.thread_ts or "")
+        if session in self.sessions:  # chat.stopStream moves the session on (default active)
+            self.sessions[session] = body.get("session_status", "active")
         message = _appended(message, body)
         message = self._store(replace(message, state="stopped",
                                       blocks=body.get("blocks", message.blocks)))
@@ -568,6 +638,16 @@ def _appended(message: Message, body: Args) -> Message:
         else:
             others.append(chunk)
     return replace(message, text=message.text + text, chunks=(*message.chunks, *others))
+
+
+def _bad_chunks(body: Args, before: tuple[Args, ...]) -> bool:
+    """Task statuses Slack accepts; plan and task cards never in one stream."""
+    chunks = [*before, *(body.get("chunks") or [])]
+    kinds = {chunk.get("type") for chunk in chunks}
+    if {"task_update", "plan_update"} <= kinds:
+        return True
+    return any(chunk.get("type") == "task_update" and chunk.get("status") not in TASK_STATUSES
+               for chunk in chunks)
 
 
 def _ts_key(ts: str) -> tuple[int, ...]:

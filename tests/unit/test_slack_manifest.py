@@ -134,6 +134,7 @@ def test_scopes_events_and_slack_length_rules() -> None:
         "message.channels",
         "message.groups",
         "message.im",
+        "agent_session_stopped",
     ]
     info = manifest["display_information"]
     assert len(info["long_description"]) >= 174  # Slack refuses shorter ones
