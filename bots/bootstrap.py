@@ -66,6 +66,7 @@ from core.telemetry import (
 from core.tickets.model import TicketStore
 from core.tickets.service import TicketService
 from core.tickets.tools import TICKET_TOOLS
+from core.tools.channels import ChannelHistories, read_channel
 from core.tools.knowledge import search_knowledge
 from core.tools.registry import ToolRegistry, ToolServices
 from core.tools.user_info import get_user_info
@@ -141,6 +142,9 @@ class Switchboard:
     ingestor: Ingestor | None  # every write to `knowledge`, one run at a time
     orchestrator: Orchestrator | None
     worker: Worker | None
+    # Where Slack's wiring registers how it reads channels (`read_channel`); None without
+    # Slack, or in a process that does not answer.
+    channel_histories: ChannelHistories | None = None
 
     def work_added(self) -> None:
         """A message was recorded: wake this process's worker and the other processes'."""
@@ -235,7 +239,7 @@ async def bootstrap(
         # Web and terminal answers go back to where their request waits.
         relay = ReplyRelay(signals)
         repliers = ChannelRepliers({"web": relay, "cli": relay})
-        knowledge = ingestor = orchestrator = worker = None
+        knowledge = ingestor = orchestrator = worker = histories = None
         if answers:
             assert counter is not None
             if model is None:
@@ -258,6 +262,7 @@ async def bootstrap(
             if retriever is not None:
                 retriever = ObservedRetriever(retriever, telemetry)
             model = ObservedModel(model, telemetry)
+            histories = ChannelHistories() if settings.slack_enabled else None
             orchestrator = Orchestrator(
                 inbox=inbox,
                 assembler=ContextAssembler(
@@ -270,9 +275,11 @@ async def bootstrap(
                 tools=ToolRegistry([
                     get_user_info, *TICKET_TOOLS,
                     *([search_knowledge] if retriever is not None else []),
+                    *([read_channel] if histories is not None else []),
                 ]),
                 services=ToolServices(
-                    profiles=stores.profiles, knowledge=retriever, tickets=tickets
+                    profiles=stores.profiles, knowledge=retriever, tickets=tickets,
+                    channels=histories,
                 ),
                 max_tool_rounds=settings.max_tool_rounds,
                 deadline=settings.answer_deadline,
@@ -313,6 +320,7 @@ async def bootstrap(
             ingestor=ingestor,
             orchestrator=orchestrator,
             worker=worker,
+            channel_histories=histories,
         )
 
 

@@ -302,10 +302,13 @@ def _slack_channel(*, receive: bool) -> CleanupContext:
             slack_config(sb.settings), receive=receive, inbox=sb.inbox,
             deliveries=sb.deliveries, feedback=sb.feedback, tickets=sb.tickets,
             work_added=sb.work_added, engine=sb.stores.engine, limiter=sb.limiter,
+            profiles=sb.profiles,
         ) as wired:
             if wired.channel is not None:
                 app[SLACK_CHANNEL] = wired.channel
             sb.repliers.register("slack", wired.repliers)
+            if sb.channel_histories is not None:
+                sb.channel_histories.register("slack", wired.history)
             ticket_notifier(app).register("slack", wired.notices)
             yield
 

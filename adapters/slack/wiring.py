@@ -14,12 +14,13 @@ import aiohttp
 from adapters.slack.app import SlackChannel, oauth_settings
 from adapters.slack.clients import ChannelPacer, SlackClients
 from adapters.slack.config import SlackConfig
+from adapters.slack.history import SlackChannelHistory
 from adapters.slack.notices import SlackNotices
 from adapters.slack.replier import SlackRepliers
 from adapters.slack.socket import SlackSocket
 from adapters.slack.usergroups import SlackUserGroups
 from adapters.slack.users import SlackUsers
-from core.ports import DeliveryLog, FeedbackStore, Inbox, RateLimiter
+from core.ports import DeliveryLog, FeedbackStore, Inbox, ProfileStore, RateLimiter
 from core.tickets.service import TicketService
 
 
@@ -28,6 +29,7 @@ class SlackWiring:
     channel: SlackChannel | None  # receiving (the web role); None in a worker
     repliers: SlackRepliers
     notices: SlackNotices
+    history: SlackChannelHistory  # channels read for the `read_channel` tool
 
 
 @contextlib.asynccontextmanager
@@ -42,6 +44,7 @@ async def slack_wiring(
     work_added: Callable[[], None],
     engine: Any = None,
     limiter: RateLimiter | None = None,
+    profiles: ProfileStore | None = None,
 ) -> AsyncIterator[SlackWiring]:
     """`engine`: the AsyncEngine slack_sdk's installation store needs with OAuth."""
     timeout = aiohttp.ClientTimeout(total=30, connect=10)
@@ -53,10 +56,11 @@ async def slack_wiring(
             bot_token=config.bot_token,
             installations=oauth.installation_store if oauth else None,
         )
+        users = SlackUsers(groups=SlackUserGroups())
         channel = SlackChannel(
-            config=config, clients=clients, users=SlackUsers(groups=SlackUserGroups()),
+            config=config, clients=clients, users=users,
             inbox=inbox, deliveries=deliveries, feedback=feedback, work_added=work_added, oauth=oauth,
-            tickets=tickets, limiter=limiter,
+            tickets=tickets, limiter=limiter, profiles=profiles,
         ) if receive else None
         socket = (
             SlackSocket(channel, config.app_token)
@@ -69,6 +73,7 @@ async def slack_wiring(
                 channel=channel,
                 repliers=SlackRepliers(clients, ChannelPacer(), notes=inbox),
                 notices=SlackNotices(clients),
+                history=SlackChannelHistory(clients, users),
             )
         finally:
             if socket is not None:
