@@ -68,6 +68,7 @@ from core.tickets.model import TicketStore
 from core.tickets.service import TicketService
 from core.tickets.tools import TICKET_TOOLS
 from core.titles import Titles
+from core.tools.channels import ChannelHistories, read_channel
 from core.tools.knowledge import search_knowledge
 from core.tools.registry import ToolRegistry, ToolServices
 from core.tools.user_info import get_user_info
@@ -144,6 +145,9 @@ class Switchboard:
     orchestrator: Orchestrator | None
     worker: Worker | None
     stopper: Stopper  # stops an answer being written, in whichever process writes it
+    # Where Slack's wiring registers how it reads channels (`read_channel`); None without
+    # Slack, or in a process that does not answer.
+    channel_histories: ChannelHistories | None = None
 
     def work_added(self) -> None:
         """A message was recorded: wake this process's worker and the other processes'."""
@@ -238,7 +242,7 @@ async def bootstrap(
         # Web and terminal answers go back to where their request waits.
         relay = ReplyRelay(signals)
         repliers = ChannelRepliers({"web": relay, "cli": relay})
-        knowledge = ingestor = orchestrator = worker = None
+        knowledge = ingestor = orchestrator = worker = histories = None
         built_model = model is None  # not a test's: titles may ask it too
         if answers:
             assert counter is not None
@@ -266,6 +270,7 @@ async def bootstrap(
                 model=model if built_model and settings.model_configured else None,
             )
             model = ObservedModel(model, telemetry)
+            histories = ChannelHistories() if settings.slack_enabled else None
             orchestrator = Orchestrator(
                 inbox=inbox,
                 assembler=ContextAssembler(
@@ -278,9 +283,11 @@ async def bootstrap(
                 tools=ToolRegistry([
                     get_user_info, *TICKET_TOOLS,
                     *([search_knowledge] if retriever is not None else []),
+                    *([read_channel] if histories is not None else []),
                 ]),
                 services=ToolServices(
-                    profiles=stores.profiles, knowledge=retriever, tickets=tickets
+                    profiles=stores.profiles, knowledge=retriever, tickets=tickets,
+                    channels=histories,
                 ),
                 max_tool_rounds=settings.max_tool_rounds,
                 deadline=settings.answer_deadline,
@@ -333,6 +340,7 @@ async def bootstrap(
             orchestrator=orchestrator,
             worker=worker,
             stopper=stopper,
+            channel_histories=histories,
         )
 
 

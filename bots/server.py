@@ -304,10 +304,13 @@ def _slack_channel(*, receive: bool) -> CleanupContext:
             deliveries=sb.deliveries, feedback=sb.feedback, tickets=sb.tickets,
             work_added=sb.work_added, engine=sb.stores.engine, limiter=sb.limiter,
             stopper=sb.stopper,
+            profiles=sb.profiles,
         ) as wired:
             if wired.channel is not None:
                 app[SLACK_CHANNEL] = wired.channel
             sb.repliers.register("slack", wired.repliers)
+            if sb.channel_histories is not None:
+                sb.channel_histories.register("slack", wired.history)
             ticket_notifier(app).register("slack", wired.notices)
             yield
 

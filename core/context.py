@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.channels import SLACK_VIEWING, viewing
 from core.knowledge import Audience, Passage
 from core.messages import InboundMessage, Sender
 from core.model import ChatMessage
@@ -89,8 +90,25 @@ def profile_note(turn: TurnInput) -> str | None:
         ]
         if profile.time_zone:
             facts.append(f"their local time: {_local_time(profile.time_zone, turn)}")
-        facts += [f"preference {k}: {v}" for k, v in sorted(profile.preferences.items())]
+        facts += [
+            f"preference {k}: {v}" for k, v in sorted(profile.preferences.items())
+            if k != SLACK_VIEWING  # where they look, not what they prefer: see viewing_note
+        ]
     return "You are talking to a person with " + "; ".join(facts) + "." if facts else None
+
+
+def viewing_note(turn: TurnInput) -> str | None:
+    """Which Slack channel the person has open beside the assistant, so that "summarise
+    this channel" needs no channel named. Only for a direct message from Slack: in a
+    channel, "this channel" is that one, and elsewhere they are not looking at Slack."""
+    channel = viewing(turn.profile)
+    ref = turn.message.conversation
+    if channel is None or ref.channel != "slack" or not turn.message.is_direct:
+        return None
+    return (
+        f"In Slack, the person is viewing channel {channel} beside this conversation: "
+        '"this channel" means it, and read_channel reads it when called without a channel.'
+    )
 
 
 class KnowledgeProvider:
@@ -163,8 +181,8 @@ class ContextAssembler:
             parts = [await self._run(p, turn) for p in self._providers]
         else:
             parts = list(await asyncio.gather(*(self._run(p, turn) for p in self._providers)))
-        note = profile_note(turn)
-        notes = [*([note] if note else []), *(n for part in parts for n in part.notes)]
+        own = (profile_note(turn), viewing_note(turn))
+        notes = [*(n for n in own if n), *(n for part in parts for n in part.notes)]
         history = [*turn.history, *(t for part in parts for t in part.history)]
         passages = tuple(p for part in parts for p in part.passages)
         system = ChatMessage(role="system", content=self._system_text(notes, passages))

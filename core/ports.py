@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from core.apikeys import ApiKey, NewKey
+from core.channels import ChannelExcerpt
 from core.feedback import Feedback, Rating
 from core.groups import GroupSummary
 from core.inbox import (
@@ -210,6 +211,19 @@ class TokenCounter(Protocol):
 class Retriever(Protocol):
     async def search(self, query: str, *, audience: Audience, limit: int) -> list[Passage]:
         """Passages relevant to `query` that everyone in `audience` may read."""
+        ...
+
+
+class ChannelHistory(Protocol):
+    """A chat channel's recent messages, read for one person (`core/channels.py`)."""
+
+    async def read(
+        self, channel: str, *, reader: Sender, where: ConversationRef, limit: int
+    ) -> ChannelExcerpt:
+        """At most `limit` of `channel`'s latest messages, oldest first, when both `reader`
+        (the verified sender, never anyone the model names) and the bot may see the
+        channel; raises `ToolError` saying why not otherwise. `where` is the conversation
+        the request came from (its workspace)."""
         ...
 
 

@@ -16,14 +16,17 @@ from typing import Any
 
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import blocks
+from adapters.slack import blocks, unhandled
+from adapters.slack.assistant import SlackAssistantEvents
 from adapters.slack.clients import SlackClients, Workspace
 from adapters.slack.config import BOT_SCOPES, SlackConfig
 from adapters.slack.markup import mentioned_users
@@ -42,7 +45,7 @@ from core.feedback import Feedback
 from core.inbox import Acceptance, Recorded, Requeued
 from core.limits import SLOW_DOWN, Limited, workspace_of
 from core.messages import Sender
-from core.ports import DeliveryLog, FeedbackStore, Inbox, RateLimiter
+from core.ports import DeliveryLog, FeedbackStore, Inbox, ProfileStore, RateLimiter
 from core.stops import NOT_YOURS, NotAllowed, NothingToStop, Stopper
 from core.tickets.service import TicketService
 
@@ -106,6 +109,7 @@ class SlackChannel:
         limiter: RateLimiter | None = None,
         stopper: Stopper | None = None,
         stopped_streams: StoppedStreams | None = None,
+        profiles: ProfileStore | None = None,
     ) -> None:
         """`stopper`: stops answers (the Stop button, an agent session's stop control);
         None: clicks are acknowledged and ignored. `stopped_streams`: where the streams
@@ -127,6 +131,8 @@ class SlackChannel:
                 oauth_settings=oauth,
                 installation_store=oauth.installation_store if oauth else None,
                 process_before_response=True,
+                # To `_on_error`, which acknowledges them: Bolt's own answer is 404.
+                raise_error_for_unhandled_request=True,
                 name=config.bot_name,
             )
         self.app.event("app_mention")(self._on_mention)
@@ -139,13 +145,22 @@ class SlackChannel:
         if tickets is not None:
             SlackTickets(service=tickets, users=users, config=config).register(self.app)
         self._register_stops(stopper, stopped_streams or StoppedStreams())
+        # The assistant container: suggested prompts, the channel a person is viewing.
+        if profiles is not None:
+            SlackAssistantEvents(
+                profiles=profiles, first_delivery=self._first_delivery
+            ).register(self.app)
 
-    async def _on_error(self, error: Exception) -> None:
+    async def _on_error(self, error: Exception) -> BoltResponse | None:
         """Bolt's own handler logs every listener failure with its traceback. A database
         that refuses a write is expected (a restart): the route answers 503 and says so in
-        one line; anything else is logged as Bolt would."""
+        one line; anything else is logged as Bolt would. What no listener handles is
+        acknowledged (`unhandled`)."""
+        if isinstance(error, BoltUnhandledRequestError):
+            return unhandled.acknowledge(error)
         if not isinstance(error, StorageError):
             log.error("a Slack listener failed", exc_info=error)
+        return None
 
     # ----- messages -----
 

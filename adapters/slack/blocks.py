@@ -20,6 +20,11 @@ SUGGESTED_PROMPTS = (
     {"title": "Connect Slack", "message": "How do I connect Switchboard to Slack?"},
     {"title": "Summarise this thread", "message": "Summarise this thread in a few bullet points."},
 )
+# Offered when Slack says which channel the person has open beside the assistant.
+SUMMARISE_CHANNEL = {
+    "title": "Summarise this channel",
+    "message": "Summarise the latest messages in this channel in a few bullet points.",
+}
 
 
 def answer_footer(

@@ -29,7 +29,7 @@ class SlackConfig:
 
 
 BOT_SCOPES = (
-    "app_mentions:read", "assistant:write", "channels:history", "chat:write", "commands",
-    "groups:history", "im:history", "im:read", "im:write", "usergroups:read", "users:read",
-    "users:read.email",
+    "app_mentions:read", "assistant:write", "channels:history", "channels:read", "chat:write",
+    "commands", "groups:history", "groups:read", "im:history", "im:read", "im:write",
+    "usergroups:read", "users:read", "users:read.email",
 )

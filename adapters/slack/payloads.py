@@ -104,12 +104,34 @@ class _Event(TypedDict, total=False):
     type: Required[str]
 
 
+class _AssistantContext(TypedDict, total=False):
+    channel_id: Identifier | None
+
+
+class _AssistantThread(TypedDict, total=False):
+    """Bolt builds `say` and prompts from the thread itself and raises without it."""
+
+    channel_id: Required[Identifier]
+    thread_ts: Required[Ts]
+    user_id: Identifier | None
+    context: _AssistantContext | None
+
+
+class _AssistantEvent(TypedDict, total=False):
+    type: Required[str]
+    assistant_thread: Required[_AssistantThread]
+
+
 class _MessageCallback(TypedDict, total=False):
     event: Required[_Message]
 
 
 class _HomeCallback(TypedDict, total=False):
     event: Required[_HomeOpened]
+
+
+class _AssistantCallback(TypedDict, total=False):
+    event: Required[_AssistantEvent]
 
 
 class _OtherCallback(TypedDict, total=False):
@@ -183,6 +205,8 @@ _KINDS: dict[str, TypeAdapter[Any]] = {
     "message": TypeAdapter(_MessageCallback),
     "app_mention": TypeAdapter(_MessageCallback),
     "app_home_opened": TypeAdapter(_HomeCallback),
+    "assistant_thread_started": TypeAdapter(_AssistantCallback),
+    "assistant_thread_context_changed": TypeAdapter(_AssistantCallback),
     "event_callback": TypeAdapter(_OtherCallback),
     "block_actions": TypeAdapter(_BlockActions),
     "view_submission": TypeAdapter(_ViewSubmission),

@@ -14,13 +14,14 @@ import aiohttp
 from adapters.slack.app import SlackChannel, oauth_settings
 from adapters.slack.clients import ChannelPacer, SlackClients
 from adapters.slack.config import SlackConfig
+from adapters.slack.history import SlackChannelHistory
 from adapters.slack.notices import SlackNotices
 from adapters.slack.replier import SlackRepliers
 from adapters.slack.sessions import AgentSessions, StoppedStreams
 from adapters.slack.socket import SlackSocket
 from adapters.slack.usergroups import SlackUserGroups
 from adapters.slack.users import SlackUsers
-from core.ports import DeliveryLog, FeedbackStore, Inbox, RateLimiter
+from core.ports import DeliveryLog, FeedbackStore, Inbox, ProfileStore, RateLimiter
 from core.stops import Stopper
 from core.tickets.service import TicketService
 
@@ -30,6 +31,7 @@ class SlackWiring:
     channel: SlackChannel | None  # receiving (the web role); None in a worker
     repliers: SlackRepliers
     notices: SlackNotices
+    history: SlackChannelHistory  # channels read for the `read_channel` tool
 
 
 @contextlib.asynccontextmanager
@@ -45,6 +47,7 @@ async def slack_wiring(
     engine: Any = None,
     limiter: RateLimiter | None = None,
     stopper: Stopper | None = None,
+    profiles: ProfileStore | None = None,
 ) -> AsyncIterator[SlackWiring]:
     """`engine`: the AsyncEngine slack_sdk's installation store needs with OAuth.
     `stopper`: what the Stop button and the agent session's stop control call."""
@@ -58,10 +61,12 @@ async def slack_wiring(
             installations=oauth.installation_store if oauth else None,
         )
         stopped = StoppedStreams()  # heard by the channel, minded by this process's repliers
+        users = SlackUsers(groups=SlackUserGroups())
         channel = SlackChannel(
-            config=config, clients=clients, users=SlackUsers(groups=SlackUserGroups()),
+            config=config, clients=clients, users=users,
             inbox=inbox, deliveries=deliveries, feedback=feedback, work_added=work_added, oauth=oauth,
             tickets=tickets, limiter=limiter, stopper=stopper, stopped_streams=stopped,
+            profiles=profiles,
         ) if receive else None
         socket = (
             SlackSocket(channel, config.app_token)
@@ -75,6 +80,7 @@ async def slack_wiring(
                 repliers=SlackRepliers(clients, ChannelPacer(), notes=inbox,
                                        sessions=AgentSessions(), stopped=stopped),
                 notices=SlackNotices(clients),
+                history=SlackChannelHistory(clients, users),
             )
         finally:
             if socket is not None:

@@ -24,7 +24,7 @@ from core.errors import ToolError
 from core.knowledge import Audience, PassageBook
 from core.messages import ConversationRef, Sender
 from core.model import ToolCall, ToolSpec
-from core.ports import ProfileStore, Retriever
+from core.ports import ChannelHistory, ProfileStore, Retriever
 from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class ToolServices:
     profiles: ProfileStore
     knowledge: Retriever | None = None
     tickets: TicketService | None = None
+    channels: ChannelHistory | None = None  # chat channels' messages (Slack only)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

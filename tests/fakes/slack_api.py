@@ -13,6 +13,9 @@ Agent sessions: `agents.sessions.setStatus` creates or updates a thread's sessio
 (`slack.titles`); `refuse_agent_sessions` makes the workspace refuse them, or accept them
 with the warning Slack gives an app not subscribed to `agent_session_stopped`;
 `press_session_stop` is the person clicking the session's stop control.
+Channels the bot may read: `slack.add_channel("C1", name="general", members=["U222"],
+messages=[("U222", "hello")])` (`private=True`, `bot_member=False` as Slack would answer
+them) for conversations.info, conversations.members and conversations.history.
 
 Every call is recorded in `slack.calls` (scripted failures too). Scripted steps for a method are
 used up in order; after that each method behaves like Slack. Socket Mode clients connect to the
@@ -136,6 +139,7 @@ class FakeSlack:
         self.usergroups: list[Args] = []  # usergroups.list's answer (add_usergroup)
         self.messages: dict[Key, Message] = {}
         self.ephemerals: list[Args] = []
+        self.channels: dict[str, Args] = {}  # add_channel: info, members and history
         self.views: dict[str, Args] = {}  # last view published per user id
         self.modals: dict[str, Args] = {}  # modals opened (views.open) or updated, by view id
         self.socket_frames: list[Args] = []  # every frame Socket Mode clients sent (acks)
@@ -172,6 +176,9 @@ class FakeSlack:
             "agents.sessions.setStatus": self._session_set_status,
             "agents.sessions.rename": self._session_rename,
             "reactions.add": _ok,
+            "conversations.info": self._conversations_info,
+            "conversations.members": self._conversations_members,
+            "conversations.history": self._conversations_history,
             "views.publish": self._views_publish,
             "views.open": self._views_open,
             "views.update": self._views_update,
@@ -220,6 +227,31 @@ class FakeSlack:
         }
         self.usergroups.append(group)
         return group
+
+    def add_channel(
+        self,
+        channel_id: str,
+        *,
+        name: str,
+        private: bool = False,
+        members: list[str] | None = None,
+        bot_member: bool = True,
+        messages: list[tuple[str, str]] | None = None,
+    ) -> Args:
+        """Registers a channel; `messages` are (user, text), oldest first. A private channel
+        the bot is not in does not exist for it (channel_not_found), as in Slack."""
+        history = [
+            {"type": "message", "user": user, "text": text, "ts": f"{1_700_000_000 + i}.000100",
+             "team": self.team_id}
+            for i, (user, text) in enumerate(messages or [])
+        ]
+        self.channels[channel_id] = channel = {
+            "id": channel_id, "name": name, "is_channel": not private, "is_group": False,
+            "is_im": False, "is_mpim": False, "is_private": private, "is_archived": False,
+            "is_member": bot_member, "members": list(members or []),
+            "history": list(reversed(history)),  # Slack answers newest first
+        }
+        return channel
 
     def script(self, method: str, *steps: Step) -> None:
         """Queues steps that answer the next calls to `method`, before its default behaviour."""
@@ -497,6 +529,40 @@ class FakeSlack:
                                       blocks=body.get("blocks", message.blocks)))
         return {"ok": True, "channel": message.channel, "ts": message.ts,
                 "message": message.to_slack()}
+
+    def _visible_channel(self, body: Args) -> Args | None:
+        channel = self.channels.get(body.get("channel", ""))
+        if channel is None or (channel["is_private"] and not channel["is_member"]):
+            return None
+        return channel
+
+    def _conversations_info(self, body: Args, token: str | None) -> Args:
+        channel = self._visible_channel(body)
+        if channel is None:
+            return _error("channel_not_found")
+        info = {k: v for k, v in channel.items() if k not in ("members", "history")}
+        return {"ok": True, "channel": info}
+
+    def _conversations_members(self, body: Args, token: str | None) -> Args:
+        channel = self._visible_channel(body)
+        if channel is None:
+            return _error("channel_not_found")
+        start = int(body.get("cursor") or 0)
+        limit = int(body.get("limit") or 100)
+        page = channel["members"][start:start + limit]
+        more = start + limit < len(channel["members"])
+        return {"ok": True, "members": page,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
+    def _conversations_history(self, body: Args, token: str | None) -> Args:
+        channel = self._visible_channel(body)
+        if channel is None:
+            return _error("channel_not_found")
+        if not channel["is_member"]:
+            return _error("not_in_channel")
+        limit = int(body.get("limit") or 100)
+        return {"ok": True, "messages": channel["history"][:limit],
+                "has_more": len(channel["history"]) > limit}
 
     def _views_publish(self, body: Args, token: str | None) -> Args:
         if not body.get("user_id") or not isinstance(body.get("view"), dict):

@@ -16,9 +16,11 @@ BOT_SCOPES = [
     "app_mentions:read",
     "assistant:write",
     "channels:history",
+    "channels:read",
     "chat:write",
     "commands",
     "groups:history",
+    "groups:read",
     "im:history",
     "im:read",
     "im:write",
@@ -129,8 +131,11 @@ def test_scopes_events_and_slack_length_rules() -> None:
     manifest = render("https://chat.example.com")
     assert manifest["oauth_config"]["scopes"]["bot"] == BOT_SCOPES
     assert manifest["settings"]["event_subscriptions"]["bot_events"] == [
+        "app_context_changed",
         "app_home_opened",
         "app_mention",
+        "assistant_thread_context_changed",
+        "assistant_thread_started",
         "message.channels",
         "message.groups",
         "message.im",
