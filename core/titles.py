@@ -17,7 +17,7 @@ from core.ports import ChatModel, ConversationStore
 log = logging.getLogger(__name__)
 
 TITLE_CHARS = 60  # what a conversation list or a Slack thread title shows without cutting
-MODEL_SECONDS = 10.0  # the model's title, at most this long after the answer is stored
+MODEL_SECONDS = 5.0  # the model's title, asked beside the answer, at most this long
 _MARKUP = re.compile(r"^(?:(?:[#>*\-+]+|\d+[.)])\s+)+|[*`]+")
 
 TITLE_PROMPT = (

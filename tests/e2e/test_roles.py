@@ -447,3 +447,48 @@ async def _holder(url: str, *, noted: bool = False) -> str:
     finally:
         await engine.dispose()
     raise AssertionError("no worker holds the item")
+
+
+async def test_a_stop_that_reaches_the_web_process_stops_the_answer_the_worker_writes(
+    deployment: Deployment, slack: FakeSlack, llm: FakeOpenAI,
+) -> None:
+    """The Stop click lands on the web process while the worker process writes the answer:
+    the stop crosses to the worker (a Unix datagram beside SQLite, NOTIFY on PostgreSQL),
+    which cancels the model call and ends the answer where it was, marked stopped."""
+    from core.replies import STOPPED_MARK
+    from tests.e2e.slack.test_slack_stop import session_stopped
+    from tests.e2e.test_web_stop import events_until
+
+    await deployment.start()
+    url = deployment.url
+
+    # 1. Web chat: the answer streams from the worker through the web process; so does Stop.
+    gate = asyncio.Event()
+    llm.script(Reply("The first words of a long answer", chunk_size=10, gate=gate))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{url}/api/v1/chat/stream", json={"message": "go on"}) as stream:
+            seen = await events_until(stream, "delta")
+            conversation = seen[0][1]["conversation_id"]
+            async with session.post(f"{url}/api/v1/conversations/{conversation}/stop") as stop:
+                assert (stop.status, await stop.json()) == (200, {"stopping": True})
+            done = (await events_until(stream, "done"))[-1][1]
+    assert done["stopped"] is True and done["reply"] == f"The first \n\n{STOPPED_MARK}"
+    await llm.wait_for_abandoned(1, timeout=ANSWERED_WITHIN)
+    gate.set()
+
+    # 2. Slack: the session's stop control, whose event reaches the web process.
+    gate = asyncio.Event()
+    llm.script(Reply("Slack words, then many more", chunk_size=6, gate=gate))
+    root = "1700000001.000100"
+    assert await post_slack(url, mention("tell me more", ts=root, event_id="EvStopRoles")) == 200
+    await slack.wait_for("chat.startStream", timeout=ANSWERED_WITHIN)
+    streams = slack.press_session_stop(CHANNEL, root)
+    assert await post_slack(url, session_stopped(CHANNEL, root, streams)) == 200
+    await llm.wait_for_abandoned(2, timeout=ANSWERED_WITHIN)
+    gate.set()
+
+    counts = await deployment.settled()
+    assert counts.get("failed", 0) == 0 and counts.get("processing", 0) == 0, counts
+    [answer] = slack.thread(CHANNEL, root)
+    assert answer.text.endswith(STOPPED_MARK) and "many more" not in answer.text
+    assert asked(llm, "go on") == asked(llm, "tell me more") == 1
