@@ -265,10 +265,7 @@ async def bootstrap(
                 retriever = knowledge
             if retriever is not None:
                 retriever = ObservedRetriever(retriever, telemetry)
-            titles = Titles(
-                stores.conversations,
-                model=model if built_model and settings.model_configured else None,
-            )
+            titles = Titles(model=model if built_model and settings.model_configured else None)
             model = ObservedModel(model, telemetry)
             histories = ChannelHistories() if settings.slack_enabled else None
             orchestrator = Orchestrator(

@@ -190,6 +190,7 @@ class TurnEnd:
     owner: str
     conversation_id: str
     turns: tuple[NewTurn, ...]
+    title: str | None = None  # names the conversation, if it has no name yet (`finish_turn`)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

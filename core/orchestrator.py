@@ -12,6 +12,7 @@ a ticket) never run twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -174,10 +175,12 @@ class Orchestrator:
             text += notices
         citations = cited(text, turn.sources.passages)
         final = ChatMessage(role="assistant", content=turn.last_text)
+        title = await self._title(start, titling)
         end = TurnEnd(item_id=item.id, owner=owner, conversation_id=start.conversation.id,
-                      turns=(self._new_turn(final, item_id=item.id, citations=citations),))
+                      turns=(self._new_turn(final, item_id=item.id, citations=citations),),
+                      title=title)
         stored = await self._store(end)
-        await self._titled(start, replier, titling)
+        await self._titled(title, replier)
         done = ReplyDone(text=text, citations=citations, turn_id=stored[-1].id)
         await self._deliver(done, replier)
         await self._delivered(item.id, owner)
@@ -199,12 +202,13 @@ class Orchestrator:
         citations = cited(text, turn.sources.passages)
         answer = NewTurn(role="assistant", content=content, citations=citations,
                          inbox_item_id=item.id)
+        title = await self._title(start, titling)
         stored = await self._store(TurnEnd(item_id=item.id, owner=owner,
                                            conversation_id=start.conversation.id,
-                                           turns=(answer,)))
+                                           turns=(answer,), title=title))
         log.info("message %s: the answer was stopped by %s", item.message.id,
                  item.stopped_by or "the person, in the channel")
-        await self._titled(start, replier, titling)
+        await self._titled(title, replier)
         done = ReplyDone(text=text, citations=citations, turn_id=stored[-1].id,
                          feedback=False, stopped=True)
         await self._deliver(done, replier)
@@ -218,20 +222,24 @@ class Orchestrator:
             return None
         return asyncio.create_task(self._titles.make(start.item.message.text), name="title")
 
-    async def _titled(
-        self, start: Started, replier: Replier, titling: asyncio.Task[str] | None
-    ) -> None:
-        """Store the title made beside the answer, and show it where the channel shows
-        titles. A title is a nicety: a failure costs the answer nothing."""
-        if titling is None or self._titles is None:
-            return
+    @staticmethod
+    async def _title(start: Started, titling: asyncio.Task[str] | None) -> str | None:
+        """The title made beside the answer, stored with it (`finish_turn`). A title is a
+        nicety: a failure costs the answer nothing."""
+        if titling is None:
+            return None
         try:
-            title = await titling
-            if title and await self._titles.keep(start.conversation.id, title):
-                await replier.send(Titled(title=title))
+            return await titling or None
         except Exception as e:
-            log.info("could not title conversation %s (%s)", start.conversation.id,
+            log.info("no title for conversation %s (%s)", start.conversation.id,
                      type(e).__name__)
+            return None
+
+    async def _titled(self, title: str | None, replier: Replier) -> None:
+        """Shown where the channel shows titles (before the answer's end: the last event)."""
+        if title:
+            with contextlib.suppress(Exception):  # the channel logs its own failures
+                await replier.send(Titled(title=title))
 
     async def redeliver(self, start: Answered, replier: Replier, *, owner: str) -> ReplyDone:
         """The stored answer of an item whose process died while delivering it: sent as a

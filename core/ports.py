@@ -58,9 +58,6 @@ class ConversationStore(Protocol):
         """Append turns atomically: all of them or none."""
         ...
 
-    async def set_title(self, conversation_id: str, title: str) -> bool:
-        """Name the conversation, unless it has a name already: whether this named it."""
-        ...
 
 
 class Inbox(Protocol):
@@ -80,8 +77,9 @@ class Inbox(Protocol):
         ...
 
     async def finish_turn(self, end: TurnEnd) -> list[Turn]:
-        """Store the answer's turns and mark the item answered (still held, while it is
-        delivered), atomically. Raises `LeaseLost` (and stores nothing) if another worker
+        """Store the answer's turns, name the conversation (`end.title`, if it has no
+        name yet) and mark the item answered (still held, while it is delivered),
+        atomically. Raises `LeaseLost` (and stores nothing) if another worker
         took the item over."""
         ...
 

@@ -2,7 +2,8 @@
 question — the model's, when one is configured, or the question's first line, trimmed.
 
 The title is made while the first answer is written (the model is asked beside it, never
-before it) and stored once: a conversation that has a title keeps it.
+before it) and stored with the answer, in the same transaction (`TurnEnd.title`): a
+conversation that has a title keeps it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import re
 
 from core.model import ChatMessage, ChatRequest, ModelText
-from core.ports import ChatModel, ConversationStore
+from core.ports import ChatModel
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,9 @@ def first_line_title(text: str) -> str:
 
 
 class Titles:
-    def __init__(self, conversations: ConversationStore, *, model: ChatModel | None = None) -> None:
+    def __init__(self, *, model: ChatModel | None = None) -> None:
         """`model`: asked for titles when a real one is configured (not the offline
         responder, which would quote passages)."""
-        self._conversations = conversations
         self._model = model
 
     async def make(self, question: str) -> str:
@@ -68,7 +68,3 @@ class Titles:
             if isinstance(event, ModelText):
                 said += event.text
         return said
-
-    async def keep(self, conversation_id: str, title: str) -> bool:
-        """Store it, unless the conversation has a title already: whether it was stored."""
-        return await self._conversations.set_title(conversation_id, title)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sql import units
@@ -96,16 +96,6 @@ class SqlConversationStore:
                                 created_at=row.created_at, updated_at=row.updated_at)
             for row in rows
         ]
-
-    @uninterrupted
-    async def set_title(self, conversation_id: str, title: str) -> bool:
-        query = (
-            update(conversations)
-            .where(conversations.c.id == conversation_id, conversations.c.title.is_(None))
-            .values(title=title[:TITLE_CHARS])
-        )
-        async with transaction(self._engine, f"naming conversation {conversation_id}") as conn:
-            return (await conn.execute(query)).rowcount == 1
 
     @uninterrupted
     async def recent_turns(self, conversation_id: str, limit: int) -> list[Turn]:

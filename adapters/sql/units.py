@@ -172,6 +172,10 @@ _DONE = update(inbox).where(inbox.c.id == _ITEM, _HELD).values(
     status="done", lease_owner=None, lease_until=None, updated_at=_NOW)
 _BUMP = update(conversations).where(conversations.c.id == bindparam("b_id")).values(
     updated_at=_NOW)
+_TITLE_CHARS = conversations.c.title.type.length or 200
+_NAME = update(conversations).where(
+    conversations.c.id == bindparam("b_id"), conversations.c.title.is_(None)
+).values(title=bindparam("b_title"))
 _RENEW = (
     update(inbox).where(inbox.c.id.in_(bindparam("b_ids", expanding=True)), _HELD)
     .values(lease_until=_UNTIL, updated_at=_NOW).returning(inbox.c.id)
@@ -491,7 +495,10 @@ def finish_turn(conn: Connection, end: TurnEnd, now: datetime) -> list[Turn]:
     )
     if answered.rowcount != 1:
         raise LeaseLost(f"inbox item {end.item_id} is no longer held by {end.owner}")
-    return add_turns(conn, end.conversation_id, end.turns, now)
+    stored = add_turns(conn, end.conversation_id, end.turns, now)
+    if end.title:  # after add_turns, which locks the conversation's row (PostgreSQL)
+        conn.execute(_NAME, {"b_id": end.conversation_id, "b_title": end.title[:_TITLE_CHARS]})
+    return stored
 
 
 def record_round(conn: Connection, end: TurnEnd, now: datetime) -> list[Turn]:

@@ -360,7 +360,12 @@ class InMemoryInbox:
             # One transaction: the item stays as it was when the turns cannot be stored.
             raise StorageError(f"conversation {end.conversation_id} does not exist")
         row.status, row.updated_at = "answered", now  # still held while it is delivered
-        return db.add_turns(end.conversation_id, end.turns, now)
+        stored = db.add_turns(end.conversation_id, end.turns, now)
+        conversation = db.conversations.get(end.conversation_id)
+        if end.title and conversation is not None and conversation.title is None:
+            db.conversations[conversation.id] = replace(conversation,
+                                                        title=end.title[:TITLE_CHARS])
+        return stored
 
     async def record_round(self, end: TurnEnd) -> list[Turn]:
         await _operation()
@@ -527,14 +532,6 @@ class InMemoryConversationStore:
     async def add_turns(self, conversation_id: str, turns: Sequence[NewTurn]) -> list[Turn]:
         await _operation()
         return self.db.add_turns(conversation_id, turns, self._now())
-
-    async def set_title(self, conversation_id: str, title: str) -> bool:
-        await _operation()
-        conversation = self.db.conversations.get(conversation_id)
-        if conversation is None or conversation.title is not None:
-            return False
-        self.db.conversations[conversation_id] = replace(conversation, title=title[:TITLE_CHARS])
-        return True
 
 
 class InMemoryProfileStore:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.inbox import Acceptance, Claim, Recorded, Started
+from core.inbox import Acceptance, Claim, Recorded, Started, TurnEnd
 from core.ports import Inbox
+from core.threads import NewTurn
 from tests.adapters.sql.conftest import ALL_BACKENDS, Clock, Storage
 from tests.adapters.sql.test_inbox import ADA_WEB, LEASE, WORKER, after_the_lease, web
 
@@ -80,14 +81,21 @@ async def test_a_stopped_item_claimed_again_says_it_was_stopped(
     assert isinstance(again, Started) and again.item.stopped_by == ADA_WEB.id
 
 
-async def test_a_conversation_keeps_the_first_title_it_is_given(storage: Storage) -> None:
+async def test_the_first_answer_names_the_conversation_and_the_name_stays(
+    storage: Storage,
+) -> None:
     inbox = storage.inbox()
     start = await started(inbox, "m1")
-    conversations = storage.conversations
-    assert await conversations.set_title(start.conversation.id, "Leave policy")
-    assert not await conversations.set_title(start.conversation.id, "Something else")
-    stored = await conversations.get(start.conversation.id)
+    await inbox.finish_turn(TurnEnd(
+        item_id=start.item.id, owner=WORKER.owner, conversation_id=start.conversation.id,
+        turns=(NewTurn(role="assistant", content="See the handbook."),), title="Leave policy",
+    ))
+    later = await started(inbox, "m2")
+    await inbox.finish_turn(TurnEnd(
+        item_id=later.item.id, owner=WORKER.owner, conversation_id=later.conversation.id,
+        turns=(NewTurn(role="assistant", content="Yes."),), title="Something else",
+    ))
+    stored = await storage.conversations.get(start.conversation.id)
     assert stored is not None and stored.title == "Leave policy"
-    [summary] = await conversations.owned(channel="web", owner=ADA_WEB.id, limit=5)
+    [summary] = await storage.conversations.owned(channel="web", owner=ADA_WEB.id, limit=5)
     assert summary.title == "Leave policy"
-
