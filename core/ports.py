@@ -131,6 +131,11 @@ class Inbox(Protocol):
         PostgreSQL database hear of it at COMMIT."""
         ...
 
+    async def stopped_among(self, item_ids: Sequence[int]) -> set[int]:
+        """Of these items, those whose answer someone stopped: how a worker learns of a
+        stop whose signal was lost."""
+        ...
+
     async def unfinished_in(self, conversation_id: str) -> InboxItem | None:
         """The newest item of the conversation that is waiting or being answered."""
         ...

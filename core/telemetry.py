@@ -143,6 +143,9 @@ class ObservedInbox:
     async def request_stop(self, item_id: int, *, by: str) -> InboxItem | None:
         return await self._inbox.request_stop(item_id, by=by)
 
+    async def stopped_among(self, item_ids: Sequence[int]) -> set[int]:
+        return await self._inbox.stopped_among(item_ids)
+
     async def unfinished_in(self, conversation_id: str) -> InboxItem | None:
         return await self._inbox.unfinished_in(conversation_id)
 

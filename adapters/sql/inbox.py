@@ -121,6 +121,10 @@ class SqlInbox:
         unit = functools.partial(units.request_stop, item_id=item_id, by=by, now=self._now())
         return await self._run(unit, f"stopping item {item_id}")
 
+    async def stopped_among(self, item_ids: Sequence[int]) -> set[int]:
+        unit = functools.partial(units.stopped_among, item_ids=item_ids)
+        return await self._run(unit, f"reading the stops of {len(item_ids)} items")
+
     async def unfinished_in(self, conversation_id: str) -> InboxItem | None:
         unit = functools.partial(units.unfinished_in, conversation_id=conversation_id)
         return await self._run(unit, f"finding the unfinished item of {conversation_id}")

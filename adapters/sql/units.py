@@ -199,6 +199,8 @@ _STOP_ANSWERING = update(inbox).where(
     inbox.c.id == _ITEM, inbox.c.status == "processing"
 ).values(stopped_by=func.coalesce(inbox.c.stopped_by, bindparam("b_by")), updated_at=_NOW)
 _STOP_NOTIFY = select(func.pg_notify(STOP_CHANNEL, bindparam("b_payload", type_=String)))
+_STOPPED_AMONG = select(inbox.c.id).where(
+    inbox.c.id.in_(bindparam("b_ids", expanding=True)), inbox.c.stopped_by.is_not(None))
 # The item a conversation is waiting on: its person's turn is stored when it is started.
 _UNFINISHED_IN = (
     select(inbox)
@@ -611,6 +613,10 @@ def request_stop(conn: Connection, item_id: int, by: str, now: datetime) -> Inbo
             conn.execute(_STOP_NOTIFY, {"b_payload": str(item_id)})
         return replace(item, status="processing")
     return None
+
+
+def stopped_among(conn: Connection, item_ids: Sequence[int]) -> set[int]:
+    return set(conn.execute(_STOPPED_AMONG, {"b_ids": list(item_ids)}).scalars())
 
 
 def unfinished_in(conn: Connection, conversation_id: str) -> InboxItem | None:

@@ -458,6 +458,10 @@ class InMemoryInbox:
             row.unhold("done")
         return before
 
+    async def stopped_among(self, item_ids: Sequence[int]) -> set[int]:
+        await _operation()
+        return {i for i in item_ids if (row := self.db.items.get(i)) and row.stopped_by}
+
     async def unfinished_in(self, conversation_id: str) -> InboxItem | None:
         await _operation()
         for turn in reversed(self.db.turns.get(conversation_id, [])):

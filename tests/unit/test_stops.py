@@ -16,7 +16,7 @@ from core.errors import AnswerStopped
 from core.inbox import Acceptance, Claim, Recorded, Started
 from core.messages import ConversationRef, InboundMessage, Sender
 from core.replies import STOPPED_MARK, ReplyDone, ReplyEvent, TextDelta
-from core.stops import NotAllowed, NothingToStop, Stopping
+from core.stops import NotAllowed, NothingToStop, Stopper, Stopping
 from core.tools.registry import ToolContext, ToolRegistry, tool
 from core.worker import Worker
 from tests.fakes.scripted import STALL, RecordingReplier, ScriptedChatModel, calls, says
@@ -224,5 +224,25 @@ async def test_a_tool_that_writes_runs_to_its_end_when_the_answer_is_stopped(
         finally:
             task.cancel()
         assert finished.is_set()
+        done = replier.events[-1]
+        assert isinstance(done, ReplyDone) and done.stopped
+
+
+async def test_a_stop_whose_signal_was_lost_is_found_when_the_lease_is_renewed(
+    tmp_path: Path, model: ScriptedChatModel
+) -> None:
+    """The stop is recorded before it is signalled: the worker renewing its lease finds it."""
+    settings = load_settings(data_dir=tmp_path, lease_seconds=3)
+    async with bootstrap(settings, model=model, stores=in_memory_stores(),
+                         open_knowledge=False) as sb:
+        model.steps = [[*says("Still going"), STALL]]
+        replier = Watching()
+        task, conversation = await writing(sb, replier)
+        lost = Stopper(inbox=sb.inbox, conversations=sb.conversations)  # signals nobody
+        try:
+            assert isinstance(await lost.stop_in(conversation, ADA), Stopping)
+            await asyncio.wait_for(replier.finished.wait(), 10)  # within a third of a lease
+        finally:
+            task.cancel()
         done = replier.events[-1]
         assert isinstance(done, ReplyDone) and done.stopped

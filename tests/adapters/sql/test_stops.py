@@ -50,6 +50,8 @@ async def test_an_item_being_answered_is_marked_and_stays_held(storage: Storage)
     assert item is not None and item.status == "processing"
     assert item.stopped_by == "web:local:root" and item.lease_owner == WORKER.owner
     assert await inbox.renew([start.item.id], WORKER) == {start.item.id}
+    other = await started(inbox, "m2")
+    assert await inbox.stopped_among([start.item.id, other.item.id]) == {start.item.id}
 
 
 async def test_the_unfinished_item_of_a_conversation_is_its_newest_being_answered(
