@@ -121,22 +121,15 @@ class Orchestrator:
         there: what was written is stored and delivered, marked stopped."""
         if is_ticket_command(start.item.message.text):
             return await self._ticket_command(start, replier, owner=owner)
-        titling = self._title_for(start)
-        try:
-            return await self._answer(start, replier, owner=owner, stop=stop or StopSignal(),
-                                      titling=titling)
-        finally:
-            if titling is not None and not titling.done():
-                titling.cancel()
+        return await self._answer(start, replier, owner=owner, stop=stop or StopSignal())
 
     async def _answer(
-        self, start: Started, replier: Replier, *, owner: str, stop: StopSignal,
-        titling: asyncio.Task[str] | None,
+        self, start: Started, replier: Replier, *, owner: str, stop: StopSignal
     ) -> ReplyDone:
         item, message = start.item, start.item.message
         turn = _Turn()
         if item.stopped_by is not None:  # stopped while a process that died was writing it
-            return await self._stopped(start, replier, turn, owner=owner, titling=titling)
+            return await self._stopped(start, replier, turn, owner=owner)
         await replier.send(Status(text="Thinking…"))
         deadline = asyncio.timeout(self._deadline)
         try:
@@ -146,11 +139,11 @@ class Orchestrator:
         except asyncio.CancelledError:
             if not stop.caught():
                 raise
-            return await self._stopped(start, replier, turn, owner=owner, titling=titling)
+            return await self._stopped(start, replier, turn, owner=owner)
         except AnswerStopped:
             log.info("message %s: the person stopped the answer in %s", message.id,
                      message.conversation.channel)
-            return await self._stopped(start, replier, turn, owner=owner, titling=titling)
+            return await self._stopped(start, replier, turn, owner=owner)
         except TimeoutError as e:
             if not deadline.expired():
                 raise
@@ -175,7 +168,7 @@ class Orchestrator:
             text += notices
         citations = cited(text, turn.sources.passages)
         final = ChatMessage(role="assistant", content=turn.last_text)
-        title = await self._title(start, titling)
+        title = await self._title(start)
         end = TurnEnd(item_id=item.id, owner=owner, conversation_id=start.conversation.id,
                       turns=(self._new_turn(final, item_id=item.id, citations=citations),),
                       title=title)
@@ -187,8 +180,7 @@ class Orchestrator:
         return done
 
     async def _stopped(
-        self, start: Started, replier: Replier, turn: _Turn, *, owner: str,
-        titling: asyncio.Task[str] | None,
+        self, start: Started, replier: Replier, turn: _Turn, *, owner: str
     ) -> ReplyDone:
         """The answer as far as it was written, marked stopped: stored (the rounds not yet
         stored with their tools, and the one being streamed), delivered, and the item
@@ -202,7 +194,7 @@ class Orchestrator:
         citations = cited(text, turn.sources.passages)
         answer = NewTurn(role="assistant", content=content, citations=citations,
                          inbox_item_id=item.id)
-        title = await self._title(start, titling)
+        title = await self._title(start, model=False)  # stopped: no waiting on a model
         stored = await self._store(TurnEnd(item_id=item.id, owner=owner,
                                            conversation_id=start.conversation.id,
                                            turns=(answer,), title=title))
@@ -215,25 +207,16 @@ class Orchestrator:
         await self._delivered(item.id, owner)
         return done
 
-    def _title_for(self, start: Started) -> asyncio.Task[str] | None:
-        """A new conversation's title, made beside its first answer."""
+    async def _title(self, start: Started, *, model: bool = True) -> str | None:
+        """A new conversation's title, stored with its first answer (`finish_turn`). The
+        model is asked once the answer is written, never beside it: the answer's own
+        requests come first (and a model with a rate limit spends it on them)."""
         if (self._titles is None or start.conversation.title is not None
                 or start.history or start.rounds):
             return None
-        return asyncio.create_task(self._titles.make(start.item.message.text), name="title")
-
-    @staticmethod
-    async def _title(start: Started, titling: asyncio.Task[str] | None) -> str | None:
-        """The title made beside the answer, stored with it (`finish_turn`). A title is a
-        nicety: a failure costs the answer nothing."""
-        if titling is None:
-            return None
-        try:
-            return await titling or None
-        except Exception as e:
-            log.info("no title for conversation %s (%s)", start.conversation.id,
-                     type(e).__name__)
-            return None
+        question = start.item.message.text
+        return await (self._titles.make(question) if model else self._titles.quick(question)) \
+            or None
 
     async def _titled(self, title: str | None, replier: Replier) -> None:
         """Shown where the channel shows titles (before the answer's end: the last event)."""

@@ -1,9 +1,9 @@
 """Threads that name themselves: a new conversation gets a short title from its first
 question — the model's, when one is configured, or the question's first line, trimmed.
 
-The title is made while the first answer is written (the model is asked beside it, never
-before it) and stored with the answer, in the same transaction (`TurnEnd.title`): a
-conversation that has a title keeps it.
+The title is made when the first answer is written (the model is asked after it, never
+before or beside it) and stored with the answer, in the same transaction
+(`TurnEnd.title`): a conversation that has a title keeps it.
 """
 
 from __future__ import annotations
@@ -44,8 +44,13 @@ class Titles:
         responder, which would quote passages)."""
         self._model = model
 
+    @staticmethod
+    async def quick(question: str) -> str:
+        """The title without asking the model (an answer that was stopped)."""
+        return first_line_title(question)
+
     async def make(self, question: str) -> str:
-        """The title for a conversation that starts with `question`."""
+        """The title for a conversation that starts with `question`; never raises."""
         fallback = first_line_title(question)
         if self._model is None:
             return fallback

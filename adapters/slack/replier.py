@@ -10,6 +10,7 @@ what was written and `_Stopped._`, without 👍/👎.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -116,6 +117,7 @@ class SlackReplier:
         self._stopped = stopped or StoppedStreams()
         self._begun = False
         self._session = False  # the thread's agent session is ours and processing
+        self._starting: asyncio.Task[None] | None = None  # setting it processing
         self._button_ts: str | None = None  # the message holding our Stop button
         self._halted = False  # Slack stopped our stream: only the end goes out now
         if resume is not None:
@@ -156,24 +158,49 @@ class SlackReplier:
         return tenant_of(w.team_id, w.enterprise_id)
 
     async def _begin(self) -> None:
-        """Before anything else shows (a message posted after the status would clear it)."""
+        """The stop control, as the answer begins. The session's is set beside the first
+        sign (not before it: a Slack round trip the person would wait for); a workspace
+        known to refuse sessions gets the Stop button before anything else shows (a
+        message posted after the status would clear it)."""
         if self._sessions is None:
+            return
+        if self._sessions.refused(self._workspace()):
+            await self._stop_button()
+        else:
+            self._starting = asyncio.create_task(self._start_session(), name="agent-session")
+
+    async def _start_session(self) -> None:
+        assert self._sessions is not None
+        t = self._target
+        try:
+            self._session = await self._sessions.processing(
+                await self._api(), self._workspace(), t.channel, t.thread_ts, user=t.user
+            )
+        except SlackApiError as e:  # (the client's own errors are the sessions' to log)
+            log.info("no agent session for the answer in %s (%s)", t.channel, _error(e))
+        if not self._session:
+            await self._stop_button()  # first refusal: it may clear the status, this once
+
+    async def _stop_button(self) -> None:
+        if self._item_id is None:
             return
         t = self._target
         try:
             client = await self._api()
-            self._session = await self._sessions.processing(
-                client, self._workspace(), t.channel, t.thread_ts, user=t.user
+            await self._pacer.wait(t.channel)
+            response = await client.chat_postMessage(
+                channel=t.channel, thread_ts=t.thread_ts, text="Stop",
+                blocks=stop_blocks(self._item_id),
             )
-            if not self._session and self._item_id is not None:
-                await self._pacer.wait(t.channel)
-                response = await client.chat_postMessage(
-                    channel=t.channel, thread_ts=t.thread_ts, text="Stop",
-                    blocks=stop_blocks(self._item_id),
-                )
-                self._button_ts = str(response["ts"])
+            self._button_ts = str(response["ts"])
         except SlackApiError as e:
-            log.info("no stop control for the answer in %s (%s)", t.channel, _error(e))
+            log.info("no Stop button for the answer in %s (%s)", t.channel, _error(e))
+
+    async def _session_known(self) -> None:
+        """Whether the thread has a session (and where the Stop button is) is known."""
+        if self._starting is not None:
+            starting, self._starting = self._starting, None
+            await starting
 
     async def _end(self, *, released: bool = False) -> None:
         """The answer ended: the Stop button goes, the session leaves processing (unless
@@ -192,6 +219,7 @@ class SlackReplier:
     async def _title(self, title: str) -> None:
         if self._sessions is None:
             return
+        await self._session_known()
         t = self._target
         await self._sessions.title(await self._api(), self._workspace(), t.channel,
                                    t.thread_ts, title, session=self._session)
@@ -398,6 +426,7 @@ class SlackReplier:
 
     async def _end_button(self) -> None:
         """The Stop button goes before the end of the answer: it can no longer stop it."""
+        await self._session_known()
         if self._button_ts is not None:
             await self._end(released=True)
 

@@ -55,7 +55,8 @@ async def test_the_session_is_processing_while_the_answer_is_written_then_active
 ) -> None:
     r = replier(clients, AgentSessions())
 
-    await r.send(Status(text="Thinking…"))
+    await r.send(Status(text="Thinking…"))  # set beside the status, not before it
+    await slack.wait_for("agents.sessions.setStatus")
     assert slack.sessions[(CHANNEL, ROOT)] == "processing"
     await r.send(TextDelta(text="Hello"))
     await r.send(ReplyDone(text="Hello", turn_id=3))
@@ -64,7 +65,6 @@ async def test_the_session_is_processing_while_the_answer_is_written_then_active
     (stop,) = slack.calls_to("chat.stopStream")
     assert stop.body["session_status"] == "active"
     first = slack.calls_to("agents.sessions.setStatus")[0]
-    assert first.at < slack.calls_to("assistant.threads.setStatus")[0].at
     assert first.body["initiator_user_id"] == "U222"
     assert [m.text for m in slack.thread(CHANNEL, ROOT)] == ["Hello"]  # no Stop button
 
@@ -90,6 +90,7 @@ async def test_where_sessions_are_refused_a_stop_button_waits_until_the_answer_e
     r = replier(clients, sessions, item_id=42)
 
     await r.send(Status(text="Thinking…"))
+    await slack.wait_for("chat.postMessage")  # once the session was refused, beside the status
     (button,) = slack.thread(CHANNEL, ROOT)
     click = button.blocks[-1]["elements"][0]  # type: ignore[index]
     assert (click["action_id"], click["value"]) == (STOP_ACTION, "42")
@@ -98,9 +99,12 @@ async def test_where_sessions_are_refused_a_stop_button_waits_until_the_answer_e
 
     assert [m.text for m in slack.thread(CHANNEL, ROOT)] == ["Partial answer"]
     assert slack.calls_to("chat.delete")[0].at < slack.calls_to("chat.stopStream")[0].at
-    # Remembered for the workspace: the next answer does not ask again.
-    await replier(clients, sessions).send(Status(text="Thinking…"))
+    # Remembered for the workspace: the next answer does not ask again, and its button
+    # comes before anything else.
+    await replier(clients, sessions, item_id=43).send(Status(text="Thinking…"))
     assert len(slack.calls_to("agents.sessions.setStatus")) == 1
+    assert slack.calls_to("chat.postMessage")[-1].at < \
+        slack.calls_to("assistant.threads.setStatus")[-1].at
 
 
 async def test_sessions_without_the_stop_event_subscription_get_the_button_too(
@@ -111,6 +115,7 @@ async def test_sessions_without_the_stop_event_subscription_get_the_button_too(
 
     await r.send(Status(text="Thinking…"))
 
+    await slack.wait_for("chat.postMessage")
     (button,) = slack.thread(CHANNEL, ROOT)
     assert button.blocks is not None and button.blocks[-1]["type"] == "actions"
 
@@ -121,7 +126,9 @@ async def test_a_passing_failure_is_not_remembered(
     slack.script("agents.sessions.setStatus", ApiError("internal_error"))
     sessions = AgentSessions()
 
-    await replier(clients, sessions).send(Status(text="Thinking…"))
+    r = replier(clients, sessions)
+    await r.send(Status(text="Thinking…"))
+    await r.send(ReplyDone(text="Hello", turn_id=3))  # (the session's answer is known by then)
 
     assert not sessions.refused("T111")
 
