@@ -46,7 +46,7 @@ from core.inbox import Acceptance, Recorded, Requeued
 from core.limits import SLOW_DOWN, Limited, workspace_of
 from core.messages import Sender
 from core.ports import DeliveryLog, FeedbackStore, Inbox, ProfileStore, RateLimiter
-from core.stops import NOT_YOURS, NotAllowed, NothingToStop, Stopper
+from core.stops import NOT_YOURS, NOTHING_TO_STOP, NotAllowed, NothingToStop, Stopper
 from core.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
@@ -434,12 +434,9 @@ class SlackChannel:
         by = await self._clicker(client, tenant, user)
         outcome = await self._stopper.stop_item(item_id, by=by)
         message = body.get("message") or {}
+        where = {"channel": channel, "user": user, "thread_ts": message.get("thread_ts")}
         if isinstance(outcome, NotAllowed):
-            where = {"channel": channel, "user": user, "thread_ts": message.get("thread_ts")}
             await self._post_ephemeral(client, where, NOT_YOURS, what="refusal")
-        elif isinstance(outcome, NothingToStop) and container.get("message_ts"):
-            # The answer ended meanwhile: the button has nothing left to do.
-            try:
-                await client.chat_delete(channel=channel, ts=container["message_ts"])
-            except SlackApiError as e:
-                log.info("could not remove a spent Stop button: %s", e.response.get("error"))
+        elif isinstance(outcome, NothingToStop):
+            # The answer ended as the button was clicked (its end takes the button away).
+            await self._post_ephemeral(client, where, NOTHING_TO_STOP, what="stop notice")

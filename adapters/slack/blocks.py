@@ -10,7 +10,7 @@ from core.messages import Citation
 
 FEEDBACK_ACTION = "feedback"
 STOP_ACTION = "switchboard_stop"
-STOP_TEXT = "Writing an answer…"
+STOP_BLOCK = "switchboard_stop"
 TICKET_NEW_ACTION = "ticket_new"
 TICKET_LIST_ACTION = "ticket_list"
 Block = dict[str, Any]
@@ -73,12 +73,12 @@ def feedback_block(turn_id: int) -> Block:
 
 
 def stop_blocks(item_id: int) -> list[Block]:
-    """A Stop button for one answer, in a thread message of its own: streamed messages
-    take blocks only when they stop. Its value names the inbox item; the clicker is
-    checked against the item's sender, never trusted from the value."""
+    """A Stop button for one answer, in the answer's own message while it is written (a
+    stream's `blocks` chunk, or the blocks of a message updated as the answer grows). Its
+    value names the inbox item; the clicker is checked against the item's sender, never
+    trusted from the value."""
     return [
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": STOP_TEXT}]},
-        {"type": "actions", "block_id": "switchboard_stop", "elements": [{
+        {"type": "actions", "block_id": STOP_BLOCK, "elements": [{
             "type": "button", "action_id": STOP_ACTION, "style": "danger",
             "text": {"type": "plain_text", "text": "Stop"},
             "accessibility_label": "Stop writing this answer",

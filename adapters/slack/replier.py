@@ -20,7 +20,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.blocks import answer_footer, stop_blocks
+from adapters.slack.blocks import STOP_BLOCK, answer_footer, stop_blocks
 from adapters.slack.clients import ChannelPacer, SlackClients
 from adapters.slack.mrkdwn import split_message, to_mrkdwn
 from adapters.slack.sessions import AgentSessions, StoppedStreams
@@ -118,7 +118,8 @@ class SlackReplier:
         self._begun = False
         self._session = False  # the thread's agent session is ours and processing
         self._starting: asyncio.Task[None] | None = None  # setting it processing
-        self._button_ts: str | None = None  # the message holding our Stop button
+        self._button = False  # the answer's message shows our Stop button (no session)
+        self._button_in: str | None = None  # the message whose blocks hold the button
         self._halted = False  # Slack stopped our stream: only the end goes out now
         if resume is not None:
             self._streaming, self._shown_ts = False, resume
@@ -159,13 +160,14 @@ class SlackReplier:
 
     async def _begin(self) -> None:
         """The stop control, as the answer begins. The session's is set beside the first
-        sign (not before it: a Slack round trip the person would wait for); a workspace
-        known to refuse sessions gets the Stop button before anything else shows (a
-        message posted after the status would clear it)."""
+        sign (not before it: a Slack round trip the person would wait for); where the
+        workspace refuses sessions, the answer's message carries a Stop button while it is
+        written (a `blocks` chunk: the stream takes blocks since 2026-04), and loses it
+        when the answer ends."""
         if self._sessions is None:
             return
         if self._sessions.refused(self._workspace()):
-            await self._stop_button()
+            self._button = self._item_id is not None
         else:
             self._starting = asyncio.create_task(self._start_session(), name="agent-session")
 
@@ -178,40 +180,38 @@ class SlackReplier:
             )
         except SlackApiError as e:  # (the client's own errors are the sessions' to log)
             log.info("no agent session for the answer in %s (%s)", t.channel, _error(e))
-        if not self._session:
-            await self._stop_button()  # first refusal: it may clear the status, this once
+        # Refused: the button instead, if the message is not on screen yet (else this
+        # answer goes without; the workspace's next ones have it from the start).
+        self._button = not self._session and self._item_id is not None
 
-    async def _stop_button(self) -> None:
-        if self._item_id is None:
+    def _button_blocks(self) -> list[dict[str, Any]]:
+        return stop_blocks(self._item_id) if self._button and self._item_id is not None else []
+
+    async def _without_button(self, ts: str, markdown: str, footer: list[dict[str, Any]]) -> None:
+        """The answer's message as it ends, its Stop button gone (chat.update replaces the
+        blocks the stream built: the body goes back in as a markdown block)."""
+        if self._button_in != ts:
             return
-        t = self._target
+        self._button_in = None
         try:
-            client = await self._api()
-            await self._pacer.wait(t.channel)
-            response = await client.chat_postMessage(
-                channel=t.channel, thread_ts=t.thread_ts, text="Stop",
-                blocks=stop_blocks(self._item_id),
+            await (await self._api()).chat_update(
+                channel=self._target.channel, ts=ts, text=to_mrkdwn(markdown),
+                blocks=_with_body(markdown, footer),
             )
-            self._button_ts = str(response["ts"])
         except SlackApiError as e:
-            log.info("no Stop button for the answer in %s (%s)", t.channel, _error(e))
+            log.info("could not take the Stop button away in %s (%s)", self._target.channel,
+                     _error(e))
 
     async def _session_known(self) -> None:
-        """Whether the thread has a session (and where the Stop button is) is known."""
+        """Whether the thread has a session (or the answer a Stop button) is known."""
         if self._starting is not None:
             starting, self._starting = self._starting, None
             await starting
 
     async def _end(self, *, released: bool = False) -> None:
-        """The answer ended: the Stop button goes, the session leaves processing (unless
-        chat.stopStream released it)."""
+        """The answer ended: the session leaves processing (unless chat.stopStream
+        released it)."""
         client, t = await self._api(), self._target
-        if self._button_ts is not None:
-            ts, self._button_ts = self._button_ts, None
-            try:
-                await client.chat_delete(channel=t.channel, ts=ts)
-            except SlackApiError as e:
-                log.info("could not take the Stop button away in %s (%s)", t.channel, _error(e))
         if self._session and not released and self._sessions is not None:
             self._session = False
             await self._sessions.active(client, t.channel, t.thread_ts)
@@ -283,14 +283,14 @@ class SlackReplier:
             end = max(cut, self._streamed)
         return self._text[self._streamed : end]
 
-    def _chunks(self, piece: str) -> list[dict[str, str]]:
+    def _chunks(self, piece: str) -> list[dict[str, Any]]:
         """Tool states not yet shown, then the text."""
-        chunks = [*self._task_chunks()]
+        chunks: list[dict[str, Any]] = [*self._task_chunks()]
         if piece:
             chunks.append({"type": "markdown_text", "text": piece})
         return chunks
 
-    async def _start_stream(self, client: AsyncWebClient, chunks: list[dict[str, str]]) -> str:
+    async def _start_stream(self, client: AsyncWebClient, chunks: list[dict[str, Any]]) -> str:
         t = self._target
         response = await client.chat_startStream(
             channel=t.channel, thread_ts=t.thread_ts, chunks=chunks,
@@ -321,7 +321,12 @@ class SlackReplier:
         try:
             client = await self._api()
             if self._stream_ts is None:
-                await self._start_stream(client, chunks)
+                await self._session_known()  # the stop control is settled before it shows
+                button = self._button_blocks()  # while it is written, the Stop button
+                ts = await self._start_stream(
+                    client, [{"type": "blocks", "blocks": button}, *chunks] if button else chunks
+                )
+                self._button_in = ts if button else None
             else:
                 await client.chat_appendStream(
                     channel=self._target.channel, ts=self._stream_ts, chunks=chunks
@@ -363,7 +368,8 @@ class SlackReplier:
         if not self._text or self._clock() - self._last_flush < UPDATE_SECONDS:
             return
         self._last_flush = self._clock()
-        await self._show(self._first_part(), blocks=None)
+        part, button = self._first_part(), self._button_blocks()
+        await self._show(part, blocks=_with_body(part, button) if button else None)
 
     def _first_part(self) -> str:
         """The part of the answer so far that one message holds."""
@@ -382,10 +388,14 @@ class SlackReplier:
         if self._shown_ts is None:
             self._shown_ts = await self._post(markdown, blocks=blocks)
             self._remember(self._shown_ts)
-        else:
-            await client.chat_update(
-                channel=t.channel, ts=self._shown_ts, text=to_mrkdwn(markdown), blocks=blocks
-            )
+            self._button_in = self._shown_ts if _has_button(blocks) else None
+            return
+        if self._button_in == self._shown_ts and not _has_button(blocks):
+            # The end of the answer: the Stop button goes (blocks replace blocks).
+            blocks, self._button_in = blocks or _with_body(markdown, []), None
+        await client.chat_update(
+            channel=t.channel, ts=self._shown_ts, text=to_mrkdwn(markdown), blocks=blocks
+        )
 
     async def _post(self, markdown: str, *, blocks: list[dict[str, Any]] | None) -> str:
         """A new thread message, paced per channel; its ts."""
@@ -406,7 +416,7 @@ class SlackReplier:
         # A stopped answer is not rated: it was cut short on purpose.
         footer = answer_footer(done.citations, done.turn_id,
                                feedback=done.feedback and not done.stopped)
-        await self._end_button()
+        await self._session_known()
         released = False
         self._slack_stopped()
         if self._streaming:
@@ -423,12 +433,6 @@ class SlackReplier:
         clear the status with: cleared here."""
         if self._status and not self._replied:
             await self._set_status("")
-
-    async def _end_button(self) -> None:
-        """The Stop button goes before the end of the answer: it can no longer stop it."""
-        await self._session_known()
-        if self._button_ts is not None:
-            await self._end(released=True)
 
     async def _finish_stream(self, footer: list[dict[str, Any]]) -> bool:
         """Whether the stream stopped (releasing the session: chat.stopStream sets it
@@ -452,6 +456,8 @@ class SlackReplier:
             self._stop_streaming(e)
             return False
         self._streamed += len(piece)
+        await self._without_button(ts, self._text[: self._streamed],
+                                   [] if rest.strip() else footer)
         # Past one message's cap, the rest follows as ordinary thread messages.
         parts = split_message(rest, MESSAGE_LIMIT)
         for n, part in enumerate(parts, start=1):
@@ -472,7 +478,7 @@ class SlackReplier:
 
     async def _fail(self, failed: ReplyFailed) -> None:
         await self._noted_by_now()
-        await self._end_button()
+        await self._session_known()
         self._slack_stopped()
         released = await self._apologise(failed)
         await self._end(released=released)
@@ -490,6 +496,8 @@ class SlackReplier:
                     chunks=[{"type": "markdown_text", "text": f"{unsent}\n\n_{apology}_"}],
                     session_status="active" if self._session else None,
                 )
+                said = self._text[: self._streamed] + f"{unsent}\n\n_{apology}_"
+                await self._without_button(self._stream_ts, said, [])
                 return True
             except SlackApiError as e:
                 log.info("could not end the stream with the apology: %s", _error(e))
@@ -510,7 +518,7 @@ class SlackReplier:
     async def _withdraw(self, kept: str | None) -> None:
         """Another worker answers instead: this attempt's message goes, unless it is the
         one the new owner finishes (it shows its own stop control)."""
-        await self._end_button()
+        await self._session_known()
         ts = self._shown_ts or self._stream_ts
         if ts is None or ts == kept:
             return
@@ -522,6 +530,10 @@ class SlackReplier:
             await client.chat_delete(channel=channel, ts=ts)
         except SlackApiError as e:
             log.warning("could not take back a message in %s (%s)", channel, _error(e))
+
+
+def _has_button(blocks: list[dict[str, Any]] | None) -> bool:
+    return any(b.get("block_id") == STOP_BLOCK for b in blocks or ())
 
 
 def _with_body(markdown: str, footer: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -94,7 +94,8 @@ class Message:
     thread_ts: str | None
     text: str
     blocks: list[Any] | None = None
-    chunks: tuple[Args, ...] = ()  # stream chunks other than markdown_text (task/plan updates)
+    # Stream chunks other than markdown_text (task and plan updates, blocks), in order.
+    chunks: tuple[Args, ...] = ()
     state: str = "posted"
     user: str = ""
     bot_id: str = ""
@@ -103,13 +104,20 @@ class Message:
     def streaming(self) -> bool:
         return self.state == "streaming"
 
+    @property
+    def shown_blocks(self) -> list[Any]:
+        """The blocks a person sees: a stream's `blocks` chunks, then the message's own
+        (chat.stopStream's go at the bottom; chat.update's replace everything)."""
+        streamed = [b for c in self.chunks if c.get("type") == "blocks" for b in c["blocks"]]
+        return [*streamed, *(self.blocks or [])]
+
     def to_slack(self) -> Args:
         message: Args = {"type": "message", "user": self.user, "bot_id": self.bot_id,
                          "text": self.text, "ts": self.ts}
         if self.thread_ts:
             message["thread_ts"] = self.thread_ts
-        if self.blocks is not None:
-            message["blocks"] = self.blocks
+        if self.blocks is not None or self.shown_blocks:
+            message["blocks"] = self.shown_blocks
         return message
 
 
@@ -427,8 +435,9 @@ class FakeSlack:
         text = body.get("text", body.get("markdown_text", message.text))
         if len(text) > 4_000:
             return _error("msg_too_long")
-        message = self._store(replace(message, text=text, blocks=body.get("blocks",
-                                                                          message.blocks)))
+        if "blocks" in body:  # the message's blocks, stream-built ones too, are replaced
+            message = replace(message, blocks=body["blocks"], chunks=())
+        message = self._store(replace(message, text=text))
         return {"ok": True, "channel": message.channel, "ts": message.ts, "text": message.text,
                 "message": message.to_slack()}
 
@@ -710,6 +719,9 @@ def _bad_chunks(body: Args, before: tuple[Args, ...]) -> bool:
     """Task statuses Slack accepts; plan and task cards never in one stream."""
     chunks = [*before, *(body.get("chunks") or [])]
     kinds = {chunk.get("type") for chunk in chunks}
+    if any(c.get("type") == "blocks" and not 0 < len(c.get("blocks") or ()) <= 50
+           for c in chunks):
+        return True
     if {"task_update", "plan_update"} <= kinds:
         return True
     return any(chunk.get("type") == "task_update" and chunk.get("status") not in TASK_STATUSES

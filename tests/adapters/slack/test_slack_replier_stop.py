@@ -81,8 +81,13 @@ async def test_a_failed_answer_also_leaves_processing(
     assert slack.sessions[(CHANNEL, ROOT)] == "active"
 
 
+def buttons(blocks: list[typing.Any]) -> list[dict[str, typing.Any]]:
+    return [e for b in blocks if b.get("type") == "actions" for e in b["elements"]
+            if e.get("action_id") == STOP_ACTION]
+
+
 @pytest.mark.parametrize("refusal", ["missing_scope", "unknown_method", "not_allowed"])
-async def test_where_sessions_are_refused_a_stop_button_waits_until_the_answer_ends(
+async def test_where_sessions_are_refused_the_answer_carries_a_stop_button_while_written(
     slack: FakeSlack, clients: SlackClients, refusal: str
 ) -> None:
     slack.refuse_agent_sessions(refusal)
@@ -90,21 +95,38 @@ async def test_where_sessions_are_refused_a_stop_button_waits_until_the_answer_e
     r = replier(clients, sessions, item_id=42)
 
     await r.send(Status(text="Thinking…"))
-    await slack.wait_for("chat.postMessage")  # once the session was refused, beside the status
-    (button,) = slack.thread(CHANNEL, ROOT)
-    click = button.blocks[-1]["elements"][0]  # type: ignore[index]
-    assert (click["action_id"], click["value"]) == (STOP_ACTION, "42")
     await r.send(TextDelta(text="Partial"))
+    (writing,) = slack.thread(CHANNEL, ROOT)  # the answer's own message: no other
+    assert writing.streaming
+    assert [(b["value"], b["text"]["text"]) for b in buttons(writing.shown_blocks)] == [
+        ("42", "Stop")]
     await r.send(ReplyDone(text="Partial answer", turn_id=3))
 
-    assert [m.text for m in slack.thread(CHANNEL, ROOT)] == ["Partial answer"]
-    assert slack.calls_to("chat.delete")[0].at < slack.calls_to("chat.stopStream")[0].at
-    # Remembered for the workspace: the next answer does not ask again, and its button
-    # comes before anything else.
+    (answer,) = slack.thread(CHANNEL, ROOT)
+    assert answer.ts == writing.ts and answer.text == "Partial answer"
+    assert buttons(answer.shown_blocks) == []  # gone with the end of the answer
+    assert "feedback" in str(answer.shown_blocks)
+    # Remembered for the workspace: the next answer does not ask again.
     await replier(clients, sessions, item_id=43).send(Status(text="Thinking…"))
     assert len(slack.calls_to("agents.sessions.setStatus")) == 1
-    assert slack.calls_to("chat.postMessage")[-1].at < \
-        slack.calls_to("assistant.threads.setStatus")[-1].at
+
+
+async def test_without_streaming_the_posted_answer_carries_the_button_until_its_end(
+    slack: FakeSlack, clients: SlackClients
+) -> None:
+    slack.refuse_agent_sessions("not_allowed")
+    slack.disable_streaming()
+    r = replier(clients, AgentSessions(), item_id=42)
+
+    await r.send(Status(text="Thinking…"))
+    await r.send(TextDelta(text="Partial"))
+    (writing,) = slack.thread(CHANNEL, ROOT)
+    assert [b["value"] for b in buttons(writing.shown_blocks)] == ["42"]
+    await r.send(ReplyDone(text=f"Partial\n\n{STOPPED_MARK}", turn_id=3, stopped=True,
+                           feedback=False))
+
+    (answer,) = slack.thread(CHANNEL, ROOT)
+    assert answer.text.endswith("_Stopped._") and buttons(answer.shown_blocks) == []
 
 
 async def test_sessions_without_the_stop_event_subscription_get_the_button_too(
@@ -114,10 +136,10 @@ async def test_sessions_without_the_stop_event_subscription_get_the_button_too(
     r = replier(clients, AgentSessions())
 
     await r.send(Status(text="Thinking…"))
+    await r.send(TextDelta(text="Partial"))
 
-    await slack.wait_for("chat.postMessage")
-    (button,) = slack.thread(CHANNEL, ROOT)
-    assert button.blocks is not None and button.blocks[-1]["type"] == "actions"
+    (writing,) = slack.thread(CHANNEL, ROOT)
+    assert [b["value"] for b in buttons(writing.shown_blocks)] == ["7"]
 
 
 async def test_a_passing_failure_is_not_remembered(

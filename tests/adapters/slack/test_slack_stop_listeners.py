@@ -24,7 +24,15 @@ from adapters.slack.sessions import StoppedStreams
 from adapters.slack.translate import thread_ref
 from adapters.slack.users import SlackUsers
 from core.messages import ConversationRef, Sender
-from core.stops import NOT_YOURS, NotAllowed, NothingToStop, StopOutcome, Stopper, Stopping
+from core.stops import (
+    NOT_YOURS,
+    NOTHING_TO_STOP,
+    NotAllowed,
+    NothingToStop,
+    StopOutcome,
+    Stopper,
+    Stopping,
+)
 from tests.e2e.slack.conftest import SECRET, fixture, post_event
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.stores import in_memory_stores
@@ -139,16 +147,17 @@ async def test_someone_else_is_refused_privately(
     assert (refusal["user"], refusal["text"], refusal["thread_ts"]) == ("W999", NOT_YOURS, ROOT)
 
 
-async def test_a_spent_button_is_removed_quietly(
+async def test_a_click_as_the_answer_ended_is_told_there_is_nothing_left_to_stop(
     app: TestClient[Any, Any], stopper: RecordingStopper, slack: FakeSlack
 ) -> None:
+    """The button is in the answer's own message: nothing is deleted, the clicker is told."""
     stopper.outcome = NothingToStop()
 
     assert await click(app, stop_click()) == 200
 
-    (delete,) = slack.calls_to("chat.delete")
-    assert delete.body["ts"] == "1700000001.000200"
-    assert slack.ephemerals == []
+    assert slack.calls_to("chat.delete") == []
+    (notice,) = slack.ephemerals
+    assert notice["text"] == NOTHING_TO_STOP
 
 
 @pytest.mark.parametrize("value", ["", "abc", "-1", "42; drop"])

@@ -24,8 +24,15 @@ ROOT = "1700000001.000100"
 SLOW = Paced(first_token=0.1, tokens=400, rate=40)  # ten seconds of answer, if not stopped
 
 
+def stop_button(m: Message) -> dict[str, Any] | None:
+    """The Stop button the answer's message shows while it is written, if any."""
+    found = [e for b in m.shown_blocks if b.get("type") == "actions" for e in b["elements"]
+             if e.get("action_id") == STOP_ACTION]
+    return found[0] if found else None
+
+
 def is_button(m: Message) -> bool:
-    return bool(m.blocks) and m.blocks[-1].get("type") == "actions"  # type: ignore[index]
+    return stop_button(m) is not None
 
 
 def ends_stopped(m: Message) -> bool:
@@ -33,9 +40,10 @@ def ends_stopped(m: Message) -> bool:
 
 
 def click_stop(button: Message, *, user: str) -> str:
-    """The fixture's block_actions click, on the Stop button Slack showed in the thread."""
+    """The fixture's block_actions click, on the Stop button the answer's message shows."""
     body = copy.deepcopy(fixture("bolt_block_actions_payload.json"))
-    element = button.blocks[-1]["elements"][0]  # type: ignore[index]
+    element = stop_button(button)
+    assert element is not None
     body["user"]["id"] = user
     body["container"].update(message_ts=button.ts, is_ephemeral=False)
     body["message"] = button.to_slack()
@@ -91,8 +99,11 @@ async def test_the_asker_stops_the_answer_with_the_stop_button(
 
     reply = await slack.wait_for_text("C111", ROOT, ends_stopped, timeout=5)
     await settled(app)
-    assert [m.ts for m in slack.thread("C111", ROOT)] == [reply.ts]  # the button is gone
-    assert "feedback_buttons" not in str(reply.blocks)
+    # One message, the answer's, and its Stop button is gone.
+    (final,) = slack.thread("C111", ROOT)
+    assert final.ts == reply.ts == button.ts and final.text.endswith(STOPPED_MARK)
+    assert not is_button(final)
+    assert "feedback_buttons" not in str(final.shown_blocks)
     inbox = services(app).inbox
     item = await inbox.find(channel="slack", tenant=TEAM, message_id=message_id("C111", ROOT))
     assert item is not None and item.status == "done"
