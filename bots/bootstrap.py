@@ -265,7 +265,11 @@ async def bootstrap(
                 retriever = knowledge
             if retriever is not None:
                 retriever = ObservedRetriever(retriever, telemetry)
-            titles = Titles(model=model if built_model and settings.model_configured else None)
+            titles = Titles(
+                model=model if built_model and settings.model_configured else None,
+                # Under load, titles keep their first line: the model's time is the answers'.
+                quiet=lambda: worker is None or worker.busy <= QUIET_ANSWERS,
+            )
             model = ObservedModel(model, telemetry)
             histories = ChannelHistories() if settings.slack_enabled else None
             orchestrator = Orchestrator(
@@ -339,6 +343,9 @@ async def bootstrap(
             stopper=stopper,
             channel_histories=histories,
         )
+
+
+QUIET_ANSWERS = 4  # answers in flight below which a new conversation's title asks the model
 
 
 def _limiter(settings: Settings, stores: Stores, telemetry: Telemetry) -> RateLimiter | None:

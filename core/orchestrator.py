@@ -43,7 +43,7 @@ from core.stops import StopSignal
 from core.telemetry import NO_TELEMETRY
 from core.threads import NewTurn, Turn
 from core.tickets.commands import is_ticket_command, run_ticket_command
-from core.titles import Titles
+from core.titles import Titles, Titling
 from core.tools.registry import ToolContext, ToolRegistry, ToolServices
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class _Turn:
     failed_tools: list[str] = field(default_factory=list)  # titles
     sources: PassageBook = field(default_factory=PassageBook)
     notices: tuple[str, ...] = ()  # what the context lacked, said under the answer
+    titling: Titling | None = None  # a new conversation's title, made beside its answer
 
 
 # The last round offers no tools; this says so, so the model answers in words.
@@ -126,8 +127,17 @@ class Orchestrator:
     async def _answer(
         self, start: Started, replier: Replier, *, owner: str, stop: StopSignal
     ) -> ReplyDone:
+        turn = _Turn(titling=self._titling(start))
+        try:
+            return await self._write(start, replier, turn, owner=owner, stop=stop)
+        finally:
+            if turn.titling is not None:
+                turn.titling.cancel()
+
+    async def _write(
+        self, start: Started, replier: Replier, turn: _Turn, *, owner: str, stop: StopSignal
+    ) -> ReplyDone:
         item, message = start.item, start.item.message
-        turn = _Turn()
         if item.stopped_by is not None:  # stopped while a process that died was writing it
             return await self._stopped(start, replier, turn, owner=owner)
         await replier.send(Status(text="Thinking…"))
@@ -168,7 +178,7 @@ class Orchestrator:
             text += notices
         citations = cited(text, turn.sources.passages)
         final = ChatMessage(role="assistant", content=turn.last_text)
-        title = await self._title(start)
+        title = await turn.titling.title() if turn.titling is not None else None
         end = TurnEnd(item_id=item.id, owner=owner, conversation_id=start.conversation.id,
                       turns=(self._new_turn(final, item_id=item.id, citations=citations),),
                       title=title)
@@ -194,7 +204,8 @@ class Orchestrator:
         citations = cited(text, turn.sources.passages)
         answer = NewTurn(role="assistant", content=content, citations=citations,
                          inbox_item_id=item.id)
-        title = await self._title(start, model=False)  # stopped: no waiting on a model
+        # Stopped: no waiting on a model.
+        title = await turn.titling.title(wait=0) if turn.titling is not None else None
         stored = await self._store(TurnEnd(item_id=item.id, owner=owner,
                                            conversation_id=start.conversation.id,
                                            turns=(answer,), title=title))
@@ -207,16 +218,12 @@ class Orchestrator:
         await self._delivered(item.id, owner)
         return done
 
-    async def _title(self, start: Started, *, model: bool = True) -> str | None:
-        """A new conversation's title, stored with its first answer (`finish_turn`). The
-        model is asked once the answer is written, never beside it: the answer's own
-        requests come first (and a model with a rate limit spends it on them)."""
+    def _titling(self, start: Started) -> Titling | None:
+        """A new conversation (its first message) gets a title, stored with its answer."""
         if (self._titles is None or start.conversation.title is not None
                 or start.history or start.rounds):
             return None
-        question = start.item.message.text
-        return await (self._titles.make(question) if model else self._titles.quick(question)) \
-            or None
+        return self._titles.begin(start.item.message.text)
 
     async def _titled(self, title: str | None, replier: Replier) -> None:
         """Shown where the channel shows titles (before the answer's end: the last event)."""
@@ -348,6 +355,8 @@ class Orchestrator:
                     result.text += text
                     turn.writing = result.text
                     turn.partial = True
+                    if turn.titling is not None:  # the answer's request came first
+                        turn.titling.answer_began()
                     await replier.send(TextDelta(text=text))
                 case ModelText():
                     pass

@@ -1,9 +1,9 @@
 """Threads that name themselves: a new conversation gets a short title from its first
 question — the model's, when one is configured, or the question's first line, trimmed.
 
-The title is made when the first answer is written (the model is asked after it, never
-before or beside it) and stored with the answer, in the same transaction
-(`TurnEnd.title`): a conversation that has a title keeps it.
+The model is asked once the answer's own text is coming, beside the rest of it, and only
+while the assistant is not busy; the title is stored with the answer, in the same
+transaction (`TurnEnd.title`), and a conversation that has a title keeps it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 
 from core.model import ChatMessage, ChatRequest, ModelText
 from core.ports import ChatModel
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 TITLE_CHARS = 60  # what a conversation list or a Slack thread title shows without cutting
 MODEL_SECONDS = 5.0  # the model's title, asked beside the answer, at most this long
+GRACE = 0.5  # how much longer than its answer the first answer waits for the model's title
 _MARKUP = re.compile(r"^(?:(?:[#>*\-+]+|\d+[.)])\s+)+|[*`]+")
 
 TITLE_PROMPT = (
@@ -39,21 +41,26 @@ def first_line_title(text: str) -> str:
 
 
 class Titles:
-    def __init__(self, *, model: ChatModel | None = None) -> None:
+    def __init__(
+        self, *, model: ChatModel | None = None, quiet: Callable[[], bool] = lambda: True
+    ) -> None:
         """`model`: asked for titles when a real one is configured (not the offline
-        responder, which would quote passages)."""
+        responder, which would quote passages). `quiet`: whether there is room to ask it
+        now: under load a conversation keeps its first line, and the model's time goes
+        to answers."""
         self._model = model
+        self._quiet = quiet
 
-    @staticmethod
-    async def quick(question: str) -> str:
-        """The title without asking the model (an answer that was stopped)."""
-        return first_line_title(question)
+    def begin(self, question: str) -> Titling:
+        return Titling(self, question)
 
-    async def make(self, question: str) -> str:
-        """The title for a conversation that starts with `question`; never raises."""
+    def asks_model(self) -> bool:
+        return self._model is not None and self._quiet()
+
+    async def ask(self, question: str) -> str:
+        """The model's title for a conversation that starts with `question`, or its first
+        line when the model fails or is slow; never raises."""
         fallback = first_line_title(question)
-        if self._model is None:
-            return fallback
         try:
             async with asyncio.timeout(MODEL_SECONDS):
                 said = await self._ask(question)
@@ -73,3 +80,33 @@ class Titles:
             if isinstance(event, ModelText):
                 said += event.text
         return said
+
+
+class Titling:
+    """One new conversation's title while its first answer is written. The model is asked
+    once the answer's own text is coming (its request is the model's first), beside the
+    rest of the answer; the answer waits for it at most `GRACE` seconds more."""
+
+    def __init__(self, titles: Titles, question: str) -> None:
+        self._titles = titles
+        self._question = question
+        self._task: asyncio.Task[str] | None = None
+
+    def answer_began(self) -> None:
+        if self._task is None and self._titles.asks_model():
+            self._task = asyncio.create_task(self._titles.ask(self._question), name="title")
+
+    async def title(self, *, wait: float = GRACE) -> str:
+        """The model's title if it is ready within `wait` seconds, else the first line."""
+        if self._task is not None:
+            try:
+                return await asyncio.wait_for(asyncio.shield(self._task), wait)
+            except TimeoutError:
+                log.info("the model's title was not ready with the answer; the first line")
+            finally:
+                self.cancel()
+        return first_line_title(self._question)
+
+    def cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()

@@ -118,6 +118,7 @@ class SlackReplier:
         self._begun = False
         self._session = False  # the thread's agent session is ours and processing
         self._starting: asyncio.Task[None] | None = None  # setting it processing
+        self._titled: str | None = None  # the conversation's new title, named at the end
         self._button = False  # the answer's message shows our Stop button (no session)
         self._button_in: str | None = None  # the message whose blocks hold the button
         self._halted = False  # Slack stopped our stream: only the end goes out now
@@ -132,7 +133,7 @@ class SlackReplier:
             await self._begin()
         match event:
             case Titled(title=title):
-                await self._title(title)
+                self._titled = title
             case Status(text=text):
                 await self._set_status(text)
             case TextDelta(text=text):
@@ -216,10 +217,11 @@ class SlackReplier:
             self._session = False
             await self._sessions.active(client, t.channel, t.thread_ts)
 
-    async def _title(self, title: str) -> None:
-        if self._sessions is None:
+    async def _title(self) -> None:
+        """Named once the answer is out (a title is not worth a wait before it)."""
+        title, self._titled = self._titled, None
+        if self._sessions is None or not title:
             return
-        await self._session_known()
         t = self._target
         await self._sessions.title(await self._api(), self._workspace(), t.channel,
                                    t.thread_ts, title, session=self._session)
@@ -425,6 +427,7 @@ class SlackReplier:
             await self._deliver_all(footer)
         if not self._ousted:
             await self._end(released=released)
+            await self._title()
         await self._status_cleared()
         await self._noted_by_now()  # a message posted last is noted before the item is done
 
@@ -482,6 +485,7 @@ class SlackReplier:
         self._slack_stopped()
         released = await self._apologise(failed)
         await self._end(released=released)
+        await self._title()
 
     async def _apologise(self, failed: ReplyFailed) -> bool:
         """Whether it went out by chat.stopStream (which releases the session)."""

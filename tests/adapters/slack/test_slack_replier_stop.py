@@ -222,9 +222,13 @@ async def test_the_title_names_the_agent_session(
     await r.send(Status(text="Thinking…"))
 
     await r.send(Titled(title="Resetting a VPN password"))
+    await r.send(ReplyDone(text="Use the portal.", turn_id=3))
 
     assert slack.titles[(CHANNEL, ROOT)] == "Resetting a VPN password"
     assert slack.calls_to("assistant.threads.setTitle") == []
+    # Named once the answer is out: the title never holds the answer up.
+    (rename,) = slack.calls_to("agents.sessions.rename")
+    assert slack.calls_to("chat.stopStream")[0].at < rename.at
 
 
 async def test_without_sessions_a_direct_message_thread_gets_the_assistant_title(
@@ -235,6 +239,7 @@ async def test_without_sessions_a_direct_message_thread_gets_the_assistant_title
     await r.send(Status(text="Thinking…"))
 
     await r.send(Titled(title="Resetting a VPN password"))
+    await r.send(ReplyDone(text="Use the portal.", turn_id=3))
 
     assert slack.titles[(DM, ROOT)] == "Resetting a VPN password"
 
