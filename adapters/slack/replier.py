@@ -26,6 +26,7 @@ from adapters.slack.mrkdwn import split_message, to_mrkdwn
 from adapters.slack.sessions import AgentSessions, StoppedStreams
 from adapters.slack.status import set_status
 from adapters.slack.translate import SlackTarget, target_of, tenant_of
+from core.titles import first_line_title
 from core.inbox import InboxItem
 from core.notes import NoteStore, ReplyNote
 from core.replies import (
@@ -72,7 +73,8 @@ class SlackRepliers:
         note = ReplyNote(self._notes, item) if self._notes is not None else None
         return SlackReplier(target_of(item.message), self._clients, self._pacer,
                             resume=item.reply_id, note=note, item_id=item.id,
-                            sessions=self._sessions, stopped=self._stopped)
+                            sessions=self._sessions, stopped=self._stopped,
+                            first_title=first_line_title(item.message.text))
 
 
 class SlackReplier:
@@ -87,12 +89,15 @@ class SlackReplier:
         item_id: int | None = None,
         sessions: AgentSessions | None = None,
         stopped: StoppedStreams | None = None,
+        first_title: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`resume`: the ts of a message an earlier attempt left showing part of this
         answer (its process died): the answer goes into that message, never beside it.
         `note`: keeps the ts of the message showing the answer, durably, once it exists.
-        `item_id`: the inbox item answered (what a Stop button stops)."""
+        `item_id`: the inbox item answered (what a Stop button stops). `first_title`: the
+        question's first line, the title of a session the answer creates (a thread that
+        names itself so needs no rename)."""
         self._target = target
         self._clients = clients
         self._pacer = pacer
@@ -119,6 +124,7 @@ class SlackReplier:
         self._session = False  # the thread's agent session is ours and processing
         self._starting: asyncio.Task[None] | None = None  # setting it processing
         self._titled: str | None = None  # the conversation's new title, named at the end
+        self._first_title = first_title
         self._button = False  # the answer's message shows our Stop button (no session)
         self._button_in: str | None = None  # the message whose blocks hold the button
         self._halted = False  # Slack stopped our stream: only the end goes out now
@@ -177,7 +183,8 @@ class SlackReplier:
         t = self._target
         try:
             self._session = await self._sessions.processing(
-                await self._api(), self._workspace(), t.channel, t.thread_ts, user=t.user
+                await self._api(), self._workspace(), t.channel, t.thread_ts, user=t.user,
+                title=self._first_title,
             )
         except SlackApiError as e:  # (the client's own errors are the sessions' to log)
             log.info("no agent session for the answer in %s (%s)", t.channel, _error(e))
@@ -220,8 +227,8 @@ class SlackReplier:
     async def _title(self) -> None:
         """Named once the answer is out (a title is not worth a wait before it)."""
         title, self._titled = self._titled, None
-        if self._sessions is None or not title:
-            return
+        if self._sessions is None or not title or (self._session and title == self._first_title):
+            return  # (the session was created with it)
         t = self._target
         await self._sessions.title(await self._api(), self._workspace(), t.channel,
                                    t.thread_ts, title, session=self._session)

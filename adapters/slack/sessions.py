@@ -51,16 +51,17 @@ class AgentSessions:
 
     async def processing(
         self, client: AsyncWebClient, workspace: str, channel: str, thread_ts: str,
-        *, user: str | None = None,
+        *, user: str | None = None, title: str | None = None,
     ) -> bool:
-        """Mark the thread's session as processing; whether Slack shows its stop control."""
+        """Mark the thread's session as processing; whether Slack shows its stop control.
+        `title` names a session this creates (Slack ignores it for one that exists)."""
         if self.refused(workspace):
             return False
         try:
             async with asyncio.timeout(_TIMEOUT):
                 response = await client.agents_sessions_setStatus(
                     channel_id=channel, thread_ts=thread_ts, status="processing",
-                    initiator_user_id=user,
+                    initiator_user_id=user, title=title[:200] if title else None,
                 )
         except (SlackApiError, SlackClientError, TimeoutError) as e:
             error = _error(e)
