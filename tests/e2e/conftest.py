@@ -178,15 +178,14 @@ def services(client: TestClient[Any, Any]) -> Any:
     return client.server.app[SWITCHBOARD]  # type: ignore[union-attr]
 
 
-async def read_events(response: ClientResponse) -> list[tuple[str, dict[str, Any]]]:
-    """Parse a server-sent event stream: (event name, JSON data) pairs, pings skipped."""
-    events: list[tuple[str, dict[str, Any]]] = []
+async def sse_events(response: ClientResponse) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """A server-sent event stream as it arrives: (event name, JSON data), pings skipped."""
     name, data = "message", []
     async for raw in response.content:
         line = raw.decode().rstrip("\r\n")
         if not line:
             if data:
-                events.append((name, json.loads("\n".join(data))))
+                yield name, json.loads("\n".join(data))
             name, data = "message", []
         elif line.startswith(":"):
             continue
@@ -194,7 +193,21 @@ async def read_events(response: ClientResponse) -> list[tuple[str, dict[str, Any
             name = line[6:].strip()
         elif line.startswith("data:"):
             data.append(line[5:].lstrip())
-    return events
+
+
+async def read_events(response: ClientResponse) -> list[tuple[str, dict[str, Any]]]:
+    """The whole stream's events."""
+    return [event async for event in sse_events(response)]
+
+
+async def events_until(response: ClientResponse, wanted: str) -> list[tuple[str, dict[str, Any]]]:
+    """Events up to and including the first named `wanted` (the rest stay unread)."""
+    seen = []
+    async for name, data in sse_events(response):
+        seen.append((name, data))
+        if name == wanted:
+            return seen
+    raise AssertionError(f"the stream ended without a {wanted} event: {seen}")
 
 
 async def settled(app: TestClient[Any, Any]) -> None:

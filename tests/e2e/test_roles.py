@@ -457,7 +457,7 @@ async def test_a_stop_that_reaches_the_web_process_stops_the_answer_the_worker_w
     which cancels the model call and ends the answer where it was, marked stopped."""
     from core.replies import STOPPED_MARK
     from tests.e2e.slack.test_slack_stop import session_stopped
-    from tests.e2e.test_web_stop import events_until
+    from tests.e2e.conftest import events_until
 
     await deployment.start()
     url = deployment.url

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from core.replies import STOPPED_MARK
-from tests.e2e.conftest import MakeSettings, serving
+from tests.e2e.conftest import MakeSettings, events_until, serving
 from tests.fakes.openai_server import FakeOpenAI, Reply
 
 Client = TestClient[Any, Any]
@@ -18,26 +17,6 @@ KEYS = "alice:alice-key-0123456789,bob:bob-key-0123456789,root:root-key-01234567
 ALICE = {"Authorization": "Bearer alice-key-0123456789"}
 BOB = {"Authorization": "Bearer bob-key-0123456789"}
 ROOT = {"Authorization": "Bearer root-key-0123456789"}
-
-
-async def events_until(response: ClientResponse, wanted: str) -> list[tuple[str, Any]]:
-    """Read server-sent events up to and including the first named `wanted`."""
-    import json
-
-    events: list[tuple[str, Any]] = []
-    name, data = "message", []
-    async for raw in response.content:
-        line = raw.decode().rstrip("\r\n")
-        if line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip())
-        elif not line and data:
-            events.append((name, json.loads("\n".join(data))))
-            if name == wanted:
-                return events
-            name, data = "message", []
-    raise AssertionError(f"the stream ended without a {wanted} event: {events}")
 
 
 async def test_the_person_stops_the_answer_and_it_is_kept_marked_stopped(
