@@ -14,12 +14,19 @@ processes (a Unix datagram beside SQLite).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path and `core.py` would shadow
+# the `core` package; the repository root is needed for the fakes in `tests`.
+HERE = Path(__file__).parent.resolve()
+sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
 import argparse
 import asyncio
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
 
