@@ -304,17 +304,15 @@ class FakeOpenAI:
         await response.prepare(request)
         loop = asyncio.get_running_loop()
         for n, event in enumerate(events):
-            if n == 2 and gate is not None:  # after the role chunk and the first text
-                if not await self._gate_or_gone(request, gate):
-                    return response
+            # After the role chunk and the first text, the gate (unless the client left).
+            if n == 2 and gate is not None and not await self._gate_or_gone(request, gate):
+                return response
             if at is not None and n < len(at) and (deadline := at[n]) is not None:
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
             try:
                 await response.write(f"data: {event}\n\n".encode())
             except ConnectionResetError:  # the client hung up: what a cancelled call does
-                async with self._seen:
-                    self.abandoned += 1
-                    self._seen.notify_all()
+                await self._left()
                 return response
         if cut:
             assert request.transport is not None
@@ -323,15 +321,18 @@ class FakeOpenAI:
         await response.write_eof()
         return response
 
+    async def _left(self) -> None:
+        """A client went away mid-answer (its call was cancelled)."""
+        async with self._seen:
+            self.abandoned += 1
+            self._seen.notify_all()
 
     async def _gate_or_gone(self, request: web.Request, gate: asyncio.Event) -> bool:
         """Wait for the gate; False if the client left first (its stream was abandoned:
         counted in `abandoned`)."""
         while not gate.is_set():
             if request.transport is None or request.transport.is_closing():
-                async with self._seen:
-                    self.abandoned += 1
-                    self._seen.notify_all()
+                await self._left()
                 return False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(gate.wait(), 0.02)
