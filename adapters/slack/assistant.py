@@ -50,27 +50,37 @@ class SlackAssistantEvents:
             return
         thread = event.get("assistant_thread") or {}
         viewed = (thread.get("context") or {}).get("channel_id") or None
-        if thread.get("channel_id") and thread.get("thread_ts"):
-            prompts = [*blocks.SUGGESTED_PROMPTS, *([blocks.SUMMARISE_CHANNEL] if viewed else [])]
-            try:
-                await client.assistant_threads_setSuggestedPrompts(
-                    channel_id=thread["channel_id"], thread_ts=thread["thread_ts"],
-                    title="Try asking", prompts=prompts,
-                )
-            except (SlackApiError, SlackClientError) as e:
-                log.warning("could not suggest prompts in assistant thread %s/%s: %s",
-                            thread["channel_id"], thread["thread_ts"], _error(e))
+        await self._suggest(client, thread, viewed)
         await self._remember(tenant, thread.get("user_id"), viewed)
 
     async def _on_thread_context_changed(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext,
+        client: AsyncWebClient,
     ) -> None:
+        """The person opened another channel beside the thread: the prompts follow it
+        ("Summarise this channel" while one is open)."""
         tenant = tenant_of(context.team_id, context.enterprise_id)
         if not await self._first_delivery(body, tenant):
             return
         thread = event.get("assistant_thread") or {}
         viewed = (thread.get("context") or {}).get("channel_id") or None
+        await self._suggest(client, thread, viewed)
         await self._remember(tenant, thread.get("user_id"), viewed)
+
+    async def _suggest(
+        self, client: AsyncWebClient, thread: Mapping[str, Any], viewed: str | None
+    ) -> None:
+        if not (thread.get("channel_id") and thread.get("thread_ts")):
+            return
+        prompts = [*blocks.SUGGESTED_PROMPTS, *([blocks.SUMMARISE_CHANNEL] if viewed else [])]
+        try:
+            await client.assistant_threads_setSuggestedPrompts(
+                channel_id=thread["channel_id"], thread_ts=thread["thread_ts"],
+                title="Try asking", prompts=prompts,
+            )
+        except (SlackApiError, SlackClientError) as e:
+            log.warning("could not suggest prompts in assistant thread %s/%s: %s",
+                        thread["channel_id"], thread["thread_ts"], _error(e))
 
     async def _on_app_context_changed(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext,

@@ -44,14 +44,19 @@ async def test_a_new_assistant_thread_gets_prompts_and_remembers_the_channel_bes
     assert len(slack.calls_to("assistant.threads.setSuggestedPrompts")) == 1  # retry dropped
 
 
-async def test_a_changed_assistant_thread_context_is_remembered(
+async def test_a_changed_assistant_thread_context_is_remembered_and_the_prompts_follow_it(
     app: TestClient[Any, Any], slack: FakeSlack
 ) -> None:
-    response = await post_event(app, fixture("bolt_assistant_thread_context_changed.json"))
+    payload = fixture("bolt_assistant_thread_context_changed.json")
+    response = await post_event(app, payload)
 
     assert response.status == 200
     assert await viewing(app) == "C333"
-    assert not slack.calls_to("assistant.threads.setSuggestedPrompts")
+    (prompts,) = slack.calls_to("assistant.threads.setSuggestedPrompts")
+    thread = payload["event"]["assistant_thread"]
+    assert (prompts.body["channel_id"], prompts.body["thread_ts"]) == (
+        thread["channel_id"], thread["thread_ts"])
+    assert "Summarise this channel" in str(prompts.body["prompts"])
 
 
 async def test_app_context_changed_remembers_the_first_channel_and_forgets_on_empty(
