@@ -37,28 +37,17 @@ class SlackAssistantEvents:
         self._first_delivery = first_delivery
 
     def register(self, app: AsyncApp) -> None:
-        app.event("assistant_thread_started")(self._on_thread_started)
-        app.event("assistant_thread_context_changed")(self._on_thread_context_changed)
+        app.event("assistant_thread_started")(self._on_assistant_thread)
+        app.event("assistant_thread_context_changed")(self._on_assistant_thread)
         app.event("app_context_changed")(self._on_app_context_changed)
 
-    async def _on_thread_started(
+    async def _on_assistant_thread(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext,
         client: AsyncWebClient,
     ) -> None:
-        tenant = tenant_of(context.team_id, context.enterprise_id)
-        if not await self._first_delivery(body, tenant):
-            return
-        thread = event.get("assistant_thread") or {}
-        viewed = (thread.get("context") or {}).get("channel_id") or None
-        await self._suggest(client, thread, viewed)
-        await self._remember(tenant, thread.get("user_id"), viewed)
-
-    async def _on_thread_context_changed(
-        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext,
-        client: AsyncWebClient,
-    ) -> None:
-        """The person opened another channel beside the thread: the prompts follow it
-        ("Summarise this channel" while one is open)."""
+        """A new assistant thread, or another channel opened beside one: its suggested
+        prompts follow the channel ("Summarise this channel" while one is open), and the
+        person's profile remembers it."""
         tenant = tenant_of(context.team_id, context.enterprise_id)
         if not await self._first_delivery(body, tenant):
             return
