@@ -16,6 +16,7 @@ from core.inbox import (
     Backlog,
     Claim,
     InboxItem,
+    ItemStatus,
     TurnEnd,
     TurnStart,
 )
@@ -124,10 +125,10 @@ class Inbox(Protocol):
         """The answer stored for an item, if it has one."""
         ...
 
-    async def request_stop(self, item_id: int, *, by: str) -> InboxItem | None:
+    async def request_stop(self, item_id: int, *, by: str) -> ItemStatus | None:
         """Mark an item stopped by `by` (a sender id), if it is still waiting or being
-        answered: the item as it was then (a waiting one is done at once, nobody having
-        started on it), or None when there was nothing to stop. Processes sharing a
+        answered: the status it had ("pending": it is done now, nobody having started on
+        it; "processing"), or None when there was nothing to stop. Processes sharing a
         PostgreSQL database hear of it at COMMIT."""
         ...
 
@@ -310,7 +311,8 @@ class InboxBacklog(Protocol):
     async def read(self) -> Backlog: ...
 
 
-# How a message ended, as counted: answered; stopped (by the person, or an admin); apologised (an error or too many attempts);
+# How a message ended, as counted: answered; stopped (by the person, or an admin);
+# apologised (an error or too many attempts);
 # withdrawn (another worker took it over and answers it); released (shutdown: another
 # process answers it); and the deliveries refused before any answer.
 MessageOutcome = Literal[

@@ -149,6 +149,6 @@ class Stopper:
         if stopped is None:
             return NothingToStop()
         log.info("inbox item %d: stop requested by %s", item.id, by.id)
-        if stopped.status == "processing":
+        if stopped == "processing":
             self._signal(item.id)
         return Stopping(item_id=item.id)

@@ -19,6 +19,7 @@ from core.inbox import (
     Claim,
     Duplicate,
     InboxItem,
+    ItemStatus,
     NotFollowed,
     NotYours,
     Recorded,
@@ -140,7 +141,7 @@ class ObservedInbox:
     async def answer_of(self, item_id: int) -> Turn | None:
         return await self._inbox.answer_of(item_id)
 
-    async def request_stop(self, item_id: int, *, by: str) -> InboxItem | None:
+    async def request_stop(self, item_id: int, *, by: str) -> ItemStatus | None:
         return await self._inbox.request_stop(item_id, by=by)
 
     async def stopped_among(self, item_ids: Sequence[int]) -> set[int]:

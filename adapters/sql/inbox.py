@@ -17,7 +17,15 @@ from typing import Generic, TypeVar
 from adapters.sql import units
 from adapters.sql.engine import Executor
 from adapters.sql.types import utcnow
-from core.inbox import Acceptance, AcceptOutcome, Claim, InboxItem, TurnEnd, TurnStart
+from core.inbox import (
+    Acceptance,
+    AcceptOutcome,
+    Claim,
+    InboxItem,
+    ItemStatus,
+    TurnEnd,
+    TurnStart,
+)
 from core.threads import NewTurn, Turn
 
 
@@ -117,7 +125,7 @@ class SqlInbox:
         )
         return await self._run(unit, f"finding message {message_id}")
 
-    async def request_stop(self, item_id: int, *, by: str) -> InboxItem | None:
+    async def request_stop(self, item_id: int, *, by: str) -> ItemStatus | None:
         unit = functools.partial(units.request_stop, item_id=item_id, by=by, now=self._now())
         return await self._run(unit, f"stopping item {item_id}")
 

@@ -54,6 +54,7 @@ from core.inbox import (
     Duplicate,
     Exhausted,
     InboxItem,
+    ItemStatus,
     LeaseLost,
     NotFollowed,
     NotYours,
@@ -598,20 +599,17 @@ def fail(conn: Connection, item_id: int, owner: str, error: str, now: datetime) 
 # ----- stopping -----
 
 
-def request_stop(conn: Connection, item_id: int, by: str, now: datetime) -> InboxItem | None:
+def request_stop(conn: Connection, item_id: int, by: str, now: datetime) -> ItemStatus | None:
     """Mark the item stopped by `by` if it is waiting (then it is done) or being answered
-    (then its worker is told: at COMMIT, on PostgreSQL); the item as it was, or None."""
-    row = conn.execute(_ITEM_BY_ID, {"b_item": item_id}).one_or_none()
-    if row is None:
-        return None
+    (then its worker is told: at COMMIT, on PostgreSQL); the status it had, or None. Each
+    update checks the status itself: no read before them."""
     params = {"b_item": item_id, "b_by": by, "b_now": now}
-    item = to_item(row)
-    if item.status == "pending" and conn.execute(_STOP_WAITING, params).rowcount == 1:
-        return item
+    if conn.execute(_STOP_WAITING, params).rowcount == 1:
+        return "pending"
     if conn.execute(_STOP_ANSWERING, params).rowcount == 1:
         if conn.dialect.name == "postgresql":
             conn.execute(_STOP_NOTIFY, {"b_payload": str(item_id)})
-        return replace(item, status="processing")
+        return "processing"
     return None
 
 

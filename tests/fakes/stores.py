@@ -446,15 +446,15 @@ class InMemoryInbox:
         await _operation()
         return self._answer(item_id)
 
-    async def request_stop(self, item_id: int, *, by: str) -> InboxItem | None:
+    async def request_stop(self, item_id: int, *, by: str) -> ItemStatus | None:
         await _operation()
         row = self.db.items.get(item_id)
         if row is None or row.status not in ("pending", "processing"):
             return None
-        before = row.item()
+        before = row.status
         row.stopped_by = row.stopped_by or by
         row.updated_at = self._now()
-        if row.status == "pending":
+        if before == "pending":
             row.unhold("done")
         return before
 
