@@ -122,14 +122,9 @@ class Orchestrator:
         there: what was written is stored and delivered, marked stopped."""
         if is_ticket_command(start.item.message.text):
             return await self._ticket_command(start, replier, owner=owner)
-        return await self._answer(start, replier, owner=owner, stop=stop or StopSignal())
-
-    async def _answer(
-        self, start: Started, replier: Replier, *, owner: str, stop: StopSignal
-    ) -> ReplyDone:
         turn = _Turn(titling=self._titling(start))
         try:
-            return await self._write(start, replier, turn, owner=owner, stop=stop)
+            return await self._write(start, replier, turn, owner=owner, stop=stop or StopSignal())
         finally:
             if turn.titling is not None:
                 turn.titling.cancel()

@@ -369,7 +369,8 @@ class Worker:
                 renewed = await self._inbox.renew(held, self.claim)
                 # A stop whose signal was lost (a full socket queue, a dropped LISTEN
                 # connection) is recorded all the same: found here, a little later.
-                for item_id in await self._inbox.stopped_among(sorted(renewed)):
+                stopped = await self._inbox.stopped_among(sorted(renewed)) if renewed else set()
+                for item_id in stopped:
                     self.stop(item_id)
                 for item_id in {i for i in held if i in self._held} - renewed:
                     # Not renewed: stored and done already (its answer is being delivered),

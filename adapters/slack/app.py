@@ -383,7 +383,6 @@ class SlackChannel:
     async def _on_command(self, ack: Any) -> None:
         await ack(text=blocks.help_text(self.config.bot_name), response_type="ephemeral")
 
-
     # ----- stopping an answer: the Stop button, an agent session's stop control -----
     # (kept together, apart from the other listeners)
 

@@ -3,8 +3,8 @@
 when streaming is unavailable or the stream expires (`message_not_in_streaming_state`).
 
 While it writes, the person can stop it: the thread's agent session is `processing`
-(Slack shows its stop control), or, where the workspace refuses sessions, a Stop button
-waits in a thread message of its own until the answer ends. A stopped answer ends with
+(Slack shows its stop control), or, where the workspace refuses sessions, the answer's
+own message carries a Stop button until the answer ends. A stopped answer ends with
 what was written and `_Stopped._`, without 👍/👎.
 """
 
@@ -26,7 +26,6 @@ from adapters.slack.mrkdwn import split_message, to_mrkdwn
 from adapters.slack.sessions import AgentSessions, StoppedStreams
 from adapters.slack.status import set_status
 from adapters.slack.translate import SlackTarget, target_of, tenant_of
-from core.titles import first_line_title
 from core.inbox import InboxItem
 from core.notes import NoteStore, ReplyNote
 from core.replies import (
@@ -39,6 +38,7 @@ from core.replies import (
     Titled,
     ToolProgress,
 )
+from core.titles import first_line_title
 
 log = logging.getLogger(__name__)
 

@@ -198,7 +198,9 @@ def _ctrl_c(then: Callable[[], object]) -> Iterator[None]:
     previous = signal.getsignal(signal.SIGINT)
     try:
         loop.add_signal_handler(signal.SIGINT, then)
-    except (NotImplementedError, RuntimeError, ValueError):  # no signals here (Windows)
+    except (NotImplementedError, RuntimeError, ValueError):
+        # The loop cannot take signal handlers (Windows' proactor): Ctrl-C keeps its
+        # usual effect there, and leaves.
         yield
         return
     try:

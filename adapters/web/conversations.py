@@ -132,13 +132,8 @@ async def stop_answer(request: web.Request) -> web.Response:
     sender = await channel.auth.sender(request)
     if channel.stopper is None:
         raise json_error(503, "answers cannot be stopped here")
-    known = _ID.fullmatch(request.match_info["id"]) is not None
-    conv = await channel.conversations.get(request.match_info["id"]) if known else None
-    mine = conv is not None and conv.owner == sender.id
-    if conv is None or conv.ref.channel != "web" or not (
-        mine or channel.stopper.is_admin(sender)
-    ):
-        raise json_error(404, "unknown conversation")
+    conv = await own_conversation(channel, request.match_info["id"], sender,
+                                  anyones=channel.stopper.is_admin(sender))
     outcome = await channel.stopper.stop_in(conv.id, sender)
     return respond(StopOut(stopping=isinstance(outcome, Stopping)))
 
@@ -160,11 +155,12 @@ async def turn_feedback(request: web.Request) -> web.Response:
 
 
 async def own_conversation(
-    channel: WebChannel, conversation_id: str, sender: Sender
+    channel: WebChannel, conversation_id: str, sender: Sender, *, anyones: bool = False
 ) -> Conversation:
+    """The caller's web conversation, or 404 (another's too, unless `anyones`: an admin)."""
     known = _ID.fullmatch(conversation_id) is not None
     conv = await channel.conversations.get(conversation_id) if known else None
-    if conv is None or conv.ref.channel != "web" or conv.owner != sender.id:
+    if conv is None or conv.ref.channel != "web" or not (anyones or conv.owner == sender.id):
         raise json_error(404, "unknown conversation")
     return conv
 
